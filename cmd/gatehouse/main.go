@@ -1,0 +1,72 @@
+// Command gatehouse is the Gatehouse server and its administration CLI. This file and its siblings are
+// wiring only: configuration, construction of the internal packages, and process lifecycle.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "0.1.0-dev"
+
+func main() {
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr, os.Getenv))
+}
+
+// errUsage marks command-line mistakes (exit status 2).
+var errUsage = errors.New("usage")
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	cmd := "serve"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	var err error
+	switch cmd {
+	case "serve":
+		err = serve(ctx, args, stdout, stderr, getenv)
+	case "token":
+		err = tokenCmd(args, stdout, stderr, getenv)
+	case "keys":
+		err = keysCmd(args, stdout, stderr, getenv)
+	case "version":
+		fmt.Fprintf(stdout, "gatehouse %s\n", version)
+	case "help", "-h", "--help":
+		usage(stdout)
+	default:
+		fmt.Fprintf(stderr, "gatehouse: unknown command %q\n", cmd)
+		usage(stderr)
+		return 2
+	}
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintf(stderr, "gatehouse %s: %v\n", cmd, err)
+		if errors.Is(err, errUsage) {
+			return 2
+		}
+		return 1
+	}
+	return 0
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `Gatehouse: a self-hosted backend for Azure Mobile Services / Mobile Apps clients.
+
+Usage:
+  gatehouse [serve] [flags]          run the server (default command)
+  gatehouse token mint --user ID     print an app token for a user id (e.g. custom:123)
+  gatehouse keys generate            create the data directory's keys if missing, print them
+  gatehouse keys rotate              rotate a key (--which master|application|system)
+  gatehouse version                  print the version
+
+Every command takes --config FILE and --data DIR; run "gatehouse serve -h" for all flags.
+`)
+}

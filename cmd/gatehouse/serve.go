@@ -1,0 +1,201 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/appdir"
+	"github.com/gatehouse/gatehouse/internal/auth"
+	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/keys"
+	"github.com/gatehouse/gatehouse/internal/metrics"
+	"github.com/gatehouse/gatehouse/internal/server"
+	"github.com/gatehouse/gatehouse/internal/store"
+	"github.com/gatehouse/gatehouse/internal/token"
+)
+
+// loadConfig parses flags for a subcommand and resolves the configuration.
+func loadConfig(name string, args []string, stderr io.Writer, getenv func(string) string, extra func(*flag.FlagSet)) (*config.Config, *flag.FlagSet, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	flags := config.RegisterFlags(fs)
+	if extra != nil {
+		extra(fs)
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, nil, err
+		}
+		return nil, nil, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if fs.NArg() > 0 {
+		return nil, nil, fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+	}
+	cfg, err := config.Load(flags, getenv)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cfg, fs, nil
+}
+
+func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// secrets resolves the keys in force and turns them into the authenticator's form.
+func secrets(cfg *config.Config, now time.Time) (*keys.Resolved, auth.Secrets, error) {
+	res, err := keys.Resolve(cfg.DataDir, keys.Configured{MasterKey: cfg.MasterKey, ApplicationKey: cfg.ApplicationKey, SystemKey: cfg.SystemKey}, now, cfg.TokenMaxTTL)
+	if err != nil {
+		return nil, auth.Secrets{}, err
+	}
+	s := auth.Secrets{MasterKey: res.MasterKey, ApplicationKey: res.ApplicationKey, SystemKey: res.SystemKey}
+	for _, p := range res.Previous {
+		s.Previous = append(s.Previous, token.Key{Secret: p.Key, RetiredAt: p.RetiredAt})
+	}
+	for _, p := range cfg.PreviousMasterKeys {
+		s.Previous = append(s.Previous, token.Key{Secret: p})
+	}
+	return res, s, nil
+}
+
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	started := time.Now()
+	cfg, _, err := loadConfig("serve", args, stderr, getenv, nil)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg, stderr)
+
+	res, sec, err := secrets(cfg, started)
+	if err != nil {
+		return err
+	}
+	if res.Generated {
+		fmt.Fprint(stderr, keys.Banner(cfg.DataDir, &res.Set))
+	}
+	authn, err := auth.New(sec, auth.Options{ClockSkew: cfg.ClockSkew, MaxTTL: cfg.TokenMaxTTL})
+	if err != nil {
+		return err
+	}
+
+	app := appdir.Empty()
+	if cfg.AppDir != "" {
+		if app, err = appdir.Load(cfg.AppDir); err != nil {
+			return err
+		}
+		log.Info("app directory loaded", "dir", cfg.AppDir, "tables", len(app.Tables()), "apis", len(app.APIs()))
+	}
+
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	db, err := store.Open(ctx, cfg.Database, cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+
+	m := metrics.New(version)
+	srv := server.New(server.Deps{
+		Config: cfg, Auth: authn, DB: db, Metrics: m, Logger: log, Version: version,
+		Minter: &auth.Minter{Auth: authn, DefaultTTL: cfg.TokenTTL, MaxTTL: cfg.TokenMaxTTL},
+	})
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	httpSrv := newHTTPServer(srv.Handler(), cfg, log)
+	errc := make(chan error, 2)
+	go func() { errc <- httpSrv.Serve(ln) }()
+
+	var metricsSrv *http.Server
+	if cfg.MetricsListen != "" {
+		mln, err := net.Listen("tcp", cfg.MetricsListen)
+		if err != nil {
+			return fmt.Errorf("listen on %s: %w", cfg.MetricsListen, err)
+		}
+		metricsSrv = newHTTPServer(srv.MetricsHandler(), cfg, log)
+		go func() { errc <- metricsSrv.Serve(mln) }()
+	}
+	if len(res.FromFile) > 0 {
+		go watchKeys(ctx, cfg, authn, log)
+	}
+	log.Info("gatehouse listening", "addr", ln.Addr().String(), "version", version, "database", string(db.Dialect),
+		"database_location", db.Location, "data", cfg.DataDir, "startup", time.Since(started).String())
+	fmt.Fprintf(stdout, "Gatehouse %s listening on http://%s\n", version, ln.Addr())
+
+	select {
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", "grace", cfg.ShutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if metricsSrv != nil {
+		metricsSrv.Shutdown(sctx) //nolint:errcheck
+	}
+	if err := httpSrv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+func newHTTPServer(h http.Handler, cfg *config.Config, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       cfg.RequestTimeout + 10*time.Second,
+		WriteTimeout:      cfg.RequestTimeout + 10*time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+}
+
+// watchKeys reloads the keys file when `gatehouse keys rotate` changes it, so rotation needs no restart.
+func watchKeys(ctx context.Context, cfg *config.Config, a *auth.Authenticator, log *slog.Logger) {
+	last := keys.ModTime(cfg.DataDir)
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		mt := keys.ModTime(cfg.DataDir)
+		if mt.Equal(last) {
+			continue
+		}
+		last = mt
+		_, sec, err := secrets(cfg, time.Now())
+		if err == nil {
+			err = a.SetSecrets(sec)
+		}
+		if err != nil {
+			log.Error("reloading keys failed; keeping the previous keys", "err", err)
+			continue
+		}
+		log.Info("keys reloaded", "file", keys.Path(cfg.DataDir), "previous_master_keys", len(sec.Previous))
+	}
+}

@@ -1,0 +1,273 @@
+// Package auth decides who is calling and what they may do: the permission levels of Mobile Services
+// (spec zumo-protocol.md §2.1, §2.2) with constant-time key checks and app-token verification.
+package auth
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/token"
+)
+
+// Permission is what an operation requires. The zero value is Admin, so a missing permission means
+// admin, as in the original.
+type Permission int
+
+// Permissions, from most to least restrictive.
+const (
+	Admin       Permission = iota
+	User                   // "user" or "authenticated": a valid app token
+	Application            // the application key (or anything stronger)
+	Public
+)
+
+// ParsePermission reads a permission as written in the app directory's JSON files.
+func ParsePermission(s string) (Permission, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "public":
+		return Public, nil
+	case "application":
+		return Application, nil
+	case "user", "authenticated":
+		return User, nil
+	case "admin":
+		return Admin, nil
+	}
+	return Admin, fmt.Errorf("unknown permission %q (public, application, user, authenticated or admin)", s)
+}
+
+func (p Permission) String() string {
+	switch p {
+	case Public:
+		return "public"
+	case Application:
+		return "application"
+	case User:
+		return "user"
+	default:
+		return "admin"
+	}
+}
+
+// MarshalText makes permissions print as their names in JSON.
+func (p Permission) MarshalText() ([]byte, error) { return []byte(p.String()), nil }
+
+// Level is the caller's level as scripts saw it (user.level).
+type Level int
+
+// Levels.
+const (
+	Anonymous Level = iota
+	Authenticated
+	AdminLevel
+)
+
+func (l Level) String() string {
+	switch l {
+	case AdminLevel:
+		return "admin"
+	case Authenticated:
+		return "authenticated"
+	default:
+		return "anonymous"
+	}
+}
+
+// Caller is who sent a request.
+type Caller struct {
+	Level Level
+	// Claims of a valid app token; nil without one.
+	Claims *token.Claims
+	// Token is the raw app token, for handlers that forward it (never logged).
+	Token string
+	// AppKey is true when the request carried the correct application key.
+	AppKey bool
+}
+
+// UserID is the authenticated user id ("" without a token).
+func (c *Caller) UserID() string {
+	if c.Claims == nil {
+		return ""
+	}
+	return c.Claims.UserID()
+}
+
+// IsAdmin reports whether the caller sent the master key.
+func (c *Caller) IsAdmin() bool { return c.Level == AdminLevel }
+
+// Allows applies the original's decision order: the master key passes everything; then the permission.
+// A valid token satisfies User; only the application key satisfies Application (a user token alone
+// does not, as in the original).
+func (c *Caller) Allows(p Permission) bool {
+	if c.Level == AdminLevel {
+		return true
+	}
+	switch p {
+	case Public:
+		return true
+	case Application:
+		return c.AppKey
+	case User:
+		return c.Claims != nil
+	default:
+		return false
+	}
+}
+
+// Credentials are what a request presents.
+type Credentials struct {
+	MasterKey string // X-ZUMO-MASTER
+	AppKey    string // X-ZUMO-APPLICATION
+	Token     string // X-ZUMO-AUTH, else Authorization: Bearer
+	HasToken  bool   // a token header was present (even empty)
+	// System selects the system key for token verification (the /jobs routes, spec §2.2).
+	System bool
+}
+
+// Secrets are the keys the authenticator checks against.
+type Secrets struct {
+	MasterKey      string
+	ApplicationKey string
+	SystemKey      string
+	// Previous master keys, newest first, with when they were retired.
+	Previous []token.Key
+}
+
+// Options tune token checks.
+type Options struct {
+	ClockSkew time.Duration
+	MaxTTL    time.Duration
+	Now       func() time.Time
+}
+
+// Authenticator identifies callers. Keys can be replaced at run time (SetSecrets) without a restart.
+type Authenticator struct {
+	opt   Options
+	state atomic.Pointer[state]
+}
+
+type state struct {
+	master, app [sha256.Size]byte
+	masterKey   string
+	user        *token.Verifier
+	system      *token.Verifier
+}
+
+// New builds an authenticator.
+func New(s Secrets, opt Options) (*Authenticator, error) {
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	a := &Authenticator{opt: opt}
+	if err := a.SetSecrets(s); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// SetSecrets swaps in new keys atomically; requests in flight finish with the old ones.
+func (a *Authenticator) SetSecrets(s Secrets) error {
+	if s.MasterKey == "" || s.ApplicationKey == "" || s.SystemKey == "" {
+		return errors.New("auth: master, application and system keys are required")
+	}
+	topt := token.Options{ClockSkew: a.opt.ClockSkew, MaxTTL: a.opt.MaxTTL, Now: a.opt.Now}
+	user, err := token.NewVerifier(append([]token.Key{{Secret: s.MasterKey}}, s.Previous...), topt)
+	if err != nil {
+		return fmt.Errorf("auth: %w", err)
+	}
+	system, err := token.NewVerifier([]token.Key{{Secret: s.SystemKey}}, topt)
+	if err != nil {
+		return fmt.Errorf("auth: %w", err)
+	}
+	a.state.Store(&state{
+		master:    sha256.Sum256([]byte(s.MasterKey)),
+		app:       sha256.Sum256([]byte(s.ApplicationKey)),
+		masterKey: s.MasterKey,
+		user:      user,
+		system:    system,
+	})
+	return nil
+}
+
+// keyEqual compares a presented key with a stored one in constant time. Hashing first makes the
+// comparison independent of the presented key's length too.
+func keyEqual(presented string, stored *[sha256.Size]byte) bool {
+	if presented == "" {
+		return false
+	}
+	h := sha256.Sum256([]byte(presented))
+	return subtle.ConstantTimeCompare(h[:], stored[:]) == 1
+}
+
+// Identify works out the caller. A present token must be valid whatever the route's permission: an
+// invalid one is an error (401 with its message), as in the original. A wrong master or application
+// key is ignored, also as in the original (it simply grants nothing).
+func (a *Authenticator) Identify(cr Credentials) (*Caller, error) {
+	st := a.state.Load()
+	c := &Caller{}
+	if keyEqual(cr.MasterKey, &st.master) {
+		c.Level = AdminLevel
+	}
+	c.AppKey = keyEqual(cr.AppKey, &st.app)
+	if cr.HasToken {
+		v := st.user
+		if cr.System {
+			v = st.system
+		}
+		claims, err := v.Verify(cr.Token)
+		if err != nil {
+			return nil, err
+		}
+		c.Claims, c.Token = claims, cr.Token
+		if c.Level != AdminLevel && claims.UserID() != "" {
+			c.Level = Authenticated
+		}
+	}
+	return c, nil
+}
+
+// MintRequest asks for an app token.
+type MintRequest struct {
+	UserID   string        // "<provider>:<id>", e.g. custom:123
+	Audience string        // default: the provider part of UserID
+	TTL      time.Duration // default and cap from configuration
+	Extra    map[string]any
+}
+
+// ErrBadUserID is returned for a user id that cannot be put in a token.
+var ErrBadUserID = errors.New("user id must be non-empty, at most 512 characters, without control characters")
+
+// Minter signs app tokens with the current master key.
+type Minter struct {
+	Auth       *Authenticator
+	DefaultTTL time.Duration
+	MaxTTL     time.Duration
+}
+
+// Mint signs a token in the Zumo format. It returns the token and its expiry.
+func (m *Minter) Mint(r MintRequest) (string, time.Time, error) {
+	if r.UserID == "" || len(r.UserID) > 512 || strings.ContainsFunc(r.UserID, func(c rune) bool { return c < 0x20 || c == 0x7f }) {
+		return "", time.Time{}, ErrBadUserID
+	}
+	ttl := r.TTL
+	if ttl == 0 {
+		ttl = m.DefaultTTL
+	}
+	if ttl <= 0 || ttl > m.MaxTTL {
+		return "", time.Time{}, fmt.Errorf("ttl must be between 1s and %s", m.MaxTTL)
+	}
+	aud := r.Audience
+	if aud == "" {
+		aud, _, _ = strings.Cut(r.UserID, ":")
+	}
+	exp := m.Auth.opt.Now().Add(ttl).Truncate(time.Second)
+	tok, err := token.Mint(m.Auth.state.Load().masterKey, token.Claims{
+		Exp: exp.Unix(), Iss: token.Issuer, Ver: 2, Aud: aud, UID: r.UserID, Extra: r.Extra,
+	})
+	return tok, exp, err
+}

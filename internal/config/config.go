@@ -1,0 +1,468 @@
+// Package config loads Gatehouse's settings: defaults, then an optional TOML file, then environment
+// variables (GATEHOUSE_* names and the original service's MS_* app-setting names), then command-line
+// flags. Every setting is described once, in the settings table below, which also produces the
+// configuration reference (Reference). An invalid value stops start-up with an error naming the setting
+// and where it came from.
+package config
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Config is the resolved configuration.
+type Config struct {
+	Listen        string
+	MetricsListen string
+	DataDir       string
+	AppDir        string
+	Database      string
+	PublicURL     string
+
+	MasterKey      string
+	ApplicationKey string
+	SystemKey      string
+	ServiceName    string
+	// PreviousMasterKeys are retired master keys given by configuration: they keep verifying tokens
+	// until those expire. Remove them after token_max_ttl.
+	PreviousMasterKeys []string
+
+	MaxRequestBodyKB     int
+	RequestTimeout       time.Duration
+	ShutdownTimeout      time.Duration
+	CrossDomainWhitelist []string
+	SkipVersionCheck     bool
+	RequireHTTPS         bool
+
+	TokenTTL    time.Duration
+	TokenMaxTTL time.Duration
+	ClockSkew   time.Duration
+
+	LogLevel  string
+	LogFormat string
+
+	Providers Providers
+
+	// Sources records where each setting's value came from ("default", "file", "env NAME", "flag -x").
+	Sources map[string]string
+}
+
+// Providers holds identity-provider settings. They are read here so that existing MS_* settings carry
+// over; the login package validates them further.
+type Providers struct {
+	GoogleClientID, GoogleClientSecret, GoogleScope, GoogleAccessType string
+	FacebookAppID, FacebookAppSecret, FacebookScope, FacebookDisplay  string
+	MicrosoftClientID, MicrosoftClientSecret, MicrosoftPackageSID     string
+	MicrosoftScope, MicrosoftDisplay                                  string
+	TwitterConsumerKey, TwitterConsumerSecret                         string
+	AadClientID                                                       string
+	AadTenants                                                        []string
+}
+
+type kind int
+
+const (
+	kString kind = iota
+	kSecret      // a string never printed
+	kInt
+	kDuration
+	kBool
+	kHostList
+	kCSV
+	kListenAddr
+	kURL
+)
+
+type setting struct {
+	key   string   // TOML key (dotted for sections)
+	envs  []string // environment names, first is canonical
+	flag  string   // flag name, "" if none (secrets are never flags: argv is visible to every user)
+	def   string
+	kind  kind
+	help  string
+	field func(c *Config) any // pointer to the field
+}
+
+func settings() []setting {
+	return []setting{
+		{"listen", []string{"GATEHOUSE_LISTEN"}, "listen", "127.0.0.1:8080", kListenAddr, "address the HTTP API listens on", func(c *Config) any { return &c.Listen }},
+		{"metrics_listen", []string{"GATEHOUSE_METRICS_LISTEN"}, "metrics-listen", "", kListenAddr, "separate listener for /metrics without authentication (empty: /metrics on the main listener, master key required)", func(c *Config) any { return &c.MetricsListen }},
+		{"data", []string{"GATEHOUSE_DATA"}, "data", "./gatehouse-data", kString, "data directory: SQLite database and generated keys (created, mode 0700)", func(c *Config) any { return &c.DataDir }},
+		{"app", []string{"GATEHOUSE_APP"}, "app", "", kString, "app directory in the Mobile Services layout (datamodel.json, table/, api/, ...)", func(c *Config) any { return &c.AppDir }},
+		{"database", []string{"GATEHOUSE_DATABASE"}, "database", "", kString, "database URL: empty for SQLite in the data directory, sqlite:///path/file.db, or postgres://user@host/db", func(c *Config) any { return &c.Database }},
+		{"public_url", []string{"GATEHOUSE_PUBLIC_URL"}, "public-url", "", kURL, "external base URL (https://api.example.com); used for redirects and callbacks instead of the Host header", func(c *Config) any { return &c.PublicURL }},
+		{"master_key", []string{"GATEHOUSE_MASTER_KEY", "MS_MasterKey"}, "", "", kSecret, "master key (admin access, token signing); generated into the data directory when unset", func(c *Config) any { return &c.MasterKey }},
+		{"application_key", []string{"GATEHOUSE_APPLICATION_KEY", "MS_ApplicationKey"}, "", "", kSecret, "application key (permission \"application\"); generated when unset", func(c *Config) any { return &c.ApplicationKey }},
+		{"system_key", []string{"GATEHOUSE_SYSTEM_KEY", "MS_ApplicationSystemKey"}, "", "", kSecret, "system key (signs scheduler tokens); generated when unset", func(c *Config) any { return &c.SystemKey }},
+		{"previous_master_keys", []string{"GATEHOUSE_PREVIOUS_MASTER_KEYS"}, "", "", kCSV, "retired master keys (comma separated) whose tokens still verify until they expire; for keys set by configuration", func(c *Config) any { return &c.PreviousMasterKeys }},
+		{"service_name", []string{"GATEHOUSE_SERVICE_NAME", "MS_MobileServiceName"}, "", "gatehouse", kString, "service name, as the original's MS_MobileServiceName", func(c *Config) any { return &c.ServiceName }},
+		{"max_request_body_kb", []string{"GATEHOUSE_MAX_REQUEST_BODY_KB", "MS_MaxRequestBodySizeKB"}, "", "1024", kInt, "largest request body in KiB (larger: 413)", func(c *Config) any { return &c.MaxRequestBodyKB }},
+		{"request_timeout", []string{"GATEHOUSE_REQUEST_TIMEOUT"}, "", "30s", kDuration, "time limit for a request (then 503)", func(c *Config) any { return &c.RequestTimeout }},
+		{"shutdown_timeout", []string{"GATEHOUSE_SHUTDOWN_TIMEOUT"}, "", "20s", kDuration, "how long SIGTERM waits for requests in flight", func(c *Config) any { return &c.ShutdownTimeout }},
+		{"cross_domain_whitelist", []string{"GATEHOUSE_CROSS_DOMAIN_WHITELIST", "MS_CrossDomainWhitelist"}, "", "localhost", kHostList, "CORS origins by host pattern: JSON [{\"host\":\"*.example.com\"}] or a comma list; * matches [a-z0-9.-]*", func(c *Config) any { return &c.CrossDomainWhitelist }},
+		{"skip_version_check", []string{"GATEHOUSE_SKIP_VERSION_CHECK", "MS_SkipVersionCheck"}, "", "false", kBool, "accept any ZUMO-API-VERSION value instead of answering 400", func(c *Config) any { return &c.SkipVersionCheck }},
+		{"require_https", []string{"GATEHOUSE_REQUIRE_HTTPS", "MS_RequireHttps"}, "", "false", kBool, "refuse plain-HTTP requests (403); trusts X-Forwarded-Proto only from loopback proxies", func(c *Config) any { return &c.RequireHTTPS }},
+		{"token_ttl", []string{"GATEHOUSE_TOKEN_TTL"}, "", "720h", kDuration, "lifetime of issued app tokens (the original: 30 days)", func(c *Config) any { return &c.TokenTTL }},
+		{"token_max_ttl", []string{"GATEHOUSE_TOKEN_MAX_TTL"}, "", "720h", kDuration, "longest lifetime a minted token may ask for; also how long a retired master key keeps verifying", func(c *Config) any { return &c.TokenMaxTTL }},
+		{"clock_skew", []string{"GATEHOUSE_CLOCK_SKEW"}, "", "60s", kDuration, "clock skew allowed on token exp/nbf/iat", func(c *Config) any { return &c.ClockSkew }},
+		{"log_level", []string{"GATEHOUSE_LOG_LEVEL"}, "log-level", "info", kString, "debug, info, warn or error", func(c *Config) any { return &c.LogLevel }},
+		{"log_format", []string{"GATEHOUSE_LOG_FORMAT"}, "log-format", "json", kString, "json or text", func(c *Config) any { return &c.LogFormat }},
+
+		{"providers.google.client_id", []string{"GATEHOUSE_GOOGLE_CLIENT_ID", "MS_GoogleClientID"}, "", "", kString, "Google OAuth client id", func(c *Config) any { return &c.Providers.GoogleClientID }},
+		{"providers.google.client_secret", []string{"GATEHOUSE_GOOGLE_CLIENT_SECRET", "MS_GoogleClientSecret"}, "", "", kSecret, "Google OAuth client secret", func(c *Config) any { return &c.Providers.GoogleClientSecret }},
+		{"providers.google.scope", []string{"GATEHOUSE_GOOGLE_SCOPE", "MS_GoogleScope"}, "", "", kString, "extra Google scopes", func(c *Config) any { return &c.Providers.GoogleScope }},
+		{"providers.google.access_type", []string{"GATEHOUSE_GOOGLE_ACCESS_TYPE", "MS_GoogleAccessType"}, "", "", kString, "Google access_type (offline for refresh tokens)", func(c *Config) any { return &c.Providers.GoogleAccessType }},
+		{"providers.facebook.app_id", []string{"GATEHOUSE_FACEBOOK_APP_ID", "MS_FacebookAppID"}, "", "", kString, "Facebook app id", func(c *Config) any { return &c.Providers.FacebookAppID }},
+		{"providers.facebook.app_secret", []string{"GATEHOUSE_FACEBOOK_APP_SECRET", "MS_FacebookAppSecret"}, "", "", kSecret, "Facebook app secret", func(c *Config) any { return &c.Providers.FacebookAppSecret }},
+		{"providers.facebook.scope", []string{"GATEHOUSE_FACEBOOK_SCOPE", "MS_FacebookScope"}, "", "", kString, "extra Facebook scopes", func(c *Config) any { return &c.Providers.FacebookScope }},
+		{"providers.facebook.display", []string{"GATEHOUSE_FACEBOOK_DISPLAY", "MS_FacebookDisplay"}, "", "", kString, "Facebook dialog display mode", func(c *Config) any { return &c.Providers.FacebookDisplay }},
+		{"providers.microsoft.client_id", []string{"GATEHOUSE_MICROSOFT_CLIENT_ID", "MS_MicrosoftClientID"}, "", "", kString, "Microsoft account client id", func(c *Config) any { return &c.Providers.MicrosoftClientID }},
+		{"providers.microsoft.client_secret", []string{"GATEHOUSE_MICROSOFT_CLIENT_SECRET", "MS_MicrosoftClientSecret"}, "", "", kSecret, "Microsoft account client secret", func(c *Config) any { return &c.Providers.MicrosoftClientSecret }},
+		{"providers.microsoft.package_sid", []string{"GATEHOUSE_MICROSOFT_PACKAGE_SID", "MS_MicrosoftPackageSID"}, "", "", kString, "Windows Store package SID (single sign-on)", func(c *Config) any { return &c.Providers.MicrosoftPackageSID }},
+		{"providers.microsoft.scope", []string{"GATEHOUSE_MICROSOFT_SCOPE", "MS_MicrosoftScope"}, "", "", kString, "extra Microsoft scopes", func(c *Config) any { return &c.Providers.MicrosoftScope }},
+		{"providers.microsoft.display", []string{"GATEHOUSE_MICROSOFT_DISPLAY", "MS_MicrosoftDisplay"}, "", "", kString, "Microsoft dialog display mode", func(c *Config) any { return &c.Providers.MicrosoftDisplay }},
+		{"providers.twitter.consumer_key", []string{"GATEHOUSE_TWITTER_CONSUMER_KEY", "MS_TwitterConsumerKey"}, "", "", kString, "X/Twitter consumer key", func(c *Config) any { return &c.Providers.TwitterConsumerKey }},
+		{"providers.twitter.consumer_secret", []string{"GATEHOUSE_TWITTER_CONSUMER_SECRET", "MS_TwitterConsumerSecret"}, "", "", kSecret, "X/Twitter consumer secret", func(c *Config) any { return &c.Providers.TwitterConsumerSecret }},
+		{"providers.aad.client_id", []string{"GATEHOUSE_AAD_CLIENT_ID", "MS_AadClientID"}, "", "", kString, "Microsoft Entra ID client id", func(c *Config) any { return &c.Providers.AadClientID }},
+		{"providers.aad.tenants", []string{"GATEHOUSE_AAD_TENANTS", "MS_AadTenants"}, "", "", kCSV, "Entra tenant allowlist (comma separated)", func(c *Config) any { return &c.Providers.AadTenants }},
+	}
+}
+
+// Error is an invalid setting.
+type Error struct {
+	Setting string // the name as the user wrote it: file key, env var or flag
+	Value   string // "" for secrets
+	Reason  string
+}
+
+func (e *Error) Error() string {
+	if e.Value == "" {
+		return fmt.Sprintf("invalid setting %s: %s", e.Setting, e.Reason)
+	}
+	return fmt.Sprintf("invalid setting %s=%q: %s", e.Setting, e.Value, e.Reason)
+}
+
+// Flags holds the flags registered on a FlagSet by RegisterFlags.
+type Flags struct {
+	fs     *flag.FlagSet
+	config *string
+	values map[string]*string
+}
+
+// RegisterFlags adds --config and one flag per flag-able setting to fs.
+func RegisterFlags(fs *flag.FlagSet) *Flags {
+	f := &Flags{fs: fs, values: map[string]*string{}}
+	f.config = fs.String("config", "", "configuration file (TOML); also GATEHOUSE_CONFIG")
+	for _, s := range settings() {
+		if s.flag == "" {
+			continue
+		}
+		help := s.help
+		if s.def != "" {
+			help += " (default " + s.def + ")"
+		}
+		f.values[s.flag] = fs.String(s.flag, "", help)
+	}
+	return f
+}
+
+// Load resolves the configuration. flags may be nil (defaults, file from GATEHOUSE_CONFIG, env).
+// getenv is os.Getenv in production and a map lookup in tests.
+func Load(flags *Flags, getenv func(string) string) (*Config, error) {
+	c := &Config{Sources: map[string]string{}}
+	all := settings()
+	for _, s := range all {
+		if err := apply(c, s, s.def, s.key); err != nil {
+			return nil, fmt.Errorf("config: default for %s: %w", s.key, err)
+		}
+		c.Sources[s.key] = "default"
+	}
+
+	path := getenv("GATEHOUSE_CONFIG")
+	if flags != nil && *flags.config != "" {
+		path = *flags.config
+	}
+	if path != "" {
+		if err := loadFile(c, path, all); err != nil {
+			return nil, err
+		}
+	}
+
+	for _, s := range all {
+		// The canonical name wins over the MS_* alias when both are set.
+		for i := len(s.envs) - 1; i >= 0; i-- {
+			if v, ok := lookup(getenv, s.envs[i]); ok {
+				if err := apply(c, s, v, s.envs[i]); err != nil {
+					return nil, err
+				}
+				c.Sources[s.key] = "env " + s.envs[i]
+				break
+			}
+		}
+	}
+	if flags != nil {
+		var ferr error
+		flags.fs.Visit(func(fl *flag.Flag) {
+			for _, s := range all {
+				if s.flag == fl.Name && ferr == nil {
+					ferr = apply(c, s, *flags.values[s.flag], "--"+s.flag)
+					c.Sources[s.key] = "flag --" + s.flag
+				}
+			}
+		})
+		if ferr != nil {
+			return nil, ferr
+		}
+	}
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func lookup(getenv func(string) string, name string) (string, bool) {
+	v := getenv(name)
+	return v, v != ""
+}
+
+func loadFile(c *Config, path string, all []setting) error {
+	raw := map[string]any{}
+	_, err := toml.DecodeFile(path, &raw)
+	if err != nil {
+		return fmt.Errorf("config file %s: %w", path, err)
+	}
+	byKey := map[string]setting{}
+	for _, s := range all {
+		byKey[s.key] = s
+	}
+	flat := map[string]any{}
+	flatten("", raw, flat)
+	keys := make([]string, 0, len(flat))
+	for k := range flat {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		s, ok := byKey[k]
+		if !ok {
+			return &Error{Setting: path + ": " + k, Reason: "unknown setting"}
+		}
+		v, err := fileValue(flat[k])
+		if err != nil {
+			return &Error{Setting: path + ": " + k, Reason: err.Error()}
+		}
+		if err := apply(c, s, v, path+": "+k); err != nil {
+			return err
+		}
+		c.Sources[s.key] = "file " + path
+	}
+	return nil
+}
+
+func flatten(prefix string, m map[string]any, out map[string]any) {
+	for k, v := range m {
+		key := k
+		if prefix != "" {
+			key = prefix + "." + k
+		}
+		if sub, ok := v.(map[string]any); ok {
+			flatten(key, sub, out)
+			continue
+		}
+		out[key] = v
+	}
+}
+
+// fileValue turns a TOML value into the string form the env and flags use.
+func fileValue(v any) (string, error) {
+	switch x := v.(type) {
+	case string:
+		return x, nil
+	case int64:
+		return strconv.FormatInt(x, 10), nil
+	case bool:
+		return strconv.FormatBool(x), nil
+	case []any:
+		parts := make([]string, 0, len(x))
+		for _, e := range x {
+			s, ok := e.(string)
+			if !ok {
+				return "", errors.New("list entries must be strings")
+			}
+			if strings.Contains(s, ",") {
+				return "", fmt.Errorf("list entry %q must not contain a comma", s)
+			}
+			parts = append(parts, s)
+		}
+		return strings.Join(parts, ","), nil
+	default:
+		return "", fmt.Errorf("unsupported value type %T", v)
+	}
+}
+
+func apply(c *Config, s setting, v, source string) error {
+	bad := func(reason string) error {
+		e := &Error{Setting: source, Value: v, Reason: reason}
+		if s.kind == kSecret {
+			e.Value = ""
+		}
+		return e
+	}
+	switch p := s.field(c).(type) {
+	case *string:
+		switch s.kind {
+		case kListenAddr:
+			if v != "" {
+				if _, port, err := net.SplitHostPort(v); err != nil || port == "" {
+					return bad("must be host:port, e.g. 127.0.0.1:8080")
+				}
+			}
+		case kURL:
+			if v != "" {
+				u, err := url.Parse(v)
+				if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+					return bad("must be an absolute http(s) URL with no path, query or fragment")
+				}
+				v = strings.TrimSuffix(v, "/")
+			}
+		case kSecret:
+			if v != "" && len(v) < 16 {
+				return bad("must be at least 16 characters")
+			}
+		}
+		*p = v
+	case *int:
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil || n <= 0 {
+			return bad("must be a positive integer")
+		}
+		*p = n
+	case *time.Duration:
+		d, err := time.ParseDuration(strings.TrimSpace(v))
+		if err != nil || d < 0 {
+			return bad("must be a duration such as 30s, 15m or 720h")
+		}
+		*p = d
+	case *bool:
+		b, err := strconv.ParseBool(strings.TrimSpace(v))
+		if err != nil {
+			return bad("must be true or false")
+		}
+		*p = b
+	case *[]string:
+		switch s.kind {
+		case kHostList:
+			hosts, err := ParseHostList(v)
+			if err != nil {
+				return bad(err.Error())
+			}
+			*p = hosts
+		default:
+			*p = splitCSV(v)
+		}
+	default:
+		return fmt.Errorf("config: setting %s has unsupported field type %T", s.key, p)
+	}
+	return nil
+}
+
+func splitCSV(v string) []string {
+	var out []string
+	for _, part := range strings.Split(v, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			out = append(out, part)
+		}
+	}
+	return out
+}
+
+// ParseHostList reads MS_CrossDomainWhitelist: the original's JSON form [{"host":"..."}] or a comma list.
+func ParseHostList(v string) ([]string, error) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return nil, nil
+	}
+	var hosts []string
+	if strings.HasPrefix(v, "[") {
+		var entries []map[string]any
+		if err := json.Unmarshal([]byte(v), &entries); err != nil {
+			return nil, fmt.Errorf("must be a JSON array of {\"host\": \"pattern\"} objects: %v", err)
+		}
+		for i, e := range entries {
+			h, ok := e["host"].(string)
+			if !ok || len(e) != 1 {
+				return nil, fmt.Errorf("entry %d must be {\"host\": \"pattern\"}", i)
+			}
+			hosts = append(hosts, h)
+		}
+	} else {
+		hosts = splitCSV(v)
+	}
+	for _, h := range hosts {
+		if h == "" || strings.ContainsAny(h, "/:?# ") {
+			return nil, fmt.Errorf("host pattern %q must be a host name (no scheme, port or path)", h)
+		}
+	}
+	return hosts, nil
+}
+
+func (c *Config) validate() error {
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return &Error{Setting: "log_level", Value: c.LogLevel, Reason: "must be debug, info, warn or error"}
+	}
+	switch c.LogFormat {
+	case "json", "text":
+	default:
+		return &Error{Setting: "log_format", Value: c.LogFormat, Reason: "must be json or text"}
+	}
+	if c.TokenTTL > c.TokenMaxTTL {
+		return &Error{Setting: "token_ttl", Value: c.TokenTTL.String(), Reason: "must not exceed token_max_ttl (" + c.TokenMaxTTL.String() + ")"}
+	}
+	if c.RequestTimeout < time.Second {
+		return &Error{Setting: "request_timeout", Value: c.RequestTimeout.String(), Reason: "must be at least 1s"}
+	}
+	if c.Database != "" {
+		u, err := url.Parse(c.Database)
+		if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql" && u.Scheme != "sqlite") {
+			return &Error{Setting: "database", Reason: "must be a postgres:// or sqlite:// URL"}
+		}
+	}
+	if c.MetricsListen != "" && c.MetricsListen == c.Listen {
+		return &Error{Setting: "metrics_listen", Value: c.MetricsListen, Reason: "must differ from listen"}
+	}
+	return nil
+}
+
+// Reference writes the configuration reference as a Markdown table (used to keep README in sync).
+func Reference() string {
+	var b strings.Builder
+	b.WriteString("| file key | environment | flag | default | meaning |\n|---|---|---|---|---|\n")
+	for _, s := range settings() {
+		fl := ""
+		if s.flag != "" {
+			fl = "`--" + s.flag + "`"
+		}
+		def := s.def
+		if def != "" {
+			def = "`" + def + "`"
+		}
+		envs := make([]string, len(s.envs))
+		for i, e := range s.envs {
+			envs[i] = "`" + e + "`"
+		}
+		fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s |\n", s.key, strings.Join(envs, ", "), fl, def, strings.ReplaceAll(s.help, "|", "\\|"))
+	}
+	return b.String()
+}

@@ -1,0 +1,351 @@
+package server
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"regexp"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/auth"
+	"github.com/gatehouse/gatehouse/internal/httpx"
+	"github.com/gatehouse/gatehouse/internal/token"
+)
+
+// statusWriter records the status and applies the default headers of every Zumo response
+// (Content-Type: application/json and Cache-Control: no-cache unless the handler set them).
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status != 0 {
+		return
+	}
+	w.status = code
+	h := w.Header()
+	if h.Get("Content-Type") == "" && code != http.StatusNoContent && code != http.StatusNotModified {
+		h.Set("Content-Type", "application/json")
+	}
+	if h.Get("Cache-Control") == "" {
+		h.Set("Cache-Control", "no-cache")
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += int64(n)
+	return n, err
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func newRequestID() string {
+	b := make([]byte, 8)
+	rand.Read(b) //nolint:errcheck // crypto/rand does not fail on supported platforms
+	return hex.EncodeToString(b)
+}
+
+// observe is the outermost middleware: request id, panic recovery into a JSON 500, the access log and
+// metrics. The log has the path but never the query string (it may carry codes or state) and never a
+// header value.
+func (s *Server) observe(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		info := &httpx.Info{RequestID: newRequestID(), Route: "not_found"}
+		if m, ok := s.lookup(r.URL.Path); ok {
+			info.Route = m.route
+		}
+		r = r.WithContext(httpx.WithInfo(r.Context(), info))
+		sw := &statusWriter{ResponseWriter: w}
+		sw.Header().Set("X-Request-Id", info.RequestID)
+		s.metrics.InFlight(1)
+		defer func() {
+			s.metrics.InFlight(-1)
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.metrics.Panic()
+				s.log.Error("panic serving request", "request_id", info.RequestID, "route", info.Route,
+					"method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
+				if sw.status == 0 {
+					sw.Header().Del("Content-Length")
+					d := httpx.V1
+					if httpx.APIVersion(r) != "" {
+						d = httpx.V2
+					}
+					httpx.JSON(sw, http.StatusInternalServerError, internalError(d, info.RequestID))
+				}
+			}
+			d := time.Since(start)
+			status := sw.status
+			if status == 0 {
+				status = http.StatusOK
+			}
+			s.metrics.Observe(info.Route, r.Method, status, d)
+			level := slog.LevelInfo
+			if status >= 500 {
+				level = slog.LevelError
+			}
+			s.log.LogAttrs(r.Context(), level, "request",
+				slog.String("request_id", info.RequestID), slog.String("method", r.Method),
+				slog.String("path", r.URL.Path), slog.String("route", info.Route), slog.Int("status", status),
+				slog.Int64("bytes", sw.bytes), slog.Duration("duration", d), slog.String("remote", r.RemoteAddr))
+		}()
+		next.ServeHTTP(sw, r)
+	})
+}
+
+func internalError(d httpx.Dialect, id string) any {
+	if d == httpx.V2 {
+		return map[string]any{"error": httpx.MsgInternal, "id": id}
+	}
+	return map[string]any{"code": 500, "error": "Error: " + httpx.MsgInternal, "id": id}
+}
+
+// headers adds the version headers, removes nothing sensitive (Go sets no X-Powered-By) and handles
+// CORS, answering preflight OPTIONS with 204 before anything else runs.
+func (s *Server) headers(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("x-zumo-version", "Gatehouse/"+s.version)
+		h.Set("x-zumo-server-version", "gatehouse-"+s.version)
+		h.Set("X-Content-Type-Options", "nosniff")
+		if origin := r.Header.Get("Origin"); origin != "" {
+			if s.cors.allowed(origin) {
+				h.Set("Access-Control-Allow-Origin", origin)
+				h.Add("Vary", "Origin")
+				h.Set("Access-Control-Expose-Headers", "ETag, Link, x-zumo-version, x-zumo-server-version")
+				if reqHeaders := r.Header.Get("Access-Control-Request-Headers"); allowedRequestHeaders.MatchString(reqHeaders) {
+					h.Set("Access-Control-Allow-Headers", reqHeaders)
+				}
+			}
+		}
+		if r.Method == http.MethodOptions {
+			httpx.SetRoute(r, "OPTIONS")
+			h.Set("Access-Control-Allow-Methods", "GET, PUT, PATCH, POST, DELETE, OPTIONS")
+			h.Set("Access-Control-Max-Age", "300")
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+var allowedRequestHeaders = regexp.MustCompile(`(?i)^[a-z0-9\-,\s]{1,500}$`)
+
+// corsPolicy matches Origin headers against MS_CrossDomainWhitelist host patterns (spec §1.5), with
+// one fix: every * is a wildcard, not only the first (spec §7.2 item 10).
+type corsPolicy struct {
+	patterns  []*regexp.Regexp
+	allowNull bool
+}
+
+func newCORS(hosts []string) corsPolicy {
+	var p corsPolicy
+	for _, h := range hosts {
+		if h == "null" {
+			p.allowNull = true
+			continue
+		}
+		parts := strings.Split(strings.ToLower(h), "*")
+		for i := range parts {
+			parts[i] = regexp.QuoteMeta(parts[i])
+		}
+		p.patterns = append(p.patterns, regexp.MustCompile(`^`+strings.Join(parts, `[a-z0-9\-\.]*`)+`$`))
+	}
+	return p
+}
+
+func (p corsPolicy) allowed(origin string) bool {
+	if origin == "null" {
+		return p.allowNull
+	}
+	u, err := url.Parse(origin)
+	if err != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
+		return false
+	}
+	switch u.Scheme {
+	case "http", "https", "ms-appx-web":
+	default:
+		return false
+	}
+	host := strings.ToLower(u.Hostname())
+	if host == "" {
+		return false
+	}
+	for _, re := range p.patterns {
+		if re.MatchString(host) {
+			return true
+		}
+	}
+	return false
+}
+
+// dialect picks v1 or v2 from ZUMO-API-VERSION and enforces the v2 value format on the routes where
+// Mobile Apps did (spec §6.2), unless skip_version_check is set.
+func (s *Server) dialect(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		v := httpx.APIVersion(r)
+		d := httpx.V1
+		if v != "" {
+			d = httpx.V2
+		}
+		r = r.WithContext(httpx.WithDialect(r.Context(), d))
+		if v != "" && !s.cfg.SkipVersionCheck && !validAPIVersion.MatchString(v) && versionChecked(r.URL.Path) {
+			httpx.ErrorDialect(w, httpx.V2, http.StatusBadRequest, "An invalid API version was specified in the request, this request needs to specify a ZUMO-API-VERSION of 2.0.0.")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+var validAPIVersion = regexp.MustCompile(`^2\.0\.\d+$`)
+
+func versionChecked(path string) bool {
+	seg := strings.ToLower(firstSegment(path))
+	return seg == "tables" || seg == "api" || seg == "jobs"
+}
+
+// https refuses plain HTTP when require_https is set. TLS terminates at a proxy in most deployments;
+// X-Forwarded-Proto (or the original's x-arr-ssl) is believed only from a loopback peer.
+func (s *Server) https(next http.Handler) http.Handler {
+	if !s.cfg.RequireHTTPS {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.TLS == nil && !(fromLoopback(r) && (strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https") || r.Header.Get("x-arr-ssl") != "")) {
+			httpx.Error(w, r, http.StatusForbidden, "HTTPS connections are required for this service. Please update your endpoint to use the https protocol.")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func fromLoopback(r *http.Request) bool {
+	host := r.RemoteAddr
+	if i := strings.LastIndexByte(host, ':'); i >= 0 {
+		host = host[:i]
+	}
+	host = strings.Trim(host, "[]")
+	return host == "127.0.0.1" || host == "::1" || strings.HasPrefix(host, "127.")
+}
+
+// limitBody answers 413 for a declared length over the limit and caps the body of every request.
+func (s *Server) limitBody(next http.Handler) http.Handler {
+	limit := int64(s.cfg.MaxRequestBodyKB) * 1024
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > limit {
+			httpx.Error(w, r, http.StatusRequestEntityTooLarge, httpx.MsgBodyTooLarge)
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
+		next.ServeHTTP(w, r)
+	})
+}
+
+// timeout bounds a request's handling time: past it the client gets 503 and the handler's context is
+// cancelled. http.TimeoutHandler buffers the response, so a timed-out handler never half-writes.
+func (s *Server) timeout(next http.Handler) http.Handler {
+	v1 := http.TimeoutHandler(next, s.cfg.RequestTimeout, `{"code":503,"error":"Error: `+httpx.MsgTimeout+`"}`)
+	v2 := http.TimeoutHandler(next, s.cfg.RequestTimeout, `{"error":"`+httpx.MsgTimeout+`"}`)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if httpx.DialectOf(r) == httpx.V2 {
+			v2.ServeHTTP(w, r)
+			return
+		}
+		v1.ServeHTTP(w, r)
+	})
+}
+
+// authenticate identifies the caller from X-ZUMO-MASTER, X-ZUMO-APPLICATION and X-ZUMO-AUTH (or
+// Authorization: Bearer). A present but invalid token is 401 with its message, whatever the route's
+// permission, except on the routes where the original ignored the token.
+func (s *Server) authenticate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seg := strings.ToLower(firstSegment(r.URL.Path))
+		cr := auth.Credentials{
+			MasterKey: r.Header.Get("X-ZUMO-MASTER"),
+			AppKey:    r.Header.Get("X-ZUMO-APPLICATION"),
+			System:    seg == "jobs",
+		}
+		if !tokenIgnored(seg, r.URL.Path) {
+			if vs, ok := r.Header["X-Zumo-Auth"]; ok && len(vs) > 0 {
+				cr.Token, cr.HasToken = vs[0], true
+			} else if a := r.Header.Get("Authorization"); len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
+				cr.Token, cr.HasToken = strings.TrimSpace(a[7:]), true
+			}
+		}
+		caller, err := s.auth.Identify(cr)
+		if err != nil {
+			reason := "invalid"
+			var te *token.Error
+			if errors.As(err, &te) {
+				reason = string(te.Reason)
+			}
+			s.metrics.AuthFailure(reason)
+			httpx.Error(w, r, http.StatusUnauthorized, err.Error())
+			return
+		}
+		if cr.MasterKey != "" && !caller.IsAdmin() {
+			s.metrics.AuthFailure("master_key")
+		}
+		if cr.AppKey != "" && !caller.AppKey {
+			s.metrics.AuthFailure("application_key")
+		}
+		next.ServeHTTP(w, r.WithContext(httpx.WithCaller(r.Context(), caller)))
+	})
+}
+
+// tokenIgnored lists the routes where the original did not parse X-ZUMO-AUTH (spec §2.2), plus our
+// probes: a stale token in a browser must not break login or health checks.
+func tokenIgnored(seg, path string) bool {
+	switch seg {
+	case "login", "status", "diagnostics", "crossdomain", "healthz", "readyz":
+		return true
+	case ".auth":
+		p := strings.ToLower(path)
+		return strings.HasPrefix(p, "/.auth/login")
+	}
+	return false
+}
+
+func firstSegment(path string) string {
+	path = strings.TrimPrefix(path, "/")
+	seg, _, _ := strings.Cut(path, "/")
+	return seg
+}
+
+// RequirePermission wraps a handler with a permission check: 401 in the dialect's shape when the
+// caller does not satisfy p.
+func RequirePermission(p auth.Permission, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !httpx.CallerOf(r).Allows(p) {
+			Unauthorized(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// Unauthorized answers 401 in the dialect's words.
+func Unauthorized(w http.ResponseWriter, r *http.Request) {
+	if httpx.DialectOf(r) == httpx.V2 {
+		httpx.Error(w, r, http.StatusUnauthorized, "You must be logged in to use this application")
+		return
+	}
+	httpx.Error(w, r, http.StatusUnauthorized, httpx.MsgUnauthorized)
+}

@@ -1,0 +1,91 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+)
+
+// Migration is one schema step. Steps are append-only: never edit one that has shipped.
+type Migration struct {
+	Version  int
+	Name     string
+	SQLite   string
+	Postgres string
+}
+
+// migrations is Gatehouse's own schema history. Domain packages add theirs here, in order.
+var migrations = []Migration{
+	{
+		Version:  1,
+		Name:     "meta",
+		SQLite:   `CREATE TABLE gatehouse_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`,
+		Postgres: `CREATE TABLE gatehouse_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`,
+	},
+}
+
+// Migrations returns the schema history (for tests and `gatehouse version`).
+func Migrations() []Migration { return append([]Migration(nil), migrations...) }
+
+// SchemaVersion is the version the binary expects.
+func SchemaVersion() int { return migrations[len(migrations)-1].Version }
+
+// advisoryLockID serialises migrations across instances sharing a PostgreSQL database.
+const advisoryLockID = 0x6761746568 // "gateh"
+
+func (db *DB) migrate(ctx context.Context) error {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("store: migrate: %w", err)
+	}
+	defer conn.Close()
+	if db.Dialect == Postgres {
+		if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, advisoryLockID); err != nil {
+			return fmt.Errorf("store: migrate: lock: %w", err)
+		}
+		defer conn.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, advisoryLockID) //nolint:errcheck
+	}
+	if _, err := conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS gatehouse_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)`); err != nil {
+		return fmt.Errorf("store: migrate: %w", err)
+	}
+	var current sql.NullInt64
+	if err := conn.QueryRowContext(ctx, `SELECT MAX(version) FROM gatehouse_migrations`).Scan(&current); err != nil {
+		return fmt.Errorf("store: migrate: %w", err)
+	}
+	if int(current.Int64) > SchemaVersion() {
+		return fmt.Errorf("store: database schema version %d is newer than this binary's %d: upgrade Gatehouse", current.Int64, SchemaVersion())
+	}
+	for _, m := range migrations {
+		if m.Version <= int(current.Int64) {
+			continue
+		}
+		stmt := m.SQLite
+		if db.Dialect == Postgres {
+			stmt = m.Postgres
+		}
+		tx, err := conn.BeginTx(ctx, nil)
+		if err != nil {
+			return fmt.Errorf("store: migrate %d: %w", m.Version, err)
+		}
+		if _, err := tx.ExecContext(ctx, stmt); err != nil {
+			tx.Rollback() //nolint:errcheck
+			return fmt.Errorf("store: migrate %d (%s): %w", m.Version, m.Name, err)
+		}
+		if _, err := tx.ExecContext(ctx, db.Rebind(`INSERT INTO gatehouse_migrations (version, name, applied_at) VALUES (?, ?, ?)`), m.Version, m.Name, time.Now().UTC().Format(time.RFC3339Nano)); err != nil {
+			tx.Rollback() //nolint:errcheck
+			return fmt.Errorf("store: migrate %d: %w", m.Version, err)
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("store: migrate %d: %w", m.Version, err)
+		}
+	}
+	return nil
+}
+
+// AppliedVersion returns the highest applied migration.
+func (db *DB) AppliedVersion(ctx context.Context) (int, error) {
+	var v sql.NullInt64
+	err := db.QueryRowContext(ctx, `SELECT MAX(version) FROM gatehouse_migrations`).Scan(&v)
+	return int(v.Int64), err
+}
