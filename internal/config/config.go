@@ -200,12 +200,12 @@ func Load(flags *Flags, getenv func(string) string) (*Config, error) {
 
 	for _, s := range all {
 		// The canonical name wins over the MS_* alias when both are set.
-		for i := len(s.envs) - 1; i >= 0; i-- {
-			if v, ok := lookup(getenv, s.envs[i]); ok {
-				if err := apply(c, s, v, s.envs[i]); err != nil {
+		for _, name := range s.envs {
+			if v, ok := lookup(getenv, name); ok {
+				if err := apply(c, s, v, name); err != nil {
 					return nil, err
 				}
-				c.Sources[s.key] = "env " + s.envs[i]
+				c.Sources[s.key] = "env " + name
 				break
 			}
 		}

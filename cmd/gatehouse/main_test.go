@@ -1,0 +1,221 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+// startServer runs `gatehouse serve` in-process and returns its base URL, its stderr and a stop func.
+func startServer(t *testing.T, args []string, env map[string]string) (string, *lockedBuffer, func() int) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	stderr := &lockedBuffer{}
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, append([]string{"serve", "--listen", "127.0.0.1:0"}, args...), pw, stderr, envOf(env))
+		pw.Close()
+	}()
+	urlc := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			if m := regexp.MustCompile(`listening on (http://\S+)`).FindStringSubmatch(sc.Text()); m != nil {
+				urlc <- m[1]
+			}
+		}
+		close(urlc)
+	}()
+	var base string
+	select {
+	case u, ok := <-urlc:
+		if !ok {
+			t.Fatalf("server did not start: %s", stderr.String())
+		}
+		base = u
+	case code := <-done:
+		t.Fatalf("server exited with %d: %s", code, stderr.String())
+	case <-time.After(20 * time.Second):
+		t.Fatalf("server did not start in time: %s", stderr.String())
+	}
+	stopped := false
+	var code int
+	stop := func() int {
+		if !stopped {
+			stopped = true
+			cancel()
+			code = <-done
+		}
+		return code
+	}
+	t.Cleanup(func() { stop() })
+	return base, stderr, stop
+}
+
+func get(t *testing.T, url string, headers map[string]string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
+}
+
+func runCmd(t *testing.T, env map[string]string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(context.Background(), args, &out, &errb, envOf(env))
+	return code, out.String(), errb.String()
+}
+
+// TestWalkthrough is the README's curl walkthrough, in Go.
+func TestWalkthrough(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	base, stderr, stop := startServer(t, []string{"--data", data}, nil)
+
+	banner := stderr.String()
+	m := regexp.MustCompile(`master key \(X-ZUMO-MASTER\):\s+(\S+)`).FindStringSubmatch(banner)
+	if m == nil {
+		t.Fatalf("no key banner on first start: %s", banner)
+	}
+	if st, err := os.Stat(filepath.Join(data, "keys.json")); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("keys file: %v %v", st, err)
+	}
+
+	if code, _ := get(t, base+"/status", nil); code != 200 {
+		t.Fatalf("status %d", code)
+	}
+	code, body := get(t, base+"/.auth/me", map[string]string{"X-ZUMO-AUTH": "randomgoop"})
+	if code != 401 || body != `{"code":401,"error":"Error: Invalid token format. Expected Envelope.Claims.Signature."}` {
+		t.Fatalf("random token: %d %s", code, body)
+	}
+	rc, out, errs := runCmd(t, nil, "token", "mint", "--data", data, "--user", "custom:123", "--ttl", "24h")
+	if rc != 0 {
+		t.Fatalf("mint: %d %s", rc, errs)
+	}
+	tok := strings.TrimSpace(out)
+	code, body = get(t, base+"/.auth/me", map[string]string{"X-ZUMO-AUTH": tok})
+	if code != 200 || !strings.Contains(body, `"user_id":"custom:123"`) {
+		t.Fatalf("minted token: %d %s", code, body)
+	}
+	if strings.Contains(stderr.String(), tok) {
+		t.Fatal("token appears in the server log")
+	}
+
+	// Rotate the master key while the server runs: the old token keeps working, a new one works too.
+	rc, out, errs = runCmd(t, nil, "keys", "rotate", "--data", data)
+	if rc != 0 || !strings.Contains(out, "new master key") {
+		t.Fatalf("rotate: %d %s %s", rc, out, errs)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for !strings.Contains(stderr.String(), "keys reloaded") {
+		if time.Now().After(deadline) {
+			t.Fatalf("server did not reload keys: %s", stderr.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if code, body := get(t, base+"/.auth/me", map[string]string{"X-ZUMO-AUTH": tok}); code != 200 {
+		t.Fatalf("token minted before rotation: %d %s", code, body)
+	}
+	_, out, _ = runCmd(t, nil, "token", "mint", "--data", data, "--user", "custom:124")
+	if code, body := get(t, base+"/.auth/me", map[string]string{"X-ZUMO-AUTH": strings.TrimSpace(out)}); code != 200 {
+		t.Fatalf("token minted after rotation: %d %s", code, body)
+	}
+	// The old master key is no longer admin.
+	if code, _ := get(t, base+"/metrics", map[string]string{"X-ZUMO-MASTER": m[1]}); code != 401 {
+		t.Fatalf("retired master key still opens /metrics: %d", code)
+	}
+
+	// A restart prints no banner and keeps the keys.
+	if rc := stop(); rc != 0 {
+		t.Fatalf("graceful stop exit %d: %s", rc, stderr.String())
+	}
+	_, stderr2, _ := startServer(t, []string{"--data", data}, nil)
+	if strings.Contains(stderr2.String(), "generated new keys") {
+		t.Fatal("banner printed again on restart")
+	}
+}
+
+func TestStartupErrors(t *testing.T) {
+	dir := t.TempDir()
+	badApp := filepath.Join(dir, "app")
+	os.MkdirAll(filepath.Join(badApp, "table"), 0o755)
+	os.WriteFile(filepath.Join(badApp, "table", "todo.json"), []byte(`{"routes":{"*":{"read":{"permission":"everyone"}}}}`), 0o644)
+	cases := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+		code int
+	}{
+		{"bad env", []string{"serve", "--data", dir}, map[string]string{"MS_MaxRequestBodySizeKB": "big"}, "MS_MaxRequestBodySizeKB", 1},
+		{"bad flag value", []string{"serve", "--data", dir, "--listen", "nowhere"}, nil, "--listen", 1},
+		{"unknown flag", []string{"serve", "--nope"}, nil, "nope", 2},
+		{"bad app dir", []string{"serve", "--data", dir, "--app", badApp}, nil, "todo.json", 1},
+		{"unknown command", []string{"frobnicate"}, nil, "unknown command", 2},
+		{"mint without user", []string{"token", "mint", "--data", dir}, nil, "--user", 2},
+		{"rotate unknown", []string{"keys", "rotate", "--data", dir, "--which", "nope"}, nil, "unknown key", 2},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			code, _, errs := runCmd(t, tc.env, tc.args...)
+			if code != tc.code || !strings.Contains(errs, tc.want) {
+				t.Fatalf("exit %d (want %d), stderr %q (want %q)", code, tc.code, errs, tc.want)
+			}
+		})
+	}
+}
+
+func TestKeysGenerateAndConfiguredMaster(t *testing.T) {
+	data := t.TempDir()
+	code, out, _ := runCmd(t, nil, "keys", "generate", "--data", data)
+	if code != 0 || !strings.Contains(out, "master key") {
+		t.Fatalf("generate: %d %s", code, out)
+	}
+	if code, _, errs := runCmd(t, nil, "keys", "generate", "--data", data); code != 1 || !strings.Contains(errs, "already exists") {
+		t.Fatalf("second generate: %d %s", code, errs)
+	}
+	env := map[string]string{"MS_MasterKey": "configured-master-key-0123456789"}
+	if code, _, errs := runCmd(t, env, "keys", "rotate", "--data", data); code != 1 || !strings.Contains(errs, "MS_MasterKey") {
+		t.Fatalf("rotate with configured master: %d %s", code, errs)
+	}
+	code, v, _ := runCmd(t, nil, "version")
+	if code != 0 || !strings.HasPrefix(v, "gatehouse ") {
+		t.Fatalf("version: %s", v)
+	}
+}
