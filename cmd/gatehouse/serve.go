@@ -112,7 +112,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 
 	m := metrics.New(version)
 	srv := server.New(server.Deps{
-		Config: cfg, Auth: authn, DB: db, Metrics: m, Logger: log, Version: version,
+		Config: cfg, Auth: authn, App: app, DB: db, Metrics: m, Logger: log, Version: version,
 		Minter: &auth.Minter{Auth: authn, DefaultTTL: cfg.TokenTTL, MaxTTL: cfg.TokenMaxTTL},
 	})
 

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/appdir"
 	"github.com/gatehouse/gatehouse/internal/auth"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/httpx"
@@ -27,6 +28,7 @@ type Deps struct {
 	Config  *config.Config
 	Auth    *auth.Authenticator
 	Minter  *auth.Minter
+	App     *appdir.App
 	DB      Pinger
 	Metrics *metrics.Metrics
 	Logger  *slog.Logger
@@ -38,6 +40,7 @@ type Server struct {
 	cfg     *config.Config
 	auth    *auth.Authenticator
 	minter  *auth.Minter
+	app     *appdir.App
 	db      Pinger
 	metrics *metrics.Metrics
 	log     *slog.Logger
@@ -55,7 +58,7 @@ type mount struct {
 // New builds a server with the built-in endpoints mounted.
 func New(d Deps) *Server {
 	s := &Server{
-		cfg: d.Config, auth: d.Auth, minter: d.Minter, db: d.DB, metrics: d.Metrics, log: d.Logger,
+		cfg: d.Config, auth: d.Auth, minter: d.Minter, app: d.App, db: d.DB, metrics: d.Metrics, log: d.Logger,
 		version: d.Version, cors: newCORS(d.Config.CrossDomainWhitelist),
 		exact: map[string]mount{}, prefix: map[string]mount{},
 	}
@@ -79,6 +82,9 @@ func (s *Server) MountPath(path, route string, h http.Handler) {
 func (s *Server) Mount(seg, route string, h http.Handler) {
 	s.prefix[strings.ToLower(seg)] = mount{route, h}
 }
+
+// App is the loaded app directory (permissions and scripts) for the feature handlers.
+func (s *Server) App() *appdir.App { return s.app }
 
 // Handler is the main listener's handler: middleware in order, then routing.
 func (s *Server) Handler() http.Handler {
