@@ -152,3 +152,29 @@ func TestReferenceListsEverySetting(t *testing.T) {
 		}
 	}
 }
+
+// TestReadmeReference keeps the README's configuration table identical to the settings table.
+// Regenerate with: GATEHOUSE_UPDATE_README=1 go test ./internal/config -run TestReadmeReference
+func TestReadmeReference(t *testing.T) {
+	const begin, end = "<!-- config-reference:begin -->\n", "<!-- config-reference:end -->"
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	i, j := strings.Index(s, begin), strings.Index(s, end)
+	if i < 0 || j < i {
+		t.Fatal("README.md lacks the config-reference markers")
+	}
+	want := s[:i+len(begin)] + Reference() + s[j:]
+	if want == s {
+		return
+	}
+	if os.Getenv("GATEHOUSE_UPDATE_README") != "" {
+		if err := os.WriteFile("../../README.md", []byte(want), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	t.Fatal("README.md configuration reference is stale; run: GATEHOUSE_UPDATE_README=1 go test ./internal/config -run TestReadmeReference")
+}
