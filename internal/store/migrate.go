@@ -49,38 +49,56 @@ func (db *DB) migrate(ctx context.Context) error {
 	if _, err := conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS gatehouse_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)`); err != nil {
 		return fmt.Errorf("store: migrate: %w", err)
 	}
+	// Each step reads the applied version inside its own write transaction (BEGIN IMMEDIATE on SQLite,
+	// the advisory lock on PostgreSQL), so processes starting together never apply a step twice.
+	for {
+		done, err := db.migrateStep(ctx, conn)
+		if err != nil {
+			return err
+		}
+		if done {
+			return nil
+		}
+	}
+}
+
+func (db *DB) migrateStep(ctx context.Context, conn *sql.Conn) (done bool, err error) {
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return false, fmt.Errorf("store: migrate: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // after Commit this is a no-op
 	var current sql.NullInt64
-	if err := conn.QueryRowContext(ctx, `SELECT MAX(version) FROM gatehouse_migrations`).Scan(&current); err != nil {
-		return fmt.Errorf("store: migrate: %w", err)
+	if err := tx.QueryRowContext(ctx, `SELECT MAX(version) FROM gatehouse_migrations`).Scan(&current); err != nil {
+		return false, fmt.Errorf("store: migrate: %w", err)
 	}
 	if int(current.Int64) > SchemaVersion() {
-		return fmt.Errorf("store: database schema version %d is newer than this binary's %d: upgrade Gatehouse", current.Int64, SchemaVersion())
+		return false, fmt.Errorf("store: database schema version %d is newer than this binary's %d: upgrade Gatehouse", current.Int64, SchemaVersion())
 	}
-	for _, m := range migrations {
-		if m.Version <= int(current.Int64) {
-			continue
-		}
-		stmt := m.SQLite
-		if db.Dialect == Postgres {
-			stmt = m.Postgres
-		}
-		tx, err := conn.BeginTx(ctx, nil)
-		if err != nil {
-			return fmt.Errorf("store: migrate %d: %w", m.Version, err)
-		}
-		if _, err := tx.ExecContext(ctx, stmt); err != nil {
-			tx.Rollback() //nolint:errcheck
-			return fmt.Errorf("store: migrate %d (%s): %w", m.Version, m.Name, err)
-		}
-		if _, err := tx.ExecContext(ctx, db.Rebind(`INSERT INTO gatehouse_migrations (version, name, applied_at) VALUES (?, ?, ?)`), m.Version, m.Name, time.Now().UTC().Format(time.RFC3339Nano)); err != nil {
-			tx.Rollback() //nolint:errcheck
-			return fmt.Errorf("store: migrate %d: %w", m.Version, err)
-		}
-		if err := tx.Commit(); err != nil {
-			return fmt.Errorf("store: migrate %d: %w", m.Version, err)
+	var next *Migration
+	for i := range migrations {
+		if migrations[i].Version > int(current.Int64) {
+			next = &migrations[i]
+			break
 		}
 	}
-	return nil
+	if next == nil {
+		return true, tx.Commit()
+	}
+	stmt := next.SQLite
+	if db.Dialect == Postgres {
+		stmt = next.Postgres
+	}
+	if _, err := tx.ExecContext(ctx, stmt); err != nil {
+		return false, fmt.Errorf("store: migrate %d (%s): %w", next.Version, next.Name, err)
+	}
+	if _, err := tx.ExecContext(ctx, db.Rebind(`INSERT INTO gatehouse_migrations (version, name, applied_at) VALUES (?, ?, ?)`), next.Version, next.Name, time.Now().UTC().Format(time.RFC3339Nano)); err != nil {
+		return false, fmt.Errorf("store: migrate %d: %w", next.Version, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return false, fmt.Errorf("store: migrate %d: %w", next.Version, err)
+	}
+	return false, nil
 }
 
 // AppliedVersion returns the highest applied migration.
