@@ -51,6 +51,12 @@ type Config struct {
 	LogLevel  string
 	LogFormat string
 
+	// Provider signing-key caches (package keyset).
+	KeysForcedRefreshInterval time.Duration
+	KeysMinRefresh            time.Duration
+	KeysMaxRefresh            time.Duration
+	KeysMaxStale              time.Duration
+
 	Providers Providers
 
 	// Sources records where each setting's value came from ("default", "file", "env NAME", "flag -x").
@@ -118,6 +124,10 @@ func settings() []setting {
 		{"log_level", []string{"GATEHOUSE_LOG_LEVEL"}, "log-level", "info", kString, "debug, info, warn or error", func(c *Config) any { return &c.LogLevel }},
 		{"log_format", []string{"GATEHOUSE_LOG_FORMAT"}, "log-format", "json", kString, "json or text", func(c *Config) any { return &c.LogFormat }},
 
+		{"provider_keys.forced_refresh_interval", []string{"GATEHOUSE_KEYS_FORCED_REFRESH_INTERVAL"}, "", "30s", kDuration, "at most one refresh of a provider's keys per this interval triggered by an unknown kid (tokens anyone can send)", func(c *Config) any { return &c.KeysForcedRefreshInterval }},
+		{"provider_keys.min_refresh", []string{"GATEHOUSE_KEYS_MIN_REFRESH"}, "", "5m", kDuration, "lower clamp of a provider key set's lifetime from Cache-Control/Expires", func(c *Config) any { return &c.KeysMinRefresh }},
+		{"provider_keys.max_refresh", []string{"GATEHOUSE_KEYS_MAX_REFRESH"}, "", "24h", kDuration, "upper clamp of a provider key set's lifetime", func(c *Config) any { return &c.KeysMaxRefresh }},
+		{"provider_keys.max_stale", []string{"GATEHOUSE_KEYS_MAX_STALE"}, "", "48h", kDuration, "how long the last good key set keeps verifying while the provider is unreachable; then fail closed", func(c *Config) any { return &c.KeysMaxStale }},
 		{"providers.google.client_id", []string{"GATEHOUSE_GOOGLE_CLIENT_ID", "MS_GoogleClientID"}, "", "", kString, "Google OAuth client id", func(c *Config) any { return &c.Providers.GoogleClientID }},
 		{"providers.google.client_secret", []string{"GATEHOUSE_GOOGLE_CLIENT_SECRET", "MS_GoogleClientSecret"}, "", "", kSecret, "Google OAuth client secret", func(c *Config) any { return &c.Providers.GoogleClientSecret }},
 		{"providers.google.scope", []string{"GATEHOUSE_GOOGLE_SCOPE", "MS_GoogleScope"}, "", "", kString, "extra Google scopes", func(c *Config) any { return &c.Providers.GoogleScope }},
@@ -429,6 +439,12 @@ func (c *Config) validate() error {
 	}
 	if c.TokenTTL > c.TokenMaxTTL {
 		return &Error{Setting: "token_ttl", Value: c.TokenTTL.String(), Reason: "must not exceed token_max_ttl (" + c.TokenMaxTTL.String() + ")"}
+	}
+	if c.KeysMinRefresh <= 0 || c.KeysMinRefresh > c.KeysMaxRefresh {
+		return &Error{Setting: "provider_keys.min_refresh", Value: c.KeysMinRefresh.String(), Reason: "must be positive and at most provider_keys.max_refresh"}
+	}
+	if c.KeysMaxStale < c.KeysMaxRefresh {
+		return &Error{Setting: "provider_keys.max_stale", Value: c.KeysMaxStale.String(), Reason: "must be at least provider_keys.max_refresh"}
 	}
 	if c.RequestTimeout < time.Second {
 		return &Error{Setting: "request_timeout", Value: c.RequestTimeout.String(), Reason: "must be at least 1s"}
