@@ -7,7 +7,9 @@ import (
 	"time"
 )
 
-// Migration is one schema step. Steps are append-only: never edit one that has shipped.
+// Migration is one schema step. Steps are append-only: never edit one that has shipped. Versions are
+// unique; each missing one is applied in slice order, so migrations added on parallel branches with
+// interleaved numbers are all applied.
 type Migration struct {
 	Version  int
 	Name     string
@@ -22,6 +24,20 @@ var migrations = []Migration{
 		Name:     "meta",
 		SQLite:   `CREATE TABLE gatehouse_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`,
 		Postgres: `CREATE TABLE gatehouse_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`,
+	},
+	{
+		// Catalogue of the app's tables (package table). name is the lower-cased table name; options
+		// is a JSON object of table options and permissions.
+		Version: 2,
+		Name:    "tables catalogue",
+		SQLite: `CREATE TABLE gatehouse_tables (name TEXT PRIMARY KEY, display_name TEXT NOT NULL, sql_name TEXT NOT NULL UNIQUE,
+	id_type TEXT NOT NULL, options TEXT NOT NULL, source TEXT NOT NULL, created_at TEXT NOT NULL);
+CREATE TABLE gatehouse_columns (table_name TEXT NOT NULL REFERENCES gatehouse_tables(name) ON DELETE CASCADE, name TEXT NOT NULL,
+	display_name TEXT NOT NULL, sql_name TEXT NOT NULL, type TEXT NOT NULL, PRIMARY KEY (table_name, name))`,
+		Postgres: `CREATE TABLE gatehouse_tables (name TEXT PRIMARY KEY, display_name TEXT NOT NULL, sql_name TEXT NOT NULL UNIQUE,
+	id_type TEXT NOT NULL, options TEXT NOT NULL, source TEXT NOT NULL, created_at TEXT NOT NULL);
+CREATE TABLE gatehouse_columns (table_name TEXT NOT NULL REFERENCES gatehouse_tables(name) ON DELETE CASCADE, name TEXT NOT NULL,
+	display_name TEXT NOT NULL, sql_name TEXT NOT NULL, type TEXT NOT NULL, PRIMARY KEY (table_name, name))`,
 	},
 }
 
@@ -68,18 +84,34 @@ func (db *DB) migrateStep(ctx context.Context, conn *sql.Conn) (done bool, err e
 		return false, fmt.Errorf("store: migrate: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // after Commit this is a no-op
-	var current sql.NullInt64
-	if err := tx.QueryRowContext(ctx, `SELECT MAX(version) FROM gatehouse_migrations`).Scan(&current); err != nil {
+	applied := map[int]bool{}
+	rows, err := tx.QueryContext(ctx, `SELECT version FROM gatehouse_migrations`)
+	if err != nil {
 		return false, fmt.Errorf("store: migrate: %w", err)
 	}
-	if int(current.Int64) > SchemaVersion() {
-		return false, fmt.Errorf("store: database schema version %d is newer than this binary's %d: upgrade Gatehouse", current.Int64, SchemaVersion())
+	for rows.Next() {
+		var v int
+		if err := rows.Scan(&v); err != nil {
+			rows.Close()
+			return false, fmt.Errorf("store: migrate: %w", err)
+		}
+		applied[v] = true
 	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return false, fmt.Errorf("store: migrate: %w", err)
+	}
+	known := map[int]bool{}
 	var next *Migration
 	for i := range migrations {
-		if migrations[i].Version > int(current.Int64) {
+		known[migrations[i].Version] = true
+		if next == nil && !applied[migrations[i].Version] {
 			next = &migrations[i]
-			break
+		}
+	}
+	for v := range applied {
+		if !known[v] {
+			return false, fmt.Errorf("store: the database has migration %d, which this binary does not know: upgrade Gatehouse", v)
 		}
 	}
 	if next == nil {

@@ -12,7 +12,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/gatehouse/gatehouse/internal/odata"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx"
 	_ "modernc.org/sqlite"             // registers "sqlite"
@@ -94,6 +97,9 @@ func open(dsn, dataDir string) (*DB, error) {
 // a crash or power loss), a busy timeout instead of immediate SQLITE_BUSY, foreign keys on, and
 // BEGIN IMMEDIATE transactions so writers queue instead of deadlocking on lock upgrades.
 func openSQLite(path string) (*DB, error) {
+	if err := registerSQLite(); err != nil {
+		return nil, err
+	}
 	// Create the file ourselves so that it (and the -wal and -shm files SQLite derives from it) is
 	// readable by the owner only.
 	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600); err == nil {
@@ -114,6 +120,22 @@ func openSQLite(path string) (*DB, error) {
 	db.SetMaxOpenConns(8)
 	db.SetMaxIdleConns(8)
 	return &DB{DB: db, Dialect: SQLite, Location: path}, nil
+}
+
+// The modernc.org/sqlite driver keeps collations and functions in a process-wide registry, and they
+// apply to connections opened after registration; so this is registered once per process, before the
+// first connection. It is the one piece of package-level state in Gatehouse, imposed by the driver.
+var (
+	sqliteOnce sync.Once
+	sqliteErr  error
+)
+
+func registerSQLite() error {
+	sqliteOnce.Do(func() { sqliteErr = odata.SQLite{}.Register() })
+	if sqliteErr != nil {
+		return fmt.Errorf("store: %w", sqliteErr)
+	}
+	return nil
 }
 
 // redact removes a password from errors that quote the URL.
