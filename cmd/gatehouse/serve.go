@@ -20,6 +20,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/metrics"
 	"github.com/gatehouse/gatehouse/internal/server"
 	"github.com/gatehouse/gatehouse/internal/store"
+	"github.com/gatehouse/gatehouse/internal/table"
 	"github.com/gatehouse/gatehouse/internal/token"
 )
 
@@ -110,11 +111,18 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	}
 	defer db.Close()
 
+	tables, err := table.NewService(ctx, table.NewSQL(db), app, tableDefaults(cfg), log)
+	if err != nil {
+		return err
+	}
+
 	m := metrics.New(version)
 	srv := server.New(server.Deps{
 		Config: cfg, Auth: authn, App: app, DB: db, Metrics: m, Logger: log, Version: version,
 		Minter: &auth.Minter{Auth: authn, DefaultTTL: cfg.TokenTTL, MaxTTL: cfg.TokenMaxTTL},
 	})
+
+	srv.Mount("tables", "/tables/{table}", &table.Handler{Service: tables, Log: log, PublicURL: cfg.PublicURL})
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -198,4 +206,8 @@ func watchKeys(ctx context.Context, cfg *config.Config, a *auth.Authenticator, l
 		}
 		log.Info("keys reloaded", "file", keys.Path(cfg.DataDir), "previous_master_keys", len(sec.Previous))
 	}
+}
+
+func tableDefaults(cfg *config.Config) table.Defaults {
+	return table.Defaults{PageSize: cfg.PageSize, MaxTop: cfg.MaxTop, DynamicSchema: cfg.DynamicSchema, Permission: auth.Application}
 }

@@ -44,6 +44,10 @@ type Config struct {
 	SkipVersionCheck     bool
 	RequireHTTPS         bool
 
+	PageSize      int
+	MaxTop        int
+	DynamicSchema bool
+
 	TokenTTL    time.Duration
 	TokenMaxTTL time.Duration
 	ClockSkew   time.Duration
@@ -118,6 +122,9 @@ func settings() []setting {
 		{"cross_domain_whitelist", []string{"GATEHOUSE_CROSS_DOMAIN_WHITELIST", "MS_CrossDomainWhitelist"}, "", "localhost", kHostList, "CORS origins by host pattern: JSON [{\"host\":\"*.example.com\"}] or a comma list; * matches [a-z0-9.-]*", func(c *Config) any { return &c.CrossDomainWhitelist }},
 		{"skip_version_check", []string{"GATEHOUSE_SKIP_VERSION_CHECK", "MS_SkipVersionCheck"}, "", "false", kBool, "accept any ZUMO-API-VERSION value instead of answering 400", func(c *Config) any { return &c.SkipVersionCheck }},
 		{"require_https", []string{"GATEHOUSE_REQUIRE_HTTPS", "MS_RequireHttps"}, "", "false", kBool, "refuse plain-HTTP requests (403); trusts X-Forwarded-Proto only from loopback proxies", func(c *Config) any { return &c.RequireHTTPS }},
+		{"page_size", []string{"GATEHOUSE_PAGE_SIZE"}, "", "50", kInt, "rows a table read returns when $top is absent (per table: pageSize)", func(c *Config) any { return &c.PageSize }},
+		{"max_top", []string{"GATEHOUSE_MAX_TOP"}, "", "1000", kInt, "largest $top accepted (above it: 400; per table: maxTop)", func(c *Config) any { return &c.MaxTop }},
+		{"dynamic_schema", []string{"GATEHOUSE_DYNAMIC_SCHEMA", "MS_DynamicSchemaEnabled"}, "", "true", kBool, "add a column when an insert or update brings an unknown property (per table: dynamicSchema)", func(c *Config) any { return &c.DynamicSchema }},
 		{"token_ttl", []string{"GATEHOUSE_TOKEN_TTL"}, "", "720h", kDuration, "lifetime of issued app tokens (the original: 30 days)", func(c *Config) any { return &c.TokenTTL }},
 		{"token_max_ttl", []string{"GATEHOUSE_TOKEN_MAX_TTL"}, "", "720h", kDuration, "longest lifetime a minted token may ask for; also how long a retired master key keeps verifying", func(c *Config) any { return &c.TokenMaxTTL }},
 		{"clock_skew", []string{"GATEHOUSE_CLOCK_SKEW"}, "", "60s", kDuration, "clock skew allowed on token exp/nbf/iat", func(c *Config) any { return &c.ClockSkew }},
@@ -439,6 +446,9 @@ func (c *Config) validate() error {
 	}
 	if c.TokenTTL > c.TokenMaxTTL {
 		return &Error{Setting: "token_ttl", Value: c.TokenTTL.String(), Reason: "must not exceed token_max_ttl (" + c.TokenMaxTTL.String() + ")"}
+	}
+	if c.PageSize > c.MaxTop {
+		return &Error{Setting: "page_size", Value: strconv.Itoa(c.PageSize), Reason: "must not exceed max_top"}
 	}
 	if c.KeysMinRefresh <= 0 || c.KeysMinRefresh > c.KeysMaxRefresh {
 		return &Error{Setting: "provider_keys.min_refresh", Value: c.KeysMinRefresh.String(), Reason: "must be positive and at most provider_keys.max_refresh"}

@@ -1,0 +1,417 @@
+package table
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/appdir"
+	"github.com/gatehouse/gatehouse/internal/auth"
+)
+
+// Defaults apply to tables that do not set their own.
+type Defaults struct {
+	PageSize      int  // default 50
+	MaxTop        int  // default 1000
+	DynamicSchema bool // default true (the original's MS_DynamicSchemaEnabled)
+	// Permission for tables created by the CLI or admin API without explicit permissions.
+	Permission auth.Permission
+}
+
+// Service is the table catalogue: schemas cached in memory, backed by the store, shared by every
+// instance through the database.
+type Service struct {
+	st       *SQL
+	defaults Defaults
+	log      *slog.Logger
+
+	mu     sync.RWMutex
+	tables map[string]*Schema
+	ddl    sync.Mutex // serialises this instance's schema changes
+}
+
+// NewService loads the catalogue and makes sure every table the app directory declares exists with
+// the declared options. A declared table whose id type differs from the existing one is an error.
+func NewService(ctx context.Context, st *SQL, app *appdir.App, d Defaults, log *slog.Logger) (*Service, error) {
+	if d.PageSize <= 0 {
+		d.PageSize = 50
+	}
+	if d.MaxTop <= 0 {
+		d.MaxTop = 1000
+	}
+	svc := &Service{st: st, defaults: d, log: log}
+	if err := svc.reload(ctx); err != nil {
+		return nil, err
+	}
+	if app == nil {
+		return svc, nil
+	}
+	for _, t := range app.Tables() {
+		if err := svc.syncDeclared(ctx, t); err != nil {
+			return nil, fmt.Errorf("table %s (%s): %w", t.Name, t.File, err)
+		}
+	}
+	return svc, svc.reload(ctx)
+}
+
+func (svc *Service) reload(ctx context.Context) error {
+	tables, err := svc.st.Load(ctx)
+	if err != nil {
+		return err
+	}
+	svc.mu.Lock()
+	svc.tables = tables
+	svc.mu.Unlock()
+	return nil
+}
+
+// syncDeclared creates or updates a table declared in the app directory.
+func (svc *Service) syncDeclared(ctx context.Context, t *appdir.Table) error {
+	opt := Options{
+		SoftDelete:    boolOr(t.Options.SoftDelete, false),
+		PerUser:       boolOr(t.Options.PerUser, false),
+		DynamicSchema: boolOr(t.Options.DynamicSchema, svc.defaults.DynamicSchema),
+		PageSize:      t.Options.PageSize,
+		MaxTop:        t.Options.MaxTop,
+		Permissions:   map[appdir.Operation]auth.Permission{},
+	}
+	for op, p := range t.Permissions {
+		opt.Permissions[op] = p
+	}
+	id := StringID
+	if t.Options.IDType == "integer" {
+		id = IntegerID
+	}
+	cols := map[string]ColumnType{}
+	for n, typ := range t.Options.Columns {
+		cols[n] = ColumnType(typ)
+	}
+	existing, ok := svc.cached(t.Name)
+	if !ok {
+		s, err := NewSchema(t.Name, id, opt, cols)
+		if err != nil {
+			return err
+		}
+		s.Source = "app"
+		if err := svc.st.Create(ctx, s); err != nil && !errors.Is(err, ErrExists) {
+			return err
+		}
+		return nil
+	}
+	if existing.IDType != id {
+		return fmt.Errorf("declared idType %s but the table exists with %s ids", id, existing.IDType)
+	}
+	if existing.Options.PerUser != opt.PerUser {
+		return fmt.Errorf("perUser cannot change on an existing table (it is %v)", existing.Options.PerUser)
+	}
+	ns := *existing
+	ns.Options, ns.Source = opt, "app"
+	if err := svc.st.SetOptions(ctx, &ns); err != nil {
+		return err
+	}
+	for n, typ := range cols {
+		if c, ok := existing.Column(n); ok {
+			if c.Type != typ {
+				return fmt.Errorf("column %s is declared %s but exists as %s", n, typ, c.Type)
+			}
+			continue
+		}
+		if err := svc.st.AddColumn(ctx, existing, Column{Name: n, SQL: physicalColumn(n), Type: typ}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func boolOr(p *bool, d bool) bool {
+	if p == nil {
+		return d
+	}
+	return *p
+}
+
+func (svc *Service) cached(name string) (*Schema, bool) {
+	svc.mu.RLock()
+	defer svc.mu.RUnlock()
+	s, ok := svc.tables[strings.ToLower(name)]
+	return s, ok
+}
+
+// Lookup finds a table case-insensitively; on a miss it reloads the catalogue once (another instance
+// may have created the table).
+func (svc *Service) Lookup(ctx context.Context, name string) (*Schema, error) {
+	if s, ok := svc.cached(name); ok {
+		return s, nil
+	}
+	if !appdir.ValidName(name) {
+		return nil, ErrNoTable
+	}
+	if err := svc.reload(ctx); err != nil {
+		return nil, err
+	}
+	if s, ok := svc.cached(name); ok {
+		return s, nil
+	}
+	return nil, ErrNoTable
+}
+
+// Refresh reloads one table's schema from the catalogue (after another instance changed it).
+func (svc *Service) Refresh(ctx context.Context, name string) (*Schema, error) {
+	if err := svc.reload(ctx); err != nil {
+		return nil, err
+	}
+	return svc.Lookup(ctx, name)
+}
+
+// List returns every table, sorted by name.
+func (svc *Service) List(ctx context.Context) ([]*Schema, error) {
+	if err := svc.reload(ctx); err != nil {
+		return nil, err
+	}
+	svc.mu.RLock()
+	defer svc.mu.RUnlock()
+	out := make([]*Schema, 0, len(svc.tables))
+	for _, s := range svc.tables {
+		out = append(out, s)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// Spec describes a table to create or update through the CLI or admin API.
+type Spec struct {
+	Name        string
+	IDType      IDType // "" = string
+	Columns     map[string]ColumnType
+	SoftDelete  *bool
+	PerUser     *bool
+	Dynamic     *bool
+	Permissions map[appdir.Operation]auth.Permission
+}
+
+// Create makes a new table.
+func (svc *Service) Create(ctx context.Context, sp Spec) (*Schema, error) {
+	svc.ddl.Lock()
+	defer svc.ddl.Unlock()
+	if sp.IDType == "" {
+		sp.IDType = StringID
+	}
+	opt := Options{
+		SoftDelete:    boolOr(sp.SoftDelete, false),
+		PerUser:       boolOr(sp.PerUser, false),
+		DynamicSchema: boolOr(sp.Dynamic, svc.defaults.DynamicSchema),
+		Permissions:   map[appdir.Operation]auth.Permission{},
+	}
+	for _, op := range []appdir.Operation{appdir.Read, appdir.Insert, appdir.Update, appdir.Delete} {
+		opt.Permissions[op] = svc.defaults.Permission
+	}
+	for op, p := range sp.Permissions {
+		opt.Permissions[op] = p
+	}
+	s, err := NewSchema(sp.Name, sp.IDType, opt, sp.Columns)
+	if err != nil {
+		return nil, &InputError{Msg: err.Error()}
+	}
+	s.Source = "admin"
+	if err := svc.st.Create(ctx, s); err != nil {
+		return nil, err
+	}
+	return svc.Refresh(ctx, sp.Name)
+}
+
+// Update changes a table's options, permissions and adds columns. Id type and per-user mode are
+// fixed at creation.
+func (svc *Service) Update(ctx context.Context, sp Spec) (*Schema, error) {
+	svc.ddl.Lock()
+	defer svc.ddl.Unlock()
+	s, err := svc.Refresh(ctx, sp.Name)
+	if err != nil {
+		return nil, err
+	}
+	if sp.IDType != "" && sp.IDType != s.IDType {
+		return nil, &InputError{Msg: "the id type of an existing table cannot change"}
+	}
+	if sp.PerUser != nil && *sp.PerUser != s.Options.PerUser {
+		return nil, &InputError{Msg: "perUser cannot change on an existing table"}
+	}
+	ns := *s
+	ns.Options.Permissions = map[appdir.Operation]auth.Permission{}
+	for op, p := range s.Options.Permissions {
+		ns.Options.Permissions[op] = p
+	}
+	for op, p := range sp.Permissions {
+		ns.Options.Permissions[op] = p
+	}
+	ns.Options.SoftDelete = boolOr(sp.SoftDelete, s.Options.SoftDelete)
+	ns.Options.DynamicSchema = boolOr(sp.Dynamic, s.Options.DynamicSchema)
+	if err := svc.st.SetOptions(ctx, &ns); err != nil {
+		return nil, err
+	}
+	names := make([]string, 0, len(sp.Columns))
+	for n := range sp.Columns {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if c, ok := s.Column(n); ok {
+			if c.Type != sp.Columns[n] {
+				return nil, &InputError{Msg: fmt.Sprintf("column %s exists with type %s", c.Name, c.Type)}
+			}
+			continue
+		}
+		if !ValidColumnName(n) {
+			return nil, &InputError{Msg: fmt.Sprintf("invalid column name %q", n)}
+		}
+		if err := svc.st.AddColumn(ctx, s, Column{Name: n, SQL: physicalColumn(n), Type: sp.Columns[n]}); err != nil {
+			return nil, err
+		}
+	}
+	return svc.Refresh(ctx, sp.Name)
+}
+
+// Drop deletes a table with all its rows.
+func (svc *Service) Drop(ctx context.Context, name string) error {
+	svc.ddl.Lock()
+	defer svc.ddl.Unlock()
+	s, err := svc.Refresh(ctx, name)
+	if err != nil {
+		return err
+	}
+	if err := svc.st.Drop(ctx, s); err != nil {
+		return err
+	}
+	return svc.reload(ctx)
+}
+
+// ensureColumns adds the columns an item needs (dynamic schema) and returns the schema to use.
+func (svc *Service) ensureColumns(ctx context.Context, s *Schema, add []Column) (*Schema, error) {
+	if len(add) == 0 {
+		return s, nil
+	}
+	svc.ddl.Lock()
+	defer svc.ddl.Unlock()
+	cur, err := svc.Refresh(ctx, s.Name)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range add {
+		if existing, ok := cur.Column(c.Name); ok {
+			if existing.Type != c.Type {
+				return nil, &InputError{Msg: fmt.Sprintf("The value of property '%s' must be of type %s.", c.Name, existing.Type)}
+			}
+			continue
+		}
+		if err := svc.st.AddColumn(ctx, cur, c); err != nil {
+			return nil, err
+		}
+		svc.log.Info("column added by dynamic schema", "table", s.Name, "column", c.Name, "type", string(c.Type))
+	}
+	return svc.Refresh(ctx, s.Name)
+}
+
+// InputError is a client mistake (400) with the message to show.
+type InputError struct{ Msg string }
+
+func (e *InputError) Error() string { return e.Msg }
+
+func inputf(format string, args ...any) error { return &InputError{Msg: fmt.Sprintf(format, args...)} }
+
+var isoDate = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,7})?(Z|[+-]\d{2}:\d{2})$`)
+var msDate = regexp.MustCompile(`^/Date\((-?\d+)([+-]\d{4})?\)/$`)
+
+// parseDate reads the date forms clients send: ISO 8601 with Z or an offset, or /Date(ms)/.
+func parseDate(s string) (time.Time, bool) {
+	if isoDate.MatchString(s) {
+		t, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			return time.Time{}, false
+		}
+		t = t.UTC().Truncate(time.Millisecond)
+		if t.Year() < 1 || t.Year() > 9999 {
+			return time.Time{}, false
+		}
+		return t, true
+	}
+	if m := msDate.FindStringSubmatch(s); m != nil {
+		ms, err := strconv.ParseInt(m[1], 10, 64)
+		if err != nil {
+			return time.Time{}, false
+		}
+		return time.UnixMilli(ms).UTC(), true
+	}
+	return time.Time{}, false
+}
+
+// inferType is the column type dynamic schema gives a new property.
+func inferType(v any) (ColumnType, bool) {
+	switch x := v.(type) {
+	case string:
+		if _, ok := parseDate(x); ok && isoDate.MatchString(x) {
+			return Date, true
+		}
+		return String, true
+	case json.Number:
+		return Number, true
+	case bool:
+		return Boolean, true
+	}
+	return "", false
+}
+
+// convert turns a JSON value into a column's Go value.
+func convert(c Column, name string, v any) (any, error) {
+	if v == nil {
+		return nil, nil
+	}
+	switch c.Type {
+	case String:
+		if s, ok := v.(string); ok {
+			return s, nil
+		}
+	case Number:
+		if n, ok := v.(json.Number); ok {
+			f, err := strconv.ParseFloat(string(n), 64)
+			if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
+				return nil, inputf("The value of property '%s' is not a representable number.", name)
+			}
+			return f, nil
+		}
+	case Boolean:
+		if b, ok := v.(bool); ok {
+			return b, nil
+		}
+	case Date:
+		if s, ok := v.(string); ok {
+			if t, ok := parseDate(s); ok {
+				return t, nil
+			}
+			return nil, inputf("The value of property '%s' is not a valid date (expected YYYY-MM-DDTHH:MM:SS.sssZ).", name)
+		}
+	}
+	return nil, inputf("The value of property '%s' must be of type %s.", name, c.Type)
+}
+
+// ValidateStringID applies the original's id rules (spec §4.5) and our length bound.
+func ValidateStringID(id string) error {
+	if id == "." || id == ".." {
+		return inputf("The value specified for property 'id' is invalid. An id must not contain any control characters or the characters \", +, ?, \\, `.")
+	}
+	if len([]rune(id)) > 255 {
+		return inputf("The value specified for property 'id' is too long. An id must be at most 255 characters.")
+	}
+	for _, r := range id {
+		if r <= 0x1f || (r >= 0x7f && r <= 0x9f) || strings.ContainsRune("\"+?\\/`", r) {
+			return inputf("The value specified for property 'id' is invalid. An id must not contain any control characters or the characters \", +, ?, \\, `.")
+		}
+	}
+	return nil
+}

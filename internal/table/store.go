@@ -1,0 +1,617 @@
+package table
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/gatehouse/gatehouse/internal/appdir"
+	"github.com/gatehouse/gatehouse/internal/auth"
+	"github.com/gatehouse/gatehouse/internal/odata"
+	"github.com/gatehouse/gatehouse/internal/store"
+)
+
+// Errors of the data operations.
+var (
+	ErrNotFound  = errors.New("table: item not found")
+	ErrDuplicate = errors.New("table: an item with that id already exists")
+	ErrNoTable   = errors.New("table: no such table")
+	ErrExists    = errors.New("table: table already exists")
+)
+
+// ConflictError is a failed version check; Current is the server's item.
+type ConflictError struct{ Current *Row }
+
+func (e *ConflictError) Error() string { return "table: version conflict" }
+
+// Row is one item.
+type Row struct {
+	ID        any // string or int64
+	CreatedAt time.Time
+	UpdatedAt time.Time
+	Version   string
+	Deleted   bool
+	// Values holds user columns by lower-cased name: nil, string, float64, bool or time.Time.
+	Values map[string]any
+}
+
+// SQL is the table store on a SQL database (SQLite or PostgreSQL).
+type SQL struct {
+	db *store.DB
+	d  odata.Dialect
+}
+
+// NewSQL builds the store.
+func NewSQL(db *store.DB) *SQL {
+	var d odata.Dialect = odata.SQLite{}
+	if db.Dialect == store.Postgres {
+		d = odata.Postgres{}
+	}
+	return &SQL{db: db, d: d}
+}
+
+func (st *SQL) pg() bool { return st.db.Dialect == store.Postgres }
+
+func (st *SQL) ph(n int) string { return st.d.Placeholder(n) }
+
+func quote(name string) string { return `"` + strings.ReplaceAll(name, `"`, `""`) + `"` }
+
+func (st *SQL) sqlType(t ColumnType) string {
+	switch t {
+	case Number:
+		if st.pg() {
+			return "DOUBLE PRECISION"
+		}
+		return "REAL"
+	case Boolean:
+		if st.pg() {
+			return "BOOLEAN"
+		}
+		return "INTEGER"
+	case Date:
+		if st.pg() {
+			return "TIMESTAMPTZ(3)"
+		}
+		return "INTEGER"
+	default:
+		return "TEXT"
+	}
+}
+
+type catalogueOptions struct {
+	Options
+	Permissions map[string]string `json:"permissions"`
+}
+
+func encodeOptions(o Options) (string, error) {
+	co := catalogueOptions{Options: o, Permissions: map[string]string{}}
+	co.Options.Permissions = nil
+	for op, p := range o.Permissions {
+		co.Permissions[string(op)] = p.String()
+	}
+	b, err := json.Marshal(co)
+	return string(b), err
+}
+
+func decodeOptions(s string) (Options, error) {
+	var co catalogueOptions
+	if err := json.Unmarshal([]byte(s), &co); err != nil {
+		return Options{}, err
+	}
+	o := co.Options
+	o.Permissions = map[appdir.Operation]auth.Permission{}
+	for op, ps := range co.Permissions {
+		p, err := auth.ParsePermission(ps)
+		if err != nil {
+			return Options{}, err
+		}
+		o.Permissions[appdir.Operation(op)] = p
+	}
+	return o, nil
+}
+
+// Load reads the catalogue.
+func (st *SQL) Load(ctx context.Context) (map[string]*Schema, error) {
+	rows, err := st.db.QueryContext(ctx, `SELECT name, display_name, sql_name, id_type, options, source FROM gatehouse_tables`)
+	if err != nil {
+		return nil, fmt.Errorf("table: load catalogue: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]*Schema{}
+	for rows.Next() {
+		var key, name, sqlName, idType, opts, source string
+		if err := rows.Scan(&key, &name, &sqlName, &idType, &opts, &source); err != nil {
+			return nil, fmt.Errorf("table: load catalogue: %w", err)
+		}
+		o, err := decodeOptions(opts)
+		if err != nil {
+			return nil, fmt.Errorf("table: catalogue entry %s: %w", name, err)
+		}
+		out[key] = &Schema{Name: name, SQLName: sqlName, IDType: IDType(idType), Options: o, Source: source}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	cols := map[string][]Column{}
+	crows, err := st.db.QueryContext(ctx, `SELECT table_name, display_name, sql_name, type FROM gatehouse_columns ORDER BY table_name, sql_name`)
+	if err != nil {
+		return nil, fmt.Errorf("table: load columns: %w", err)
+	}
+	defer crows.Close()
+	for crows.Next() {
+		var t, name, sqlName, typ string
+		if err := crows.Scan(&t, &name, &sqlName, &typ); err != nil {
+			return nil, err
+		}
+		cols[t] = append(cols[t], Column{Name: name, SQL: sqlName, Type: ColumnType(typ)})
+	}
+	if err := crows.Err(); err != nil {
+		return nil, err
+	}
+	for key, s := range out {
+		if err := s.build(cols[key]); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// Create makes a table and records it in the catalogue, in one transaction.
+func (st *SQL) Create(ctx context.Context, s *Schema) error {
+	opts, err := encodeOptions(s.Options)
+	if err != nil {
+		return err
+	}
+	tx, err := st.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback() //nolint:errcheck
+	if _, err := tx.ExecContext(ctx, st.db.Rebind(`INSERT INTO gatehouse_tables (name, display_name, sql_name, id_type, options, source, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`),
+		strings.ToLower(s.Name), s.Name, s.SQLName, string(s.IDType), opts, s.Source, time.Now().UTC().Format(time.RFC3339)); err != nil {
+		if isUnique(err) {
+			return ErrExists
+		}
+		return fmt.Errorf("table: create %s: %w", s.Name, err)
+	}
+	id := "id TEXT PRIMARY KEY NOT NULL"
+	if s.IDType == IntegerID {
+		id = "id INTEGER PRIMARY KEY AUTOINCREMENT"
+		if st.pg() {
+			id = "id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY"
+		}
+	}
+	deleted := "INTEGER NOT NULL DEFAULT 0"
+	if st.pg() {
+		deleted = "BOOLEAN NOT NULL DEFAULT false"
+	}
+	ddl := fmt.Sprintf(`CREATE TABLE %s (%s, %s %s NOT NULL, %s %s NOT NULL, %s TEXT NOT NULL, %s %s`,
+		quote(s.SQLName), id, colCreatedAt, st.sqlType(Date), colUpdatedAt, st.sqlType(Date), colVersion, colDeleted, deleted)
+	for _, c := range s.Columns() {
+		ddl += fmt.Sprintf(", %s %s", quote(c.SQL), st.sqlType(c.Type))
+	}
+	ddl += ")"
+	if _, err := tx.ExecContext(ctx, ddl); err != nil {
+		return fmt.Errorf("table: create %s: %w", s.Name, err)
+	}
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`CREATE INDEX %s ON %s (%s)`, quote(s.SQLName+"_updated"), quote(s.SQLName), colUpdatedAt)); err != nil {
+		return fmt.Errorf("table: create %s: %w", s.Name, err)
+	}
+	if s.Options.PerUser {
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf(`CREATE INDEX %s ON %s (%s)`, quote(s.SQLName+"_user"), quote(s.SQLName), quote(physicalColumn(UserIDColumn)))); err != nil {
+			return fmt.Errorf("table: create %s: %w", s.Name, err)
+		}
+	}
+	for _, c := range s.Columns() {
+		if err := st.recordColumn(ctx, tx, s, c); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+func (st *SQL) recordColumn(ctx context.Context, tx *sql.Tx, s *Schema, c Column) error {
+	_, err := tx.ExecContext(ctx, st.db.Rebind(`INSERT INTO gatehouse_columns (table_name, name, display_name, sql_name, type) VALUES (?, ?, ?, ?, ?)`),
+		strings.ToLower(s.Name), strings.ToLower(c.Name), c.Name, c.SQL, string(c.Type))
+	if err != nil {
+		return fmt.Errorf("table: record column %s.%s: %w", s.Name, c.Name, err)
+	}
+	return nil
+}
+
+// AddColumn adds a user column. When another instance added the same column first, it returns nil
+// (the caller reloads the catalogue).
+func (st *SQL) AddColumn(ctx context.Context, s *Schema, c Column) error {
+	tx, err := st.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback() //nolint:errcheck
+	if err := st.recordColumn(ctx, tx, s, c); err != nil {
+		if isUnique(errors.Unwrap(err)) {
+			return nil
+		}
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`ALTER TABLE %s ADD COLUMN %s %s`, quote(s.SQLName), quote(c.SQL), st.sqlType(c.Type))); err != nil {
+		return fmt.Errorf("table: add column %s.%s: %w", s.Name, c.Name, err)
+	}
+	return tx.Commit()
+}
+
+// SetOptions replaces a table's options (permissions, soft delete, paging, dynamic schema). The id
+// type and per-user mode cannot change once the table exists: rows depend on them.
+func (st *SQL) SetOptions(ctx context.Context, s *Schema) error {
+	opts, err := encodeOptions(s.Options)
+	if err != nil {
+		return err
+	}
+	res, err := st.db.ExecContext(ctx, st.db.Rebind(`UPDATE gatehouse_tables SET options = ?, source = ? WHERE name = ?`), opts, s.Source, strings.ToLower(s.Name))
+	if err != nil {
+		return fmt.Errorf("table: update %s: %w", s.Name, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrNoTable
+	}
+	return nil
+}
+
+// Drop deletes a table and its rows.
+func (st *SQL) Drop(ctx context.Context, s *Schema) error {
+	tx, err := st.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback() //nolint:errcheck
+	if _, err := tx.ExecContext(ctx, st.db.Rebind(`DELETE FROM gatehouse_columns WHERE table_name = ?`), strings.ToLower(s.Name)); err != nil {
+		return err
+	}
+	res, err := tx.ExecContext(ctx, st.db.Rebind(`DELETE FROM gatehouse_tables WHERE name = ?`), strings.ToLower(s.Name))
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrNoTable
+	}
+	if _, err := tx.ExecContext(ctx, `DROP TABLE `+quote(s.SQLName)); err != nil {
+		return fmt.Errorf("table: drop %s: %w", s.Name, err)
+	}
+	return tx.Commit()
+}
+
+// selectList is every column of a table in scan order.
+func selectList(s *Schema) string {
+	var b strings.Builder
+	b.WriteString("id, " + colCreatedAt + ", " + colUpdatedAt + ", " + colVersion + ", " + colDeleted)
+	for _, c := range s.Columns() {
+		b.WriteString(", ")
+		b.WriteString(quote(c.SQL))
+	}
+	return b.String()
+}
+
+type scanner interface{ Scan(dest ...any) error }
+
+func (st *SQL) scanRow(s *Schema, sc scanner) (*Row, error) {
+	cols := s.Columns()
+	dest := make([]any, 5+len(cols))
+	vals := make([]any, len(dest))
+	for i := range dest {
+		dest[i] = &vals[i]
+	}
+	if err := sc.Scan(dest...); err != nil {
+		return nil, err
+	}
+	r := &Row{Values: make(map[string]any, len(cols))}
+	switch id := vals[0].(type) {
+	case int64:
+		r.ID = id
+	case string:
+		r.ID = id
+	case []byte:
+		r.ID = string(id)
+	default:
+		return nil, fmt.Errorf("table: unexpected id type %T", vals[0])
+	}
+	var err error
+	if r.CreatedAt, err = st.toTime(vals[1]); err != nil {
+		return nil, err
+	}
+	if r.UpdatedAt, err = st.toTime(vals[2]); err != nil {
+		return nil, err
+	}
+	r.Version, _ = vals[3].(string)
+	r.Deleted = toBool(vals[4])
+	for i, c := range cols {
+		v := vals[5+i]
+		if v == nil {
+			r.Values[strings.ToLower(c.Name)] = nil
+			continue
+		}
+		switch c.Type {
+		case Date:
+			t, err := st.toTime(v)
+			if err != nil {
+				return nil, err
+			}
+			r.Values[strings.ToLower(c.Name)] = t
+		case Boolean:
+			r.Values[strings.ToLower(c.Name)] = toBool(v)
+		case Number:
+			switch x := v.(type) {
+			case float64:
+				r.Values[strings.ToLower(c.Name)] = x
+			case int64:
+				r.Values[strings.ToLower(c.Name)] = float64(x)
+			default:
+				return nil, fmt.Errorf("table: column %s holds %T", c.Name, v)
+			}
+		default:
+			switch x := v.(type) {
+			case string:
+				r.Values[strings.ToLower(c.Name)] = x
+			case []byte:
+				r.Values[strings.ToLower(c.Name)] = string(x)
+			default:
+				r.Values[strings.ToLower(c.Name)] = fmt.Sprint(x)
+			}
+		}
+	}
+	return r, nil
+}
+
+func (st *SQL) toTime(v any) (time.Time, error) {
+	switch x := v.(type) {
+	case int64:
+		return time.UnixMilli(x).UTC(), nil
+	case float64:
+		return time.UnixMilli(int64(x)).UTC(), nil
+	case time.Time:
+		return x.UTC(), nil
+	}
+	return time.Time{}, fmt.Errorf("table: unexpected date value %T", v)
+}
+
+func toBool(v any) bool {
+	switch x := v.(type) {
+	case bool:
+		return x
+	case int64:
+		return x != 0
+	case float64:
+		return x != 0
+	}
+	return false
+}
+
+// arg converts a value for binding.
+func (st *SQL) arg(v any) any {
+	switch x := v.(type) {
+	case time.Time:
+		if st.pg() {
+			return x.UTC()
+		}
+		return x.UnixMilli()
+	case bool:
+		if st.pg() {
+			return x
+		}
+		if x {
+			return int64(1)
+		}
+		return int64(0)
+	}
+	return v
+}
+
+// Query runs a compiled read and returns its rows (and the total count when asked).
+func (st *SQL) Query(ctx context.Context, s *Schema, q *odata.Query) ([]*Row, int64, error) {
+	c, err := odata.Compile(q, s.odata, st.d, 1)
+	if err != nil {
+		return nil, 0, err
+	}
+	from := quote(s.SQLName)
+	query, args, err := c.SelectSQL(from, allColumns(s))
+	if err != nil {
+		return nil, 0, err
+	}
+	rows, err := st.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, 0, fmt.Errorf("table: query %s: %w", s.Name, err)
+	}
+	defer rows.Close()
+	var out []*Row
+	for rows.Next() {
+		r, err := st.scanRow(s, rows)
+		if err != nil {
+			return nil, 0, err
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, fmt.Errorf("table: query %s: %w", s.Name, err)
+	}
+	var count int64 = -1
+	if c.Count {
+		cq, cargs := c.CountSQL(from)
+		if err := st.db.QueryRowContext(ctx, cq, cargs...).Scan(&count); err != nil {
+			return nil, 0, fmt.Errorf("table: count %s: %w", s.Name, err)
+		}
+	}
+	return out, count, nil
+}
+
+func allColumns(s *Schema) []odata.Column {
+	cols := []odata.Column{{Name: "id", SQL: colID}, {Name: "c", SQL: colCreatedAt}, {Name: "u", SQL: colUpdatedAt}, {Name: "v", SQL: colVersion}, {Name: "d", SQL: colDeleted}}
+	for _, c := range s.Columns() {
+		cols = append(cols, odata.Column{Name: c.Name, SQL: c.SQL})
+	}
+	return cols
+}
+
+// where builds "id = $1 [AND <restrict>]" for single-item statements, numbering from n.
+func (st *SQL) where(s *Schema, id any, restrict odata.Expr, n int) (string, []any, error) {
+	w := "id = " + st.ph(n)
+	args := []any{id}
+	if restrict != nil {
+		rw, rargs, err := odata.CompileFilter(restrict, s.odata, st.d, n+1)
+		if err != nil {
+			return "", nil, err
+		}
+		w += " AND (" + rw + ")"
+		args = append(args, rargs...)
+	}
+	return w, args, nil
+}
+
+// Get reads one item (deleted ones included) that also matches restrict.
+func (st *SQL) Get(ctx context.Context, s *Schema, id any, restrict odata.Expr) (*Row, error) {
+	w, args, err := st.where(s, id, restrict, 1)
+	if err != nil {
+		return nil, err
+	}
+	r, err := st.scanRow(s, st.db.QueryRowContext(ctx, "SELECT "+selectList(s)+" FROM "+quote(s.SQLName)+" WHERE "+w, args...))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	return r, err
+}
+
+// NewVersion returns a fresh opaque version: 8 random bytes in base64, like SQL Server's rowversion.
+func NewVersion() string {
+	b := make([]byte, 8)
+	rand.Read(b) //nolint:errcheck
+	return base64.StdEncoding.EncodeToString(b)
+}
+
+// Insert adds an item. r.ID nil means "generate": a UUID for string ids, the next integer otherwise.
+func (st *SQL) Insert(ctx context.Context, s *Schema, r *Row) (*Row, error) {
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	r.CreatedAt, r.UpdatedAt, r.Version = now, now, NewVersion()
+	cols := []string{colCreatedAt, colUpdatedAt, colVersion, colDeleted}
+	args := []any{st.arg(now), st.arg(now), r.Version, st.arg(r.Deleted)}
+	if r.ID != nil {
+		cols = append([]string{"id"}, cols...)
+		args = append([]any{r.ID}, args...)
+	}
+	for _, c := range s.Columns() {
+		if v, ok := r.Values[strings.ToLower(c.Name)]; ok {
+			cols = append(cols, quote(c.SQL))
+			args = append(args, st.arg(v))
+		}
+	}
+	phs := make([]string, len(args))
+	for i := range phs {
+		phs[i] = st.ph(i + 1)
+	}
+	q := fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s) RETURNING %s", quote(s.SQLName), strings.Join(cols, ", "), strings.Join(phs, ", "), selectList(s))
+	out, err := st.scanRow(s, st.db.QueryRowContext(ctx, q, args...))
+	if err != nil {
+		if isUnique(err) {
+			return nil, ErrDuplicate
+		}
+		return nil, fmt.Errorf("table: insert into %s: %w", s.Name, err)
+	}
+	return out, nil
+}
+
+// Update sets values on an item that is not deleted and matches restrict; version, when not "",
+// must equal the stored one. With no values it only checks the item and version.
+func (st *SQL) Update(ctx context.Context, s *Schema, id any, values map[string]any, version string, restrict odata.Expr) (*Row, error) {
+	if len(values) == 0 {
+		return st.check(ctx, s, id, version, restrict)
+	}
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	sets := []string{colUpdatedAt + " = " + st.ph(1), colVersion + " = " + st.ph(2)}
+	args := []any{st.arg(now), NewVersion()}
+	for _, c := range s.Columns() {
+		if v, ok := values[strings.ToLower(c.Name)]; ok {
+			args = append(args, st.arg(v))
+			sets = append(sets, quote(c.SQL)+" = "+st.ph(len(args)))
+		}
+	}
+	return st.mutate(ctx, s, "UPDATE "+quote(s.SQLName)+" SET "+strings.Join(sets, ", "), args, id, version, restrict, false)
+}
+
+// Delete removes an item (soft: flags it deleted).
+func (st *SQL) Delete(ctx context.Context, s *Schema, id any, version string, restrict odata.Expr) (*Row, error) {
+	if s.Options.SoftDelete {
+		now := time.Now().UTC().Truncate(time.Millisecond)
+		return st.mutate(ctx, s, "UPDATE "+quote(s.SQLName)+" SET "+colDeleted+" = "+st.ph(1)+", "+colUpdatedAt+" = "+st.ph(2)+", "+colVersion+" = "+st.ph(3),
+			[]any{st.arg(true), st.arg(now), NewVersion()}, id, version, restrict, false)
+	}
+	return st.mutate(ctx, s, "DELETE FROM "+quote(s.SQLName), nil, id, version, restrict, false)
+}
+
+// Undelete restores a soft-deleted item.
+func (st *SQL) Undelete(ctx context.Context, s *Schema, id any, version string, restrict odata.Expr) (*Row, error) {
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	return st.mutate(ctx, s, "UPDATE "+quote(s.SQLName)+" SET "+colDeleted+" = "+st.ph(1)+", "+colUpdatedAt+" = "+st.ph(2)+", "+colVersion+" = "+st.ph(3),
+		[]any{st.arg(false), st.arg(now), NewVersion()}, id, version, restrict, true)
+}
+
+// mutate runs an UPDATE or DELETE on one item: WHERE id AND restrict AND deleted = <wantDeleted>
+// [AND version]. When nothing matched it tells not-found from a version conflict.
+func (st *SQL) mutate(ctx context.Context, s *Schema, head string, args []any, id any, version string, restrict odata.Expr, wantDeleted bool) (*Row, error) {
+	w, wargs, err := st.where(s, id, restrict, len(args)+1)
+	if err != nil {
+		return nil, err
+	}
+	args = append(args, wargs...)
+	args = append(args, st.arg(wantDeleted))
+	w += " AND " + colDeleted + " = " + st.ph(len(args))
+	if version != "" {
+		args = append(args, version)
+		w += " AND " + colVersion + " = " + st.ph(len(args))
+	}
+	r, err := st.scanRow(s, st.db.QueryRowContext(ctx, head+" WHERE "+w+" RETURNING "+selectList(s), args...))
+	if err == nil {
+		return r, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("table: write %s: %w", s.Name, err)
+	}
+	cur, err := st.Get(ctx, s, id, restrict)
+	if err != nil {
+		return nil, err
+	}
+	if cur.Deleted != wantDeleted {
+		return nil, ErrNotFound
+	}
+	return nil, &ConflictError{Current: cur}
+}
+
+// check verifies that an item exists (not deleted) with the given version, changing nothing.
+func (st *SQL) check(ctx context.Context, s *Schema, id any, version string, restrict odata.Expr) (*Row, error) {
+	cur, err := st.Get(ctx, s, id, restrict)
+	if err != nil {
+		return nil, err
+	}
+	if cur.Deleted {
+		return nil, ErrNotFound
+	}
+	if version != "" && version != cur.Version {
+		return nil, &ConflictError{Current: cur}
+	}
+	return cur, nil
+}
+
+func isUnique(err error) bool {
+	if err == nil {
+		return false
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code == "23505"
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "UNIQUE constraint failed") || strings.Contains(msg, "constraint failed: UNIQUE")
+}
