@@ -76,11 +76,11 @@ type Column struct {
 
 // Options are a table's settings.
 type Options struct {
-	SoftDelete    bool                                `json:"softDelete"`
-	PerUser       bool                                `json:"perUser"`
-	DynamicSchema bool                                `json:"dynamicSchema"`
-	PageSize      int                                 `json:"pageSize,omitempty"`
-	MaxTop        int                                 `json:"maxTop,omitempty"`
+	SoftDelete    bool                                 `json:"softDelete"`
+	PerUser       bool                                 `json:"perUser"`
+	DynamicSchema bool                                 `json:"dynamicSchema"`
+	PageSize      int                                  `json:"pageSize,omitempty"`
+	MaxTop        int                                  `json:"maxTop,omitempty"`
 	Permissions   map[appdir.Operation]auth.Permission `json:"permissions"`
 }
 
