@@ -39,9 +39,9 @@ var appFiles = map[string]string{
 		{"name":"Notes","permissions":{"*":"user"},"perUser":true,"softDelete":true},
 		{"name":"Movies","permissions":{"*":"public"},"columns":{"title":"string","year":"number","released":"date","good":"boolean"}}
 	]}`,
-	"table/foo.json": `{"routes":{"*":{"read":{"permission":"authenticated"},"*":{"permission":"public"}}}}`,
+	"table/foo.json":    `{"routes":{"*":{"read":{"permission":"authenticated"},"*":{"permission":"public"}}}}`,
 	"table/secret.json": `{"routes":{"*":{"*":{"permission":"admin"}}}}`,
-	"table/app.json":  `{"routes":{"*":{"*":{"permission":"application"}}}}`,
+	"table/app.json":    `{"routes":{"*":{"*":{"permission":"application"}}}}`,
 }
 
 type env struct {

@@ -192,16 +192,6 @@ func (s *Schema) build(cols []Column) error {
 	return err
 }
 
-// withColumn returns a copy of s with one more column.
-func (s *Schema) withColumn(c Column) (*Schema, error) {
-	ns := *s
-	cols := append(s.Columns(), c)
-	if err := ns.build(cols); err != nil {
-		return nil, err
-	}
-	return &ns, nil
-}
-
 // NewSchema builds a schema for a new table.
 func NewSchema(name string, id IDType, opt Options, cols map[string]ColumnType) (*Schema, error) {
 	if !appdir.ValidName(name) {
