@@ -8,6 +8,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"sort"
 	"strings"
 	"time"
 
@@ -47,10 +48,11 @@ type Server struct {
 	version string
 	cors    corsPolicy
 	exact   map[string]mount
-	prefix  map[string]mount
+	prefix  []mount // longest first
 }
 
 type mount struct {
+	path  string // lower-cased, for prefix mounts: "/tables", "/admin/users"
 	route string
 	h     http.Handler
 }
@@ -60,7 +62,7 @@ func New(d Deps) *Server {
 	s := &Server{
 		cfg: d.Config, auth: d.Auth, minter: d.Minter, app: d.App, db: d.DB, metrics: d.Metrics, log: d.Logger,
 		version: d.Version, cors: newCORS(d.Config.CrossDomainWhitelist),
-		exact: map[string]mount{}, prefix: map[string]mount{},
+		exact: map[string]mount{},
 	}
 	s.MountPath("/status", "/status", http.HandlerFunc(s.status))
 	s.MountPath("/healthz", "/healthz", http.HandlerFunc(s.healthz))
@@ -75,12 +77,15 @@ func New(d Deps) *Server {
 
 // MountPath serves one exact path (matched case-insensitively, trailing slash ignored).
 func (s *Server) MountPath(path, route string, h http.Handler) {
-	s.exact[strings.ToLower(strings.TrimSuffix(path, "/"))] = mount{route, h}
+	s.exact[strings.ToLower(strings.TrimSuffix(path, "/"))] = mount{route: route, h: h}
 }
 
-// Mount serves every path whose first segment is seg (case-insensitive), e.g. "tables".
-func (s *Server) Mount(seg, route string, h http.Handler) {
-	s.prefix[strings.ToLower(seg)] = mount{route, h}
+// Mount serves a path prefix and everything below it, e.g. "tables" or "/admin/users" (matched
+// case-insensitively at segment boundaries; the longest prefix wins).
+func (s *Server) Mount(prefix, route string, h http.Handler) {
+	p := "/" + strings.Trim(strings.ToLower(prefix), "/")
+	s.prefix = append(s.prefix, mount{path: p, route: route, h: h})
+	sort.SliceStable(s.prefix, func(i, j int) bool { return len(s.prefix[i].path) > len(s.prefix[j].path) })
 }
 
 // App is the loaded app directory (permissions and scripts) for the feature handlers.
@@ -107,7 +112,7 @@ func (s *Server) MetricsHandler() http.Handler {
 }
 
 // lookup finds the handler of a path: exact paths first (case-insensitive, trailing slash ignored),
-// then the first segment.
+// then the longest mounted prefix.
 func (s *Server) lookup(path string) (mount, bool) {
 	p := strings.ToLower(path)
 	if len(p) > 1 {
@@ -116,8 +121,12 @@ func (s *Server) lookup(path string) (mount, bool) {
 	if m, ok := s.exact[p]; ok {
 		return m, true
 	}
-	m, ok := s.prefix[strings.ToLower(firstSegment(path))]
-	return m, ok
+	for _, m := range s.prefix {
+		if p == m.path || strings.HasPrefix(p, m.path+"/") {
+			return m, true
+		}
+	}
+	return mount{}, false
 }
 
 func (s *Server) route(w http.ResponseWriter, r *http.Request) {

@@ -470,3 +470,24 @@ func TestAuthFailureMetrics(t *testing.T) {
 		}
 	}
 }
+
+func TestPrefixMounts(t *testing.T) {
+	e := newEnv(t, nil, nil)
+	hit := func(name string) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { httpx.JSON(w, 200, map[string]string{"h": name}) })
+	}
+	e.srv.Mount("/admin/things", "/admin/things", hit("things"))
+	e.srv.Mount("/admin/things/special", "/admin/things/special", hit("special"))
+	e.srv.Mount("widgets", "/widgets", hit("widgets"))
+	for path, want := range map[string]string{
+		"/admin/things": `{"h":"things"}`, "/ADMIN/Things/x/y": `{"h":"things"}`, "/admin/things/special/1": `{"h":"special"}`,
+		"/widgets/a": `{"h":"widgets"}`, "/widgetsx": `{"code":404,"error":"Error: Not Found"}`, "/admin/thingsx": `{"code":404,"error":"Error: Not Found"}`,
+	} {
+		if r := e.do(t, "GET", path, nil, ""); r.body != want {
+			t.Errorf("%s: %s, want %s", path, r.body, want)
+		}
+	}
+	if r := e.do(t, "POST", "/admin/tokens", map[string]string{"X-ZUMO-MASTER": masterKey}, `{"userId":"a:b"}`); r.status != 200 {
+		t.Errorf("exact mount shadowed: %d", r.status)
+	}
+}
