@@ -35,6 +35,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = tokenCmd(args, stdout, stderr, getenv)
 	case "keys":
 		err = keysCmd(args, stdout, stderr, getenv)
+	case "table":
+		err = tableCmd(ctx, args, stdout, stderr, getenv)
 	case "version":
 		fmt.Fprintf(stdout, "gatehouse %s\n", version)
 	case "help", "-h", "--help":
@@ -65,6 +67,9 @@ Usage:
   gatehouse token mint --user ID     print an app token for a user id (e.g. custom:123)
   gatehouse keys generate            create the data directory's keys if missing, print them
   gatehouse keys rotate              rotate a key (--which master|application|system)
+  gatehouse table create NAME        create a table (--integer-id --columns a=string,b=number
+                                     --permissions read=public,insert=user --soft-delete --per-user)
+  gatehouse table list|show NAME|update NAME|delete NAME --yes
   gatehouse version                  print the version
 
 Every command takes --config FILE and --data DIR; run "gatehouse serve -h" for all flags.

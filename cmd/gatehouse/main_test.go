@@ -219,3 +219,45 @@ func TestKeysGenerateAndConfiguredMaster(t *testing.T) {
 		t.Fatalf("version: %s", v)
 	}
 }
+
+func TestTableCLI(t *testing.T) {
+	data := t.TempDir()
+	code, out, errs := runCmd(t, nil, "table", "create", "movies", "--data", data, "--integer-id", "--columns", "title=string,year=number", "--permissions", "read=public,*=user", "--soft-delete")
+	if code != 0 || !strings.Contains(out, "read=public insert=user") || !strings.Contains(out, "title=string, year=number") || !strings.Contains(out, "soft delete:    true") {
+		t.Fatalf("create: %d %s %s", code, out, errs)
+	}
+	if code, _, errs := runCmd(t, nil, "table", "create", "movies", "--data", data); code != 1 || !strings.Contains(errs, "already exists") {
+		t.Fatalf("duplicate create: %d %s", code, errs)
+	}
+	code, out, _ = runCmd(t, nil, "table", "update", "movies", "--data", data, "--columns", "released=date", "--permissions", "delete=admin")
+	if code != 0 || !strings.Contains(out, "released=date") || !strings.Contains(out, "delete=admin") {
+		t.Fatalf("update: %d %s", code, out)
+	}
+	code, out, _ = runCmd(t, nil, "table", "list", "--data", data)
+	if code != 0 || !strings.Contains(out, "movies") {
+		t.Fatalf("list: %d %s", code, out)
+	}
+	code, out, _ = runCmd(t, nil, "table", "show", "movies", "--json", "--data", data)
+	if code != 0 || !strings.Contains(out, `"idType":"integer"`) {
+		t.Fatalf("show: %d %s", code, out)
+	}
+	for _, bad := range [][]string{
+		{"table", "create", "bad-name", "--data", data},
+		{"table", "create", "x", "--columns", "a=blob", "--data", data},
+		{"table", "create", "x", "--permissions", "read=everyone", "--data", data},
+		{"table", "update", "nope", "--data", data},
+	} {
+		if code, _, errs := runCmd(t, nil, bad...); code == 0 {
+			t.Errorf("%v accepted: %s", bad, errs)
+		}
+	}
+	if code, _, errs := runCmd(t, nil, "table", "delete", "movies", "--data", data); code != 2 || !strings.Contains(errs, "--yes") {
+		t.Fatalf("delete without --yes: %d %s", code, errs)
+	}
+	if code, _, _ := runCmd(t, nil, "table", "delete", "movies", "--yes", "--data", data); code != 0 {
+		t.Fatal("delete failed")
+	}
+	if code, _, _ := runCmd(t, nil, "table", "show", "movies", "--data", data); code != 1 {
+		t.Fatal("deleted table still shown")
+	}
+}

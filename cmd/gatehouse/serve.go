@@ -24,8 +24,20 @@ import (
 	"github.com/gatehouse/gatehouse/internal/token"
 )
 
-// loadConfig parses flags for a subcommand and resolves the configuration.
+// loadConfig parses flags for a subcommand (no positional arguments) and resolves the configuration.
 func loadConfig(name string, args []string, stderr io.Writer, getenv func(string) string, extra func(*flag.FlagSet)) (*config.Config, *flag.FlagSet, error) {
+	cfg, fs, err := loadConfigArgs(name, args, stderr, getenv, extra)
+	if err != nil {
+		return nil, nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, nil, fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+	}
+	return cfg, fs, nil
+}
+
+// loadConfigArgs is loadConfig for commands that take positional arguments after the flags.
+func loadConfigArgs(name string, args []string, stderr io.Writer, getenv func(string) string, extra func(*flag.FlagSet)) (*config.Config, *flag.FlagSet, error) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	flags := config.RegisterFlags(fs)
@@ -37,9 +49,6 @@ func loadConfig(name string, args []string, stderr io.Writer, getenv func(string
 			return nil, nil, err
 		}
 		return nil, nil, fmt.Errorf("%w: %v", errUsage, err)
-	}
-	if fs.NArg() > 0 {
-		return nil, nil, fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
 	}
 	cfg, err := config.Load(flags, getenv)
 	if err != nil {
@@ -123,6 +132,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	})
 
 	srv.Mount("tables", "/tables/{table}", &table.Handler{Service: tables, Log: log, PublicURL: cfg.PublicURL})
+	srv.Mount("/admin/tables", "/admin/tables", &table.AdminHandler{Service: tables})
+	go tables.Run(ctx, 5*time.Second)
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {

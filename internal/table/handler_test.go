@@ -46,6 +46,7 @@ var appFiles = map[string]string{
 
 type env struct {
 	t      *testing.T
+	srv    *server.Server
 	ts     *httptest.Server
 	minter *auth.Minter
 	svc    *table.Service
@@ -81,8 +82,10 @@ func newEnv(t *testing.T, db *store.DB) *env {
 	srv.Mount("tables", "/tables/{table}", &table.Handler{Service: svc, Log: log})
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)
-	return &env{t: t, ts: ts, minter: minter, svc: svc}
+	return &env{t: t, srv: srv, ts: ts, minter: minter, svc: svc}
 }
+
+func (e *env) adminMount() { e.srv.Mount("/admin/tables", "/admin/tables", &table.AdminHandler{Service: e.svc}) }
 
 func (e *env) token(uid string) string {
 	tok, _, err := e.minter.Mint(auth.MintRequest{UserID: uid})

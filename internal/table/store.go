@@ -425,7 +425,7 @@ func (st *SQL) Query(ctx context.Context, s *Schema, q *odata.Query) ([]*Row, in
 	}
 	rows, err := st.db.QueryContext(ctx, query, args...)
 	if err != nil {
-		return nil, 0, fmt.Errorf("table: query %s: %w", s.Name, err)
+		return nil, 0, queryError(s, err)
 	}
 	defer rows.Close()
 	var out []*Row
@@ -437,13 +437,13 @@ func (st *SQL) Query(ctx context.Context, s *Schema, q *odata.Query) ([]*Row, in
 		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, 0, fmt.Errorf("table: query %s: %w", s.Name, err)
+		return nil, 0, queryError(s, err)
 	}
 	var count int64 = -1
 	if c.Count {
 		cq, cargs := c.CountSQL(from)
 		if err := st.db.QueryRowContext(ctx, cq, cargs...).Scan(&count); err != nil {
-			return nil, 0, fmt.Errorf("table: count %s: %w", s.Name, err)
+			return nil, 0, queryError(s, err)
 		}
 	}
 	return out, count, nil
@@ -614,4 +614,14 @@ func isUnique(err error) bool {
 	}
 	msg := err.Error()
 	return strings.Contains(msg, "UNIQUE constraint failed") || strings.Contains(msg, "constraint failed: UNIQUE")
+}
+
+// queryError maps a failed read: PostgreSQL data exceptions (SQLSTATE class 22, e.g. numeric overflow
+// in "price mul 1e308") come from the client's expression and are a 400; anything else is ours.
+func queryError(s *Schema, err error) error {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && strings.HasPrefix(pe.Code, "22") {
+		return &InputError{Msg: "The query could not be evaluated: a value is out of range or invalid (" + pe.Message + ")."}
+	}
+	return fmt.Errorf("table: query %s: %w", s.Name, err)
 }

@@ -1,0 +1,187 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/gatehouse/gatehouse/internal/appdir"
+	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/store"
+	"github.com/gatehouse/gatehouse/internal/table"
+)
+
+// tableCmd mirrors the original's `azure mobile table create|list|show|update|delete`.
+func tableCmd(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	if len(args) == 0 {
+		return fmt.Errorf("%w: gatehouse table create|list|show|update|delete", errUsage)
+	}
+	sub, args := args[0], args[1:]
+	var (
+		integerID, softDelete, perUser, asJSON, yes bool
+		columns, perms, dynamic, softDeleteStr      string
+	)
+	cfg, fs, err := loadTableConfig("table "+sub, args, stderr, getenv, func(fs *flag.FlagSet) {
+		switch sub {
+		case "create":
+			fs.BoolVar(&integerID, "integer-id", false, "integer ids assigned by the server (default: string ids)")
+			fs.BoolVar(&softDelete, "soft-delete", false, "keep deleted rows, flagged deleted")
+			fs.BoolVar(&perUser, "per-user", false, "stamp the caller's user id on insert and limit every operation to the caller's rows")
+		case "update":
+			fs.StringVar(&softDeleteStr, "soft-delete", "", "true or false")
+		}
+		if sub == "create" || sub == "update" {
+			fs.StringVar(&columns, "columns", "", "declared columns: title=string,year=number,released=date,seen=boolean")
+			fs.StringVar(&perms, "permissions", "", "read=public,insert=application,update=user,delete=admin (also *=...)")
+			fs.StringVar(&dynamic, "dynamic-schema", "", "true or false (default: the dynamic_schema setting)")
+		}
+		if sub == "list" || sub == "show" {
+			fs.BoolVar(&asJSON, "json", false, "print JSON")
+		}
+		if sub == "delete" {
+			fs.BoolVar(&yes, "yes", false, "confirm: the table and all its rows are deleted")
+		}
+	})
+	if err != nil {
+		return err
+	}
+	db, err := store.Open(ctx, cfg.Database, cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	app := appdir.Empty()
+	if cfg.AppDir != "" {
+		if app, err = appdir.Load(cfg.AppDir); err != nil {
+			return err
+		}
+	}
+	svc, err := table.NewService(ctx, table.NewSQL(db), app, tableDefaults(cfg), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		return err
+	}
+	name := ""
+	if sub != "list" {
+		if fs.NArg() != 1 {
+			return fmt.Errorf("%w: gatehouse table %s NAME", errUsage, sub)
+		}
+		name = fs.Arg(0)
+	} else if fs.NArg() != 0 {
+		return fmt.Errorf("%w: gatehouse table list takes no arguments", errUsage)
+	}
+	spec := func() (table.Spec, error) {
+		req := table.SpecRequest{Name: name}
+		var err error
+		if req.Columns, err = table.ParseAssignments(columns); err != nil {
+			return table.Spec{}, fmt.Errorf("%w: --columns: %v", errUsage, err)
+		}
+		if req.Permissions, err = table.ParseAssignments(perms); err != nil {
+			return table.Spec{}, fmt.Errorf("%w: --permissions: %v", errUsage, err)
+		}
+		if dynamic != "" {
+			b, err := strconv.ParseBool(dynamic)
+			if err != nil {
+				return table.Spec{}, fmt.Errorf("%w: --dynamic-schema must be true or false", errUsage)
+			}
+			req.DynamicSchema = &b
+		}
+		if sub == "create" {
+			if integerID {
+				req.IDType = "integer"
+			}
+			req.SoftDelete, req.PerUser = &softDelete, &perUser
+		} else if softDeleteStr != "" {
+			b, err := strconv.ParseBool(softDeleteStr)
+			if err != nil {
+				return table.Spec{}, fmt.Errorf("%w: --soft-delete must be true or false", errUsage)
+			}
+			req.SoftDelete = &b
+		}
+		return req.Spec()
+	}
+	switch sub {
+	case "create", "update":
+		sp, err := spec()
+		if err != nil {
+			return err
+		}
+		var s *table.Schema
+		if sub == "create" {
+			s, err = svc.Create(ctx, sp)
+		} else {
+			s, err = svc.Update(ctx, sp)
+		}
+		if err != nil {
+			return err
+		}
+		printTable(stdout, table.Describe(s))
+	case "list":
+		list, err := svc.List(ctx)
+		if err != nil {
+			return err
+		}
+		if asJSON {
+			infos := make([]table.Info, 0, len(list))
+			for _, s := range list {
+				infos = append(infos, table.Describe(s))
+			}
+			return json.NewEncoder(stdout).Encode(infos)
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "NAME\tID\tSOFT DELETE\tPER USER\tREAD\tINSERT\tUPDATE\tDELETE\tSOURCE")
+		for _, s := range list {
+			in := table.Describe(s)
+			fmt.Fprintf(tw, "%s\t%s\t%v\t%v\t%s\t%s\t%s\t%s\t%s\n", in.Name, in.IDType, in.SoftDelete, in.PerUser,
+				in.Permissions["read"], in.Permissions["insert"], in.Permissions["update"], in.Permissions["delete"], in.Source)
+		}
+		return tw.Flush()
+	case "show":
+		s, err := svc.Lookup(ctx, name)
+		if err != nil {
+			return fmt.Errorf("table %s: %w", name, err)
+		}
+		if asJSON {
+			return json.NewEncoder(stdout).Encode(table.Describe(s))
+		}
+		printTable(stdout, table.Describe(s))
+	case "delete":
+		if !yes {
+			return fmt.Errorf("%w: deleting %s removes all its rows; add --yes", errUsage, name)
+		}
+		if err := svc.Drop(ctx, name); err != nil {
+			return fmt.Errorf("table %s: %w", name, err)
+		}
+		fmt.Fprintf(stdout, "table %s deleted\n", name)
+	default:
+		return fmt.Errorf("%w: unknown table command %q", errUsage, sub)
+	}
+	return nil
+}
+
+// loadTableConfig parses flags that may come before or after the table name.
+func loadTableConfig(name string, args []string, stderr io.Writer, getenv func(string) string, extra func(*flag.FlagSet)) (*config.Config, *flag.FlagSet, error) {
+	// Move a leading positional NAME after the flags so "table create todo --soft-delete" works.
+	var pos []string
+	var flags []string
+	for i := 0; i < len(args); i++ {
+		if strings.HasPrefix(args[i], "-") {
+			flags = append(flags, args[i:]...)
+			break
+		}
+		pos = append(pos, args[i])
+	}
+	return loadConfigArgs(name, append(flags, pos...), stderr, getenv, extra)
+}
+
+func printTable(w io.Writer, in table.Info) {
+	fmt.Fprintf(w, "table:          %s\nid type:        %s\nsoft delete:    %v\nper user:       %v\ndynamic schema: %v\nsource:         %s\n",
+		in.Name, in.IDType, in.SoftDelete, in.PerUser, in.DynamicSchema, in.Source)
+	fmt.Fprintf(w, "permissions:    read=%s insert=%s update=%s delete=%s\n", in.Permissions["read"], in.Permissions["insert"], in.Permissions["update"], in.Permissions["delete"])
+	fmt.Fprintf(w, "columns:        %s\n", strings.Join(in.SortedColumns(), ", "))
+}
