@@ -85,7 +85,9 @@ func newEnv(t *testing.T, db *store.DB) *env {
 	return &env{t: t, srv: srv, ts: ts, minter: minter, svc: svc}
 }
 
-func (e *env) adminMount() { e.srv.Mount("/admin/tables", "/admin/tables", &table.AdminHandler{Service: e.svc}) }
+func (e *env) adminMount() {
+	e.srv.Mount("/admin/tables", "/admin/tables", &table.AdminHandler{Service: e.svc})
+}
 
 func (e *env) token(uid string) string {
 	tok, _, err := e.minter.Mint(auth.MintRequest{UserID: uid})
