@@ -1,6 +1,8 @@
 package server
 
 import (
+	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -9,7 +11,9 @@ import (
 	"net/url"
 	"regexp"
 	"runtime/debug"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/auth"
@@ -257,18 +261,107 @@ func (s *Server) limitBody(next http.Handler) http.Handler {
 }
 
 // timeout bounds a request's handling time: past it the client gets 503 and the handler's context is
-// cancelled. http.TimeoutHandler buffers the response, so a timed-out handler never half-writes.
+// cancelled. The handler's output is buffered, so a timed-out request never half-writes.
+//
+// Unlike http.TimeoutHandler, the handler runs on the connection's own goroutine (whose stack has
+// already grown on earlier requests of a keep-alive connection); only the timer runs elsewhere. That
+// saves a goroutine start and a stack copy per request, a measurable share of a table read. The timer
+// answers 503 at the deadline even if the handler ignores its context; the handler's later output is
+// discarded.
 func (s *Server) timeout(next http.Handler) http.Handler {
-	v1 := http.TimeoutHandler(next, s.cfg.RequestTimeout, `{"code":503,"error":"Error: `+httpx.MsgTimeout+`"}`)
-	v2 := http.TimeoutHandler(next, s.cfg.RequestTimeout, `{"error":"`+httpx.MsgTimeout+`"}`)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		if httpx.DialectOf(r) == httpx.V2 {
-			v2.ServeHTTP(w, r)
-			return
-		}
-		v1.ServeHTTP(w, r)
+		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+		defer cancel()
+		tw := &timeoutWriter{w: w, h: make(http.Header), dialect: httpx.DialectOf(r)}
+		timer := time.AfterFunc(s.cfg.RequestTimeout, tw.timeout)
+		defer func() {
+			timer.Stop()
+			if p := recover(); p != nil {
+				// Drop the partial output; observe answers 500 (unless the timer answered already).
+				tw.mu.Lock()
+				tw.done = true
+				tw.mu.Unlock()
+				panic(p)
+			}
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				tw.timeout() // the handler gave up at the deadline before the timer fired
+			}
+			tw.finish()
+		}()
+		next.ServeHTTP(tw, r.WithContext(ctx))
 	})
+}
+
+// timeoutWriter buffers a response until the handler returns or the deadline passes, whichever is
+// first; the loser's output is dropped.
+type timeoutWriter struct {
+	mu       sync.Mutex
+	w        http.ResponseWriter
+	h        http.Header
+	buf      bytes.Buffer
+	code     int
+	dialect  httpx.Dialect
+	timedOut bool
+	done     bool
+}
+
+func (tw *timeoutWriter) Header() http.Header { return tw.h }
+
+func (tw *timeoutWriter) WriteHeader(code int) {
+	tw.mu.Lock()
+	defer tw.mu.Unlock()
+	if tw.code == 0 {
+		tw.code = code
+	}
+}
+
+func (tw *timeoutWriter) Write(b []byte) (int, error) {
+	tw.mu.Lock()
+	defer tw.mu.Unlock()
+	if tw.timedOut {
+		return 0, http.ErrHandlerTimeout
+	}
+	if tw.code == 0 {
+		tw.code = http.StatusOK
+	}
+	return tw.buf.Write(b)
+}
+
+// timeout runs on the timer's goroutine.
+func (tw *timeoutWriter) timeout() {
+	tw.mu.Lock()
+	defer tw.mu.Unlock()
+	if tw.done || tw.timedOut {
+		return
+	}
+	tw.timedOut = true
+	httpx.ErrorDialect(tw.w, tw.dialect, http.StatusServiceUnavailable, httpx.MsgTimeout)
+	if f, ok := tw.w.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// finish copies the buffered response out, unless the timer already answered.
+func (tw *timeoutWriter) finish() {
+	tw.mu.Lock()
+	defer tw.mu.Unlock()
+	tw.done = true
+	if tw.timedOut {
+		return
+	}
+	dst := tw.w.Header()
+	for k, vv := range tw.h {
+		dst[k] = vv
+	}
+	code := tw.code
+	if code == 0 {
+		code = http.StatusOK
+	}
+	if code != http.StatusNoContent && code != http.StatusNotModified {
+		dst.Set("Content-Length", strconv.Itoa(tw.buf.Len()))
+	}
+	tw.w.WriteHeader(code)
+	tw.w.Write(tw.buf.Bytes()) //nolint:errcheck // the client went away
 }
 
 // authenticate identifies the caller from X-ZUMO-MASTER, X-ZUMO-APPLICATION and X-ZUMO-AUTH (or

@@ -99,6 +99,10 @@ func newEnv(t *testing.T, mutate func(*config.Config), db server.Pinger) *env {
 		case <-time.After(10 * time.Second):
 		}
 	}))
+	s.MountPath("/test/stuck", "/test/stuck", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(1500 * time.Millisecond) // ignores its context
+		httpx.JSON(w, http.StatusOK, map[string]string{"late": "yes"})
+	}))
 	s.MountPath("/test/echo", "/test/echo", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var v any
 		if err := httpx.ReadJSON(r, &v); err != nil {
@@ -434,6 +438,14 @@ func TestTimeout(t *testing.T) {
 	r = e.do(t, "GET", "/test/slow", map[string]string{"ZUMO-API-VERSION": "2.0.0"}, "")
 	if r.status != 503 || r.body != `{"error":"The request has timed out."}` {
 		t.Fatalf("timeout v2: %d %s", r.status, r.body)
+	}
+}
+
+func TestTimeoutWithoutContext(t *testing.T) {
+	e := newEnv(t, func(c *config.Config) { c.RequestTimeout = time.Second }, nil)
+	r := e.do(t, "GET", "/test/stuck", nil, "")
+	if r.status != 503 || strings.Contains(r.body, "late") {
+		t.Fatalf("a handler that ignores its context: %d %s", r.status, r.body)
 	}
 }
 

@@ -45,14 +45,16 @@ var appFiles = map[string]string{
 }
 
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	srv    *server.Server
 	ts     *httptest.Server
 	minter *auth.Minter
 	svc    *table.Service
 }
 
-func newEnv(t *testing.T, db *store.DB) *env {
+func newEnv(t *testing.T, db *store.DB) *env { return newEnvTB(t, db) }
+
+func newEnvTB(t testing.TB, db *store.DB) *env {
 	t.Helper()
 	dir := t.TempDir()
 	for name, body := range appFiles {
