@@ -30,7 +30,7 @@ type Defaults struct {
 // Service is the table catalogue: schemas cached in memory, backed by the store, shared by every
 // instance through the database.
 type Service struct {
-	st       *SQL
+	st       Store
 	defaults Defaults
 	log      *slog.Logger
 
@@ -41,7 +41,7 @@ type Service struct {
 
 // NewService loads the catalogue and makes sure every table the app directory declares exists with
 // the declared options. A declared table whose id type differs from the existing one is an error.
-func NewService(ctx context.Context, st *SQL, app *appdir.App, d Defaults, log *slog.Logger) (*Service, error) {
+func NewService(ctx context.Context, st Store, app *appdir.App, d Defaults, log *slog.Logger) (*Service, error) {
 	if d.PageSize <= 0 {
 		d.PageSize = 50
 	}
@@ -62,6 +62,9 @@ func NewService(ctx context.Context, st *SQL, app *appdir.App, d Defaults, log *
 	}
 	return svc, svc.reload(ctx)
 }
+
+// Store is the data store the service and handlers use.
+func (svc *Service) Store() Store { return svc.st }
 
 func (svc *Service) reload(ctx context.Context) error {
 	tables, err := svc.st.Load(ctx)

@@ -44,6 +44,31 @@ type Row struct {
 	Values map[string]any
 }
 
+// Store keeps tables: their catalogue and their rows. SQL implements it for SQLite and PostgreSQL;
+// the conformance suite (store_test.go) runs against both.
+type Store interface {
+	// Catalogue.
+	Load(ctx context.Context) (map[string]*Schema, error)
+	Create(ctx context.Context, s *Schema) error
+	AddColumn(ctx context.Context, s *Schema, c Column) error
+	SetOptions(ctx context.Context, s *Schema) error
+	Drop(ctx context.Context, s *Schema) error
+
+	// Rows. restrict, when not nil, is a predicate every affected row must also match (per-user
+	// tables). Update, Delete and Undelete check version when it is not "" and answer ErrNotFound or a
+	// *ConflictError when nothing matched.
+	Query(ctx context.Context, s *Schema, q *odata.Query) ([]*Row, int64, error)
+	Get(ctx context.Context, s *Schema, id any, restrict odata.Expr) (*Row, error)
+	Insert(ctx context.Context, s *Schema, r *Row) (*Row, error)
+	InsertBatch(ctx context.Context, s *Schema, rows []*Row) error
+	Update(ctx context.Context, s *Schema, id any, values map[string]any, version string, restrict odata.Expr) (*Row, error)
+	Delete(ctx context.Context, s *Schema, id any, version string, restrict odata.Expr) (*Row, error)
+	Undelete(ctx context.Context, s *Schema, id any, version string, restrict odata.Expr) (*Row, error)
+	CreateIndex(ctx context.Context, s *Schema, column string) error
+}
+
+var _ Store = (*SQL)(nil)
+
 // SQL is the table store on a SQL database (SQLite or PostgreSQL).
 type SQL struct {
 	db    *store.DB
