@@ -384,14 +384,36 @@ func selectList(s *Schema) string {
 
 type scanner interface{ Scan(dest ...any) error }
 
-func (st *SQL) scanRow(s *Schema, sc scanner) (*Row, error) {
-	cols := s.Columns()
-	dest := make([]any, 5+len(cols))
-	vals := make([]any, len(dest))
-	for i := range dest {
-		dest[i] = &vals[i]
+// scanBuf holds the scan destinations of one statement, reused for each of its rows.
+type scanBuf struct {
+	cols []Column
+	keys []string // lower-cased column names
+	dest []any
+	vals []any
+}
+
+func newScanBuf(s *Schema) *scanBuf {
+	b := &scanBuf{cols: s.Columns()}
+	b.keys = make([]string, len(b.cols))
+	for i, c := range b.cols {
+		b.keys[i] = strings.ToLower(c.Name)
 	}
-	if err := sc.Scan(dest...); err != nil {
+	b.dest = make([]any, 5+len(b.cols))
+	b.vals = make([]any, len(b.dest))
+	for i := range b.dest {
+		b.dest[i] = &b.vals[i]
+	}
+	return b
+}
+
+func (st *SQL) scanRow(s *Schema, sc scanner) (*Row, error) {
+	return st.scan(newScanBuf(s), sc)
+}
+
+func (st *SQL) scan(b *scanBuf, sc scanner) (*Row, error) {
+	cols, vals := b.cols, b.vals
+	clear(vals)
+	if err := sc.Scan(b.dest...); err != nil {
 		return nil, err
 	}
 	r := &Row{Values: make(map[string]any, len(cols))}
@@ -417,7 +439,7 @@ func (st *SQL) scanRow(s *Schema, sc scanner) (*Row, error) {
 	for i, c := range cols {
 		v := vals[5+i]
 		if v == nil {
-			r.Values[strings.ToLower(c.Name)] = nil
+			r.Values[b.keys[i]] = nil
 			continue
 		}
 		switch c.Type {
@@ -426,26 +448,26 @@ func (st *SQL) scanRow(s *Schema, sc scanner) (*Row, error) {
 			if err != nil {
 				return nil, err
 			}
-			r.Values[strings.ToLower(c.Name)] = t
+			r.Values[b.keys[i]] = t
 		case Boolean:
-			r.Values[strings.ToLower(c.Name)] = toBool(v)
+			r.Values[b.keys[i]] = toBool(v)
 		case Number:
 			switch x := v.(type) {
 			case float64:
-				r.Values[strings.ToLower(c.Name)] = x
+				r.Values[b.keys[i]] = x
 			case int64:
-				r.Values[strings.ToLower(c.Name)] = float64(x)
+				r.Values[b.keys[i]] = float64(x)
 			default:
 				return nil, fmt.Errorf("table: column %s holds %T", c.Name, v)
 			}
 		default:
 			switch x := v.(type) {
 			case string:
-				r.Values[strings.ToLower(c.Name)] = x
+				r.Values[b.keys[i]] = x
 			case []byte:
-				r.Values[strings.ToLower(c.Name)] = string(x)
+				r.Values[b.keys[i]] = string(x)
 			default:
-				r.Values[strings.ToLower(c.Name)] = fmt.Sprint(x)
+				r.Values[b.keys[i]] = fmt.Sprint(x)
 			}
 		}
 	}
@@ -513,8 +535,9 @@ func (st *SQL) Query(ctx context.Context, s *Schema, q *odata.Query) ([]*Row, in
 	}
 	defer rows.Close()
 	var out []*Row
+	buf := newScanBuf(s)
 	for rows.Next() {
-		r, err := st.scanRow(s, rows)
+		r, err := st.scan(buf, rows)
 		if err != nil {
 			return nil, 0, err
 		}
