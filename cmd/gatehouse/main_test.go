@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -259,5 +260,33 @@ func TestTableCLI(t *testing.T) {
 	}
 	if code, _, _ := runCmd(t, nil, "table", "show", "movies", "--data", data); code != 1 {
 		t.Fatal("deleted table still shown")
+	}
+}
+
+func TestSeparateMetricsListener(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	base, _, _ := startServer(t, []string{"--data", t.TempDir(), "--metrics-listen", addr}, nil)
+	if code, _ := get(t, base+"/metrics", nil); code != 404 {
+		t.Fatalf("/metrics on the main listener with a metrics listener configured: %d", code)
+	}
+	var code int
+	var body string
+	for i := 0; i < 50; i++ {
+		req, _ := http.NewRequest("GET", "http://"+addr+"/metrics", nil)
+		if res, err := http.DefaultClient.Do(req); err == nil {
+			b, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			code, body = res.StatusCode, string(b)
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if code != 200 || !strings.Contains(body, "gatehouse_build_info") {
+		t.Fatalf("metrics listener: %d %.200s", code, body)
 	}
 }
