@@ -145,10 +145,50 @@ type Options struct {
 	Now       func() time.Time
 }
 
+// Revocations is the per-instance view of user-level token revocation (logout everywhere, disabled
+// users), kept in memory and refreshed in the background (package user), so that checking it costs no
+// database read. RevokedBefore reports the user's cut-off: tokens issued before it are refused.
+type Revocations interface {
+	RevokedBefore(userID string) (time.Time, bool)
+}
+
+// ErrRevoked refuses a token issued before its user's revocation cut-off (or for a disabled user). Its
+// message is written like the original's token messages, which clients show.
+var ErrRevoked error = revokedError{}
+
+type revokedError struct{}
+
+func (revokedError) Error() string { return "The authentication token has been revoked." }
+
 // Authenticator identifies callers. Keys can be replaced at run time (SetSecrets) without a restart.
 type Authenticator struct {
 	opt   Options
 	state atomic.Pointer[state]
+	revs  atomic.Pointer[revHolder]
+}
+
+type revHolder struct{ r Revocations }
+
+// SetRevocations installs the revocation list consulted after every token verification (nil removes it).
+func (a *Authenticator) SetRevocations(r Revocations) {
+	if r == nil {
+		a.revs.Store(nil)
+		return
+	}
+	a.revs.Store(&revHolder{r})
+}
+
+// issuedAt is when a token was issued: its iat, or for tokens without one (minted by old scripts or
+// the original runtime) the earliest time it can have been issued, exp minus the longest lifetime.
+func (a *Authenticator) issuedAt(c *token.Claims) time.Time {
+	if c.Iat > 0 {
+		return time.Unix(c.Iat, 0)
+	}
+	maxTTL := a.opt.MaxTTL
+	if maxTTL <= 0 {
+		maxTTL = 30 * 24 * time.Hour
+	}
+	return time.Unix(c.Exp, 0).Add(-maxTTL)
 }
 
 type state struct {
@@ -223,6 +263,11 @@ func (a *Authenticator) Identify(cr Credentials) (*Caller, error) {
 		if err != nil {
 			return nil, err
 		}
+		if h := a.revs.Load(); h != nil && !cr.System {
+			if cut, ok := h.r.RevokedBefore(claims.UserID()); ok && a.issuedAt(claims).Before(cut) {
+				return nil, ErrRevoked
+			}
+		}
 		c.Claims, c.Token = claims, cr.Token
 		if c.Level != AdminLevel && claims.UserID() != "" {
 			c.Level = Authenticated
@@ -265,9 +310,10 @@ func (m *Minter) Mint(r MintRequest) (string, time.Time, error) {
 	if aud == "" {
 		aud, _, _ = strings.Cut(r.UserID, ":")
 	}
-	exp := m.Auth.opt.Now().Add(ttl).Truncate(time.Second)
+	now := m.Auth.opt.Now()
+	exp := now.Add(ttl).Truncate(time.Second)
 	tok, err := token.Mint(m.Auth.state.Load().masterKey, token.Claims{
-		Exp: exp.Unix(), Iss: token.Issuer, Ver: 2, Aud: aud, UID: r.UserID, Extra: r.Extra,
+		Exp: exp.Unix(), Iss: token.Issuer, Ver: 2, Aud: aud, UID: r.UserID, Iat: now.Unix(), Extra: r.Extra,
 	})
 	return tok, exp, err
 }

@@ -39,6 +39,45 @@ CREATE TABLE gatehouse_columns (table_name TEXT NOT NULL REFERENCES gatehouse_ta
 CREATE TABLE gatehouse_columns (table_name TEXT NOT NULL REFERENCES gatehouse_tables(name) ON DELETE CASCADE, name TEXT NOT NULL,
 	display_name TEXT NOT NULL, sql_name TEXT NOT NULL, type TEXT NOT NULL, PRIMARY KEY (table_name, name))`,
 	},
+	{
+		// Users and their linked provider identities, refresh tokens, user-level revocations and consumed
+		// login states (packages user and login). Times are Unix milliseconds. An identity is keyed by
+		// (issuer, subject), never by email; tokens holds the provider tokens sealed with AES-GCM (empty
+		// unless keeping them is configured). revocations.not_before is the per-user cut-off that every
+		// instance polls into memory.
+		Version: 10,
+		Name:    "users and identities",
+		SQLite: `CREATE TABLE gatehouse_users (id TEXT PRIMARY KEY, provider TEXT NOT NULL, disabled INTEGER NOT NULL DEFAULT 0,
+	created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, last_login_at INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE gatehouse_identities (issuer TEXT NOT NULL, subject TEXT NOT NULL, provider TEXT NOT NULL,
+	user_id TEXT NOT NULL REFERENCES gatehouse_users(id) ON DELETE CASCADE, claims TEXT NOT NULL, tokens TEXT NOT NULL DEFAULT '',
+	created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, PRIMARY KEY (issuer, subject));
+CREATE INDEX gatehouse_identities_user ON gatehouse_identities (user_id);
+CREATE TABLE gatehouse_refresh_tokens (token_hash TEXT PRIMARY KEY, family TEXT NOT NULL, user_id TEXT NOT NULL,
+	audience TEXT NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, family_expires_at INTEGER NOT NULL,
+	used_at INTEGER NOT NULL DEFAULT 0, revoked INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX gatehouse_refresh_tokens_family ON gatehouse_refresh_tokens (family);
+CREATE INDEX gatehouse_refresh_tokens_user ON gatehouse_refresh_tokens (user_id);
+CREATE TABLE gatehouse_revocations (user_id TEXT PRIMARY KEY, not_before INTEGER NOT NULL, updated_at INTEGER NOT NULL);
+CREATE INDEX gatehouse_revocations_updated ON gatehouse_revocations (updated_at);
+CREATE TABLE gatehouse_login_states (id TEXT PRIMARY KEY, expires_at INTEGER NOT NULL);
+CREATE INDEX gatehouse_login_states_expires ON gatehouse_login_states (expires_at)`,
+		Postgres: `CREATE TABLE gatehouse_users (id TEXT PRIMARY KEY, provider TEXT NOT NULL, disabled INTEGER NOT NULL DEFAULT 0,
+	created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL, last_login_at BIGINT NOT NULL DEFAULT 0);
+CREATE TABLE gatehouse_identities (issuer TEXT NOT NULL, subject TEXT NOT NULL, provider TEXT NOT NULL,
+	user_id TEXT NOT NULL REFERENCES gatehouse_users(id) ON DELETE CASCADE, claims TEXT NOT NULL, tokens TEXT NOT NULL DEFAULT '',
+	created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL, PRIMARY KEY (issuer, subject));
+CREATE INDEX gatehouse_identities_user ON gatehouse_identities (user_id);
+CREATE TABLE gatehouse_refresh_tokens (token_hash TEXT PRIMARY KEY, family TEXT NOT NULL, user_id TEXT NOT NULL,
+	audience TEXT NOT NULL, created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL, family_expires_at BIGINT NOT NULL,
+	used_at BIGINT NOT NULL DEFAULT 0, revoked INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX gatehouse_refresh_tokens_family ON gatehouse_refresh_tokens (family);
+CREATE INDEX gatehouse_refresh_tokens_user ON gatehouse_refresh_tokens (user_id);
+CREATE TABLE gatehouse_revocations (user_id TEXT PRIMARY KEY, not_before BIGINT NOT NULL, updated_at BIGINT NOT NULL);
+CREATE INDEX gatehouse_revocations_updated ON gatehouse_revocations (updated_at);
+CREATE TABLE gatehouse_login_states (id TEXT PRIMARY KEY, expires_at BIGINT NOT NULL);
+CREATE INDEX gatehouse_login_states_expires ON gatehouse_login_states (expires_at)`,
+	},
 }
 
 // Migrations returns the schema history (for tests and `gatehouse version`).

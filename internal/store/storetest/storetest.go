@@ -63,9 +63,10 @@ func PostgresURL(t testing.TB) string {
 	return u.String()
 }
 
-// SQLiteURL returns a DSN for a SQLite file in a temporary directory.
+// SQLiteURL returns a DSN for a SQLite file in a temporary directory. The path is escaped: test names
+// (and so temporary directories) may contain '#', which would otherwise start a URL fragment.
 func SQLiteURL(t testing.TB) string {
-	return "sqlite://" + t.TempDir() + "/test.db"
+	return (&url.URL{Scheme: "sqlite", Path: t.TempDir() + "/test.db"}).String()
 }
 
 // Each runs fn once per database (subtests "sqlite" and "postgres"), each with a freshly migrated DB.
