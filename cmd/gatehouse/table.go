@@ -25,7 +25,7 @@ func tableCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	sub, args := args[0], args[1:]
 	var (
 		integerID, softDelete, perUser, asJSON, yes bool
-		columns, perms, dynamic, softDeleteStr      string
+		columns, perms, dynamic, softDeleteStr, idx string
 	)
 	cfg, fs, err := loadTableConfig("table "+sub, args, stderr, getenv, func(fs *flag.FlagSet) {
 		switch sub {
@@ -40,6 +40,7 @@ func tableCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 			fs.StringVar(&columns, "columns", "", "declared columns: title=string,year=number,released=date,seen=boolean")
 			fs.StringVar(&perms, "permissions", "", "read=public,insert=application,update=user,delete=admin (also *=...)")
 			fs.StringVar(&dynamic, "dynamic-schema", "", "true or false (default: the dynamic_schema setting)")
+			fs.StringVar(&idx, "index", "", "columns to index, comma separated (e.g. year,title)")
 		}
 		if sub == "list" || sub == "show" {
 			fs.BoolVar(&asJSON, "json", false, "print JSON")
@@ -77,6 +78,11 @@ func tableCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	}
 	spec := func() (table.Spec, error) {
 		req := table.SpecRequest{Name: name}
+		for _, c := range strings.Split(idx, ",") {
+			if c = strings.TrimSpace(c); c != "" {
+				req.Indexes = append(req.Indexes, c)
+			}
+		}
 		var err error
 		if req.Columns, err = table.ParseAssignments(columns); err != nil {
 			return table.Spec{}, fmt.Errorf("%w: --columns: %v", errUsage, err)

@@ -55,6 +55,7 @@ type TableOptions struct {
 	Columns       map[string]string `json:"columns,omitempty"`       // declared columns: name → string|number|boolean|date
 	PageSize      int               `json:"pageSize,omitempty"`
 	MaxTop        int               `json:"maxTop,omitempty"`
+	Indexes       []string          `json:"indexes,omitempty"` // columns to index
 }
 
 // Permission returns the permission of an operation (Admin when none is set).
@@ -353,6 +354,8 @@ func (o *TableOptions) set(k string, raw json.RawMessage) error {
 		err = json.Unmarshal(raw, &o.PageSize)
 	case "maxTop":
 		err = json.Unmarshal(raw, &o.MaxTop)
+	case "indexes":
+		err = json.Unmarshal(raw, &o.Indexes)
 	default:
 		return nil // unknown keys are ignored, for files written for the original or newer versions
 	}
@@ -378,6 +381,11 @@ func (o *TableOptions) validate() error {
 			o.Columns[c] = strings.ToLower(typ)
 		default:
 			return fmt.Errorf("column %q has type %q (string, number, boolean or date)", c, typ)
+		}
+	}
+	for _, c := range o.Indexes {
+		if !validName(c) {
+			return fmt.Errorf("index column %q is invalid", c)
 		}
 	}
 	if o.PageSize < 0 || o.MaxTop < 0 || (o.PageSize > 0 && o.MaxTop > 0 && o.PageSize > o.MaxTop) {

@@ -52,11 +52,12 @@ type SpecRequest struct {
 	DynamicSchema *bool             `json:"dynamicSchema"`
 	Permissions   map[string]string `json:"permissions"`
 	Columns       map[string]string `json:"columns"`
+	Indexes       []string          `json:"indexes"`
 }
 
 // Spec validates a request into a Spec.
 func (r SpecRequest) Spec() (Spec, error) {
-	sp := Spec{Name: r.Name, SoftDelete: r.SoftDelete, PerUser: r.PerUser, Dynamic: r.DynamicSchema,
+	sp := Spec{Name: r.Name, SoftDelete: r.SoftDelete, PerUser: r.PerUser, Dynamic: r.DynamicSchema, Indexes: r.Indexes,
 		Columns: map[string]ColumnType{}, Permissions: map[appdir.Operation]auth.Permission{}}
 	switch strings.ToLower(r.IDType) {
 	case "":

@@ -43,7 +43,7 @@ func TestAdminAPI(t *testing.T) {
 		m := []string{"X-ZUMO-MASTER", masterKey}
 		expect(t, e.do("GET", "/admin/tables", ""), 401)
 		expect(t, e.do("GET", "/admin/tables", "", "X-ZUMO-APPLICATION", appKey), 401)
-		expect(t, e.do("POST", "/admin/tables", `{"name":"Books","idType":"integer","columns":{"title":"string","pages":"number"},"permissions":{"*":"public","delete":"admin"},"softDelete":true}`, m...),
+		expect(t, e.do("POST", "/admin/tables", `{"name":"Books","idType":"integer","columns":{"title":"string","pages":"number"},"permissions":{"*":"public","delete":"admin"},"softDelete":true,"indexes":["title","pages"]}`, m...),
 			201, `"name":"Books"`, `"idType":"integer"`, `"delete":"admin"`, `"read":"public"`, `"pages":"number"`)
 		expect(t, e.do("POST", "/admin/tables", `{"name":"books"}`, m...), 409)
 		expect(t, e.do("POST", "/admin/tables", `{"name":"bad name"}`, m...), 400)
@@ -53,6 +53,8 @@ func TestAdminAPI(t *testing.T) {
 		expect(t, e.do("DELETE", "/tables/books/1", ""), 401)
 		expect(t, e.do("PATCH", "/admin/tables/BOOKS", `{"permissions":{"read":"admin"},"columns":{"isbn":"string"}}`, m...), 200, `"read":"admin"`, `"isbn":"string"`)
 		expect(t, e.do("GET", "/tables/books", ""), 401)
+		expect(t, e.do("PATCH", "/admin/tables/books", `{"indexes":["nosuch"]}`, m...), 400, "no column nosuch to index")
+		expect(t, e.do("PATCH", "/admin/tables/books", `{"indexes":["isbn"]}`, m...), 200)
 		expect(t, e.do("PATCH", "/admin/tables/books", `{"idType":"string"}`, m...), 400, "cannot change")
 		expect(t, e.do("PATCH", "/admin/tables/books", `{"columns":{"title":"number"}}`, m...), 400, "exists with type string")
 		r := e.do("GET", "/admin/tables", "", m...)
@@ -65,5 +67,20 @@ func TestAdminAPI(t *testing.T) {
 		if r := e.do("GET", "/admin/tables/nope/extra", "", m...); r.status != 404 || !strings.Contains(r.body, "error") {
 			t.Fatalf("nested path: %d %s", r.status, r.body)
 		}
+	})
+}
+
+func TestDeclaredIndexes(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		newEnv(t, db) // declares Movies with indexes on year and title
+		q := `SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name IN ('gh_movies_ix_year', 'gh_movies_ix_title')`
+		if db.Dialect == store.Postgres {
+			q = `SELECT COUNT(*) FROM pg_indexes WHERE schemaname = current_schema() AND indexname IN ('gh_movies_ix_year', 'gh_movies_ix_title')`
+		}
+		var n int
+		if err := db.QueryRow(q).Scan(&n); err != nil || n != 2 {
+			t.Fatalf("declared indexes: %d %v", n, err)
+		}
+		newEnv(t, db) // a restart with the same declaration is fine
 	})
 }

@@ -37,7 +37,7 @@ var appFiles = map[string]string{
 		{"name":"Counter","permissions":{"*":"public"},"idType":"integer"},
 		{"name":"Strict","permissions":{"*":"public"},"dynamicSchema":false,"columns":{"title":"string","n":"number"}},
 		{"name":"Notes","permissions":{"*":"user"},"perUser":true,"softDelete":true},
-		{"name":"Movies","permissions":{"*":"public"},"columns":{"title":"string","year":"number","released":"date","good":"boolean"}}
+		{"name":"Movies","permissions":{"*":"public"},"columns":{"title":"string","year":"number","released":"date","good":"boolean"},"indexes":["year","title"]}
 	]}`,
 	"table/foo.json":    `{"routes":{"*":{"read":{"permission":"authenticated"},"*":{"permission":"public"}}}}`,
 	"table/secret.json": `{"routes":{"*":{"*":{"permission":"admin"}}}}`,

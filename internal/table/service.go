@@ -108,7 +108,7 @@ func (svc *Service) syncDeclared(ctx context.Context, t *appdir.Table) error {
 		if err := svc.st.Create(ctx, s); err != nil && !errors.Is(err, ErrExists) {
 			return err
 		}
-		return nil
+		return svc.createIndexes(ctx, s, t.Options.Indexes)
 	}
 	if existing.IDType != id {
 		return fmt.Errorf("declared idType %s but the table exists with %s ids", id, existing.IDType)
@@ -130,6 +130,23 @@ func (svc *Service) syncDeclared(ctx context.Context, t *appdir.Table) error {
 		}
 		if err := svc.st.AddColumn(ctx, existing, Column{Name: n, SQL: physicalColumn(n), Type: typ}); err != nil {
 			return err
+		}
+	}
+	if len(t.Options.Indexes) > 0 {
+		tables, err := svc.st.Load(ctx)
+		if err != nil {
+			return err
+		}
+		return svc.createIndexes(ctx, tables[strings.ToLower(t.Name)], t.Options.Indexes)
+	}
+	return nil
+}
+
+// createIndexes indexes declared columns (CREATE INDEX IF NOT EXISTS: idempotent across starts).
+func (svc *Service) createIndexes(ctx context.Context, s *Schema, cols []string) error {
+	for _, c := range cols {
+		if err := svc.st.CreateIndex(ctx, s, c); err != nil {
+			return fmt.Errorf("index %s: %w", c, err)
 		}
 	}
 	return nil
@@ -199,6 +216,7 @@ type Spec struct {
 	PerUser     *bool
 	Dynamic     *bool
 	Permissions map[appdir.Operation]auth.Permission
+	Indexes     []string // columns to index
 }
 
 // Create makes a new table.
@@ -226,6 +244,9 @@ func (svc *Service) Create(ctx context.Context, sp Spec) (*Schema, error) {
 	}
 	s.Source = "admin"
 	if err := svc.st.Create(ctx, s); err != nil {
+		return nil, err
+	}
+	if err := svc.createIndexes(ctx, s, sp.Indexes); err != nil {
 		return nil, err
 	}
 	return svc.Refresh(ctx, sp.Name)
@@ -275,6 +296,15 @@ func (svc *Service) Update(ctx context.Context, sp Spec) (*Schema, error) {
 			return nil, &InputError{Msg: fmt.Sprintf("invalid column name %q", n)}
 		}
 		if err := svc.st.AddColumn(ctx, s, Column{Name: n, SQL: physicalColumn(n), Type: sp.Columns[n]}); err != nil {
+			return nil, err
+		}
+	}
+	if len(sp.Indexes) > 0 {
+		cur, err := svc.Refresh(ctx, sp.Name)
+		if err != nil {
+			return nil, err
+		}
+		if err := svc.createIndexes(ctx, cur, sp.Indexes); err != nil {
 			return nil, err
 		}
 	}

@@ -779,7 +779,7 @@ func (st *SQL) InsertBatch(ctx context.Context, s *Schema, rows []*Row) error {
 func (st *SQL) CreateIndex(ctx context.Context, s *Schema, column string) error {
 	c, ok := s.Column(column)
 	if !ok {
-		return inputf("table %s has no column %s", s.Name, column)
+		return inputf("table %s has no column %s to index", s.Name, column)
 	}
 	expr := quote(c.SQL)
 	if c.Type == String {
