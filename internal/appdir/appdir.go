@@ -120,14 +120,7 @@ func (a *App) Table(name string) (*Table, bool) {
 }
 
 // Tables lists the declared tables sorted by name.
-func (a *App) Tables() []*Table {
-	out := make([]*Table, 0, len(a.tables))
-	for _, t := range a.tables {
-		out = append(out, t)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out
-}
+func (a *App) Tables() []*Table { return sortedByName(a.tables, func(t *Table) string { return t.Name }) }
 
 // API finds a custom API by name, case-insensitively.
 func (a *App) API(name string) (*API, bool) {
@@ -136,12 +129,14 @@ func (a *App) API(name string) (*API, bool) {
 }
 
 // APIs lists the declared APIs sorted by name.
-func (a *App) APIs() []*API {
-	out := make([]*API, 0, len(a.apis))
-	for _, x := range a.apis {
-		out = append(out, x)
+func (a *App) APIs() []*API { return sortedByName(a.apis, func(x *API) string { return x.Name }) }
+
+func sortedByName[T any](m map[string]*T, name func(*T) string) []*T {
+	out := make([]*T, 0, len(m))
+	for _, v := range m {
+		out = append(out, v)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	sort.Slice(out, func(i, j int) bool { return name(out[i]) < name(out[j]) })
 	return out
 }
 
