@@ -37,6 +37,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = keysCmd(args, stdout, stderr, getenv)
 	case "table":
 		err = tableCmd(ctx, args, stdout, stderr, getenv)
+	case "users":
+		// add, enable, set-password and import: accounts.go; list, show, disable: users.go (login).
+		var handled bool
+		if handled, err = accountUsersCmd(ctx, args, os.Stdin, stdout, stderr, getenv); !handled {
+			err = fmt.Errorf("%w: gatehouse users add|enable|set-password|import", errUsage)
+		}
 	case "version":
 		fmt.Fprintf(stdout, "gatehouse %s\n", version)
 	case "help", "-h", "--help":
@@ -70,6 +76,9 @@ Usage:
   gatehouse table create NAME        create a table (--integer-id --columns a=string,b=number
                                      --permissions read=public,insert=user --soft-delete --per-user)
   gatehouse table list|show NAME|update NAME|delete NAME --yes
+  gatehouse users add --email ADDR [--verified] [--password-stdin]
+  gatehouse users enable --user REF | set-password --user REF (password on stdin)
+  gatehouse users import [--format csv|json] FILE   import accounts with legacy hashes
   gatehouse version                  print the version
 
 Every command takes --config FILE and --data DIR; run "gatehouse serve -h" for all flags.

@@ -13,7 +13,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/gatehouse/gatehouse/internal/appdir"
 	"github.com/gatehouse/gatehouse/internal/auth"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/keys"
@@ -103,12 +102,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		return err
 	}
 
-	app := appdir.Empty()
-	if cfg.AppDir != "" {
-		if app, err = appdir.Load(cfg.AppDir); err != nil {
-			return err
-		}
-		log.Info("app directory loaded", "dir", cfg.AppDir, "tables", len(app.Tables()), "apis", len(app.APIs()))
+	app, engine, err := loadApp(cfg, res, log)
+	if err != nil {
+		return err
 	}
 
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
@@ -131,9 +127,18 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		Minter: &auth.Minter{Auth: authn, DefaultTTL: cfg.TokenTTL, MaxTTL: cfg.TokenMaxTTL},
 	})
 
-	srv.Mount("tables", "/tables/{table}", &table.Handler{Service: tables, Log: log, PublicURL: cfg.PublicURL})
+	th := &table.Handler{Service: tables, Log: log, PublicURL: cfg.PublicURL}
+	srv.Mount("tables", "/tables/{table}", th)
 	srv.Mount("/admin/tables", "/admin/tables", &table.AdminHandler{Service: tables})
+	// Built-in accounts (accounts.enabled). TODO(login): pass account.UserDirectory{Dir: dir, Refresh: …}
+	// once the users directory is wired here, so accounts are users with refresh tokens and revocation.
+	if err := mountAccounts(ctx, srv, cfg, db, authn, &auth.Minter{Auth: authn, DefaultTTL: cfg.TokenTTL, MaxTTL: cfg.TokenMaxTTL}, nil, log); err != nil {
+		return err
+	}
 	go tables.Run(ctx, 5*time.Second)
+	if err := mountScripts(ctx, srv, cfg, db, tables, th, engine, log); err != nil {
+		return err
+	}
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {

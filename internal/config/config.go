@@ -62,6 +62,18 @@ type Config struct {
 	KeysMaxStale              time.Duration
 
 	Providers Providers
+	// Endpoints are the providers' endpoint overrides and newer settings (file login.go).
+	Endpoints ProviderEndpoints
+	// Login configures provider login and sessions; OIDC lists generic OpenID providers (login.go).
+	Login Login
+	OIDC  []OIDCProvider
+
+	// Mail is the SMTP server for account email (package mail).
+	Mail Mail
+	// Accounts configures built-in email/password accounts (package account).
+	Accounts Accounts
+	// Scripts configures server scripts (package script).
+	Scripts Scripts
 
 	// Sources records where each setting's value came from ("default", "file", "env NAME", "flag -x").
 	Sources map[string]string
@@ -79,6 +91,44 @@ type Providers struct {
 	AadTenants                                                        []string
 }
 
+// Mail configures outgoing email.
+type Mail struct {
+	Host, Username, Password, From, TLS string
+	Port                                int
+	Timeout                             time.Duration
+}
+
+// Accounts configures built-in email/password accounts.
+type Accounts struct {
+	Enabled              bool
+	AllowRegistration    bool
+	RequireVerifiedEmail bool
+	MinPasswordLength    int
+	LinkTTL              time.Duration
+	ResetURL, VerifyURL  string
+	Argon2MemoryKiB      int
+	Argon2Time           int
+	Argon2Threads        int
+	HashConcurrency      int // 0: automatic
+	HashQueue            int // 0: automatic
+	KeepLegacyHashes     bool
+}
+
+// Scripts configures the app's server scripts.
+type Scripts struct {
+	Timeout        time.Duration
+	JobTimeout     time.Duration
+	MemoryLimitMB  int
+	AllocLimitMB   int
+	ReloadInterval time.Duration // 0: no hot reload
+	// AppSettingsList and JobsList are the raw NAME=value / job=interval lists; validate parses them
+	// into AppSettings and Jobs.
+	AppSettingsList []string
+	JobsList        []string
+	AppSettings     map[string]string
+	Jobs            map[string]time.Duration
+}
+
 type kind int
 
 const (
@@ -91,6 +141,9 @@ const (
 	kCSV
 	kListenAddr
 	kURL
+	kCredential // a string never printed, without kSecret's minimum length (third-party passwords)
+	kCount      // a non-negative integer; 0 means automatic
+	kTemplate   // an absolute http(s) URL containing {token}
 )
 
 type setting struct {
@@ -103,7 +156,9 @@ type setting struct {
 	field func(c *Config) any // pointer to the field
 }
 
-func settings() []setting {
+func settings() []setting { return append(baseSettings(), loginSettings()...) }
+
+func baseSettings() []setting {
 	return []setting{
 		{"listen", []string{"GATEHOUSE_LISTEN"}, "listen", "127.0.0.1:8080", kListenAddr, "address the HTTP API listens on", func(c *Config) any { return &c.Listen }},
 		{"metrics_listen", []string{"GATEHOUSE_METRICS_LISTEN"}, "metrics-listen", "", kListenAddr, "separate listener for /metrics without authentication (empty: /metrics on the main listener, master key required)", func(c *Config) any { return &c.MetricsListen }},
@@ -152,6 +207,33 @@ func settings() []setting {
 		{"providers.twitter.consumer_secret", []string{"GATEHOUSE_TWITTER_CONSUMER_SECRET", "MS_TwitterConsumerSecret"}, "", "", kSecret, "X/Twitter consumer secret", func(c *Config) any { return &c.Providers.TwitterConsumerSecret }},
 		{"providers.aad.client_id", []string{"GATEHOUSE_AAD_CLIENT_ID", "MS_AadClientID"}, "", "", kString, "Microsoft Entra ID client id", func(c *Config) any { return &c.Providers.AadClientID }},
 		{"providers.aad.tenants", []string{"GATEHOUSE_AAD_TENANTS", "MS_AadTenants"}, "", "", kCSV, "Entra tenant allowlist (comma separated)", func(c *Config) any { return &c.Providers.AadTenants }},
+		{"mail.smtp_host", []string{"GATEHOUSE_SMTP_HOST"}, "", "", kString, "SMTP server for account email (empty: email disabled; reset and verification links cannot be sent)", func(c *Config) any { return &c.Mail.Host }},
+		{"mail.smtp_port", []string{"GATEHOUSE_SMTP_PORT"}, "", "587", kInt, "SMTP port (587 submission with STARTTLS, 465 with implicit TLS)", func(c *Config) any { return &c.Mail.Port }},
+		{"mail.smtp_username", []string{"GATEHOUSE_SMTP_USERNAME"}, "", "", kString, "SMTP AUTH PLAIN user name (empty: no authentication)", func(c *Config) any { return &c.Mail.Username }},
+		{"mail.smtp_password", []string{"GATEHOUSE_SMTP_PASSWORD"}, "", "", kCredential, "SMTP AUTH PLAIN password", func(c *Config) any { return &c.Mail.Password }},
+		{"mail.smtp_tls", []string{"GATEHOUSE_SMTP_TLS"}, "", "starttls", kString, "starttls (required, never optional), tls (implicit, port 465) or none (loopback relays only when authenticating)", func(c *Config) any { return &c.Mail.TLS }},
+		{"mail.from", []string{"GATEHOUSE_MAIL_FROM"}, "", "", kString, "sender address of account email, e.g. Example <no-reply@example.com> (required with mail.smtp_host)", func(c *Config) any { return &c.Mail.From }},
+		{"mail.timeout", []string{"GATEHOUSE_MAIL_TIMEOUT"}, "", "30s", kDuration, "time limit for delivering one message (connect, TLS, auth, data)", func(c *Config) any { return &c.Mail.Timeout }},
+		{"accounts.enabled", []string{"GATEHOUSE_ACCOUNTS_ENABLED"}, "", "false", kBool, "serve built-in email/password accounts on /login/custom and /.auth/login/custom", func(c *Config) any { return &c.Accounts.Enabled }},
+		{"accounts.allow_registration", []string{"GATEHOUSE_ACCOUNTS_ALLOW_REGISTRATION"}, "", "true", kBool, "let anyone register (false: only admins add accounts)", func(c *Config) any { return &c.Accounts.AllowRegistration }},
+		{"accounts.require_verified_email", []string{"GATEHOUSE_ACCOUNTS_REQUIRE_VERIFIED_EMAIL"}, "", "false", kBool, "refuse logins (403) until the address is verified by its emailed link", func(c *Config) any { return &c.Accounts.RequireVerifiedEmail }},
+		{"accounts.min_password_length", []string{"GATEHOUSE_ACCOUNTS_MIN_PASSWORD_LENGTH"}, "", "8", kInt, "shortest password accepted when one is set, in characters after NFKC (NIST SP 800-63B: 8)", func(c *Config) any { return &c.Accounts.MinPasswordLength }},
+		{"accounts.link_ttl", []string{"GATEHOUSE_ACCOUNTS_LINK_TTL"}, "", "30m", kDuration, "lifetime of emailed password-reset and verification links", func(c *Config) any { return &c.Accounts.LinkTTL }},
+		{"accounts.reset_url", []string{"GATEHOUSE_ACCOUNTS_RESET_URL"}, "", "", kTemplate, "password-reset link with {token}, e.g. https://app.example.com/reset#token={token} (default: Gatehouse's own form under public_url)", func(c *Config) any { return &c.Accounts.ResetURL }},
+		{"accounts.verify_url", []string{"GATEHOUSE_ACCOUNTS_VERIFY_URL"}, "", "", kTemplate, "verification link with {token} (default: Gatehouse's own page under public_url)", func(c *Config) any { return &c.Accounts.VerifyURL }},
+		{"accounts.argon2_memory_kib", []string{"GATEHOUSE_ACCOUNTS_ARGON2_MEMORY_KIB"}, "", "19456", kInt, "argon2id memory in KiB (OWASP: 19456 = 19 MiB); hashes with other parameters are upgraded at the next login", func(c *Config) any { return &c.Accounts.Argon2MemoryKiB }},
+		{"accounts.argon2_time", []string{"GATEHOUSE_ACCOUNTS_ARGON2_TIME"}, "", "2", kInt, "argon2id passes (OWASP: 2)", func(c *Config) any { return &c.Accounts.Argon2Time }},
+		{"accounts.argon2_threads", []string{"GATEHOUSE_ACCOUNTS_ARGON2_THREADS"}, "", "1", kInt, "argon2id parallelism (OWASP: 1)", func(c *Config) any { return &c.Accounts.Argon2Threads }},
+		{"accounts.hash_concurrency", []string{"GATEHOUSE_ACCOUNTS_HASH_CONCURRENCY"}, "", "0", kCount, "password hashes computed at once (0: the number of CPUs)", func(c *Config) any { return &c.Accounts.HashConcurrency }},
+		{"accounts.hash_queue", []string{"GATEHOUSE_ACCOUNTS_HASH_QUEUE"}, "", "0", kCount, "logins waiting for a hashing slot before 503 + Retry-After (0: 16 per slot)", func(c *Config) any { return &c.Accounts.HashQueue }},
+		{"accounts.keep_legacy_hashes", []string{"GATEHOUSE_ACCOUNTS_KEEP_LEGACY_HASHES"}, "", "false", kBool, "keep imported and outdated hashes instead of rehashing them to argon2id at the next login (e.g. while the old system still reads the same rows)", func(c *Config) any { return &c.Accounts.KeepLegacyHashes }},
+		{"scripts.timeout", []string{"GATEHOUSE_SCRIPT_TIMEOUT"}, "", "10s", kDuration, "time budget of one script invocation (table script, custom API); past it the request fails with 500", func(c *Config) any { return &c.Scripts.Timeout }},
+		{"scripts.job_timeout", []string{"GATEHOUSE_SCRIPT_JOB_TIMEOUT"}, "", "10m", kDuration, "time budget of one scheduled job run", func(c *Config) any { return &c.Scripts.JobTimeout }},
+		{"scripts.memory_limit_mb", []string{"GATEHOUSE_SCRIPT_MEMORY_LIMIT_MB"}, "", "1024", kInt, "Go heap size (MiB) above which the longest-running script is stopped", func(c *Config) any { return &c.Scripts.MemoryLimitMB }},
+		{"scripts.alloc_limit_mb", []string{"GATEHOUSE_SCRIPT_ALLOC_LIMIT_MB"}, "", "64", kInt, "what one invocation may allocate through Buffer and crypto (MiB)", func(c *Config) any { return &c.Scripts.AllocLimitMB }},
+		{"scripts.reload_interval", []string{"GATEHOUSE_SCRIPT_RELOAD_INTERVAL"}, "", "2s", kDuration, "how often the app directory is checked for changed scripts (0s: no hot reload)", func(c *Config) any { return &c.Scripts.ReloadInterval }},
+		{"scripts.app_settings", []string{"GATEHOUSE_APP_SETTINGS"}, "", "", kCSV, "app settings scripts see in process.env and mobileservice-config appSettings: NAME=value,NAME2=value2", func(c *Config) any { return &c.Scripts.AppSettingsList }},
+		{"scripts.jobs", []string{"GATEHOUSE_JOBS"}, "", "", kCSV, "schedule of scheduler/<job>.js: job=interval,... e.g. cleanup=15m,report=24h", func(c *Config) any { return &c.Scripts.JobsList }},
 	}
 }
 
@@ -241,6 +323,9 @@ func Load(flags *Flags, getenv func(string) string) (*Config, error) {
 			return nil, ferr
 		}
 	}
+	if err := loadOIDCEnv(c, getenv); err != nil {
+		return nil, err
+	}
 	if err := c.validate(); err != nil {
 		return nil, err
 	}
@@ -270,6 +355,12 @@ func loadFile(c *Config, path string, all []setting) error {
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
+		if handled, err := loadOIDCKey(c, path, k, flat[k]); handled {
+			if err != nil {
+				return err
+			}
+			continue
+		}
 		s, ok := byKey[k]
 		if !ok {
 			return &Error{Setting: path + ": " + k, Reason: "unknown setting"}
@@ -330,7 +421,7 @@ func fileValue(v any) (string, error) {
 func apply(c *Config, s setting, v, source string) error {
 	bad := func(reason string) error {
 		e := &Error{Setting: source, Value: v, Reason: reason}
-		if s.kind == kSecret {
+		if s.kind == kSecret || s.kind == kCredential {
 			e.Value = ""
 		}
 		return e
@@ -356,11 +447,22 @@ func apply(c *Config, s setting, v, source string) error {
 			if v != "" && len(v) < 16 {
 				return bad("must be at least 16 characters")
 			}
+		case kTemplate:
+			if v != "" {
+				u, err := url.Parse(strings.ReplaceAll(v, "{token}", "t"))
+				if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || strings.Count(v, "{token}") != 1 {
+					return bad("must be an absolute http(s) URL containing {token} once")
+				}
+			}
 		}
 		*p = v
 	case *int:
 		n, err := strconv.Atoi(strings.TrimSpace(v))
-		if err != nil || n <= 0 {
+		if s.kind == kCount {
+			if err != nil || n < 0 {
+				return bad("must be a non-negative integer (0: automatic)")
+			}
+		} else if err != nil || n <= 0 {
 			return bad("must be a positive integer")
 		}
 		*p = n
@@ -465,8 +567,68 @@ func (c *Config) validate() error {
 			return &Error{Setting: "database", Reason: "must be a postgres:// or sqlite:// URL"}
 		}
 	}
+	if c.Mail.Host != "" && c.Mail.From == "" {
+		return &Error{Setting: "mail.from", Reason: "is required when mail.smtp_host is set"}
+	}
+	switch c.Mail.TLS {
+	case "starttls", "tls", "none":
+	default:
+		return &Error{Setting: "mail.smtp_tls", Value: c.Mail.TLS, Reason: "must be starttls, tls or none"}
+	}
+	if c.Mail.Port > 65535 {
+		return &Error{Setting: "mail.smtp_port", Value: strconv.Itoa(c.Mail.Port), Reason: "must be at most 65535"}
+	}
+	if c.Accounts.MinPasswordLength > 64 {
+		return &Error{Setting: "accounts.min_password_length", Value: strconv.Itoa(c.Accounts.MinPasswordLength), Reason: "must be at most 64"}
+	}
+	if c.Accounts.LinkTTL < time.Minute || c.Accounts.LinkTTL > 7*24*time.Hour {
+		return &Error{Setting: "accounts.link_ttl", Value: c.Accounts.LinkTTL.String(), Reason: "must be between 1m and 168h"}
+	}
+	if c.Accounts.Argon2Threads > 255 {
+		return &Error{Setting: "accounts.argon2_threads", Value: strconv.Itoa(c.Accounts.Argon2Threads), Reason: "must be at most 255"}
+	}
+	if err := c.validateScripts(); err != nil {
+		return err
+	}
+	if err := c.validateLogin(); err != nil {
+		return err
+	}
 	if c.MetricsListen != "" && c.MetricsListen == c.Listen {
 		return &Error{Setting: "metrics_listen", Value: c.MetricsListen, Reason: "must differ from listen"}
+	}
+	return nil
+}
+
+func (c *Config) validateScripts() error {
+	sc := &c.Scripts
+	if sc.Timeout < 10*time.Millisecond {
+		return &Error{Setting: "scripts.timeout", Value: sc.Timeout.String(), Reason: "must be at least 10ms"}
+	}
+	if sc.JobTimeout < time.Second {
+		return &Error{Setting: "scripts.job_timeout", Value: sc.JobTimeout.String(), Reason: "must be at least 1s"}
+	}
+	if sc.MemoryLimitMB < 64 || sc.AllocLimitMB < 1 {
+		return &Error{Setting: "scripts.memory_limit_mb", Value: strconv.Itoa(sc.MemoryLimitMB), Reason: "must be at least 64 (and scripts.alloc_limit_mb at least 1)"}
+	}
+	if sc.ReloadInterval < 0 {
+		return &Error{Setting: "scripts.reload_interval", Value: sc.ReloadInterval.String(), Reason: "must not be negative"}
+	}
+	sc.AppSettings = map[string]string{}
+	for _, kv := range sc.AppSettingsList {
+		k, v, ok := strings.Cut(kv, "=")
+		if k = strings.TrimSpace(k); !ok || k == "" {
+			return &Error{Setting: "scripts.app_settings", Value: kv, Reason: "entries must look like NAME=value"}
+		}
+		sc.AppSettings[k] = v
+	}
+	sc.Jobs = map[string]time.Duration{}
+	for _, kv := range sc.JobsList {
+		k, v, ok := strings.Cut(kv, "=")
+		d, err := time.ParseDuration(strings.TrimSpace(v))
+		if k = strings.TrimSpace(k); !ok || k == "" || err != nil || d < time.Minute {
+			return &Error{Setting: "scripts.jobs", Value: kv, Reason: "entries must look like job=interval with an interval of at least 1m"}
+		}
+		sc.Jobs[k] = d
 	}
 	return nil
 }
@@ -490,5 +652,6 @@ func Reference() string {
 		}
 		fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s |\n", s.key, strings.Join(envs, ", "), fl, def, strings.ReplaceAll(s.help, "|", "\\|"))
 	}
+	b.WriteString(oidcReference())
 	return b.String()
 }

@@ -88,6 +88,10 @@ func (s *Server) Mount(prefix, route string, h http.Handler) {
 	sort.SliceStable(s.prefix, func(i, j int) bool { return len(s.prefix[i].path) > len(s.prefix[j].path) })
 }
 
+// OriginAllowed reports whether an origin (scheme://host[:port]) passes the cross-domain whitelist, the
+// same matching CORS uses (login completion pages post only to such origins).
+func (s *Server) OriginAllowed(origin string) bool { return s.cors.allowed(origin) }
+
 // App is the loaded app directory (permissions and scripts) for the feature handlers.
 func (s *Server) App() *appdir.App { return s.app }
 

@@ -78,6 +78,41 @@ CREATE INDEX gatehouse_revocations_updated ON gatehouse_revocations (updated_at)
 CREATE TABLE gatehouse_login_states (id TEXT PRIMARY KEY, expires_at BIGINT NOT NULL);
 CREATE INDEX gatehouse_login_states_expires ON gatehouse_login_states (expires_at)`,
 	},
+	{
+		// Built-in email/password accounts (package account). Times are Unix milliseconds. email_key is
+		// the lower-cased normalized address (unique); password_stamp changes whenever the password is
+		// set, and emailed reset links are bound to it; user_id links the users directory.
+		Version: 20,
+		Name:    "accounts",
+		SQLite: `CREATE TABLE gatehouse_accounts (id TEXT PRIMARY KEY, email TEXT NOT NULL, email_key TEXT NOT NULL UNIQUE,
+	password_hash TEXT NOT NULL, password_stamp TEXT NOT NULL, email_verified INTEGER NOT NULL DEFAULT 0,
+	disabled INTEGER NOT NULL DEFAULT 0, legacy_user_id TEXT UNIQUE, user_id TEXT, created_at INTEGER NOT NULL,
+	updated_at INTEGER NOT NULL, last_login_at INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE gatehouse_account_tokens (token_hash TEXT PRIMARY KEY, purpose TEXT NOT NULL,
+	account_id TEXT NOT NULL REFERENCES gatehouse_accounts(id) ON DELETE CASCADE, binding TEXT NOT NULL,
+	expires_at INTEGER NOT NULL, created_at INTEGER NOT NULL);
+CREATE INDEX gatehouse_account_tokens_account ON gatehouse_account_tokens (account_id);
+CREATE TABLE gatehouse_account_throttle (key TEXT PRIMARY KEY, failures INTEGER NOT NULL, window_start INTEGER NOT NULL,
+	window_count INTEGER NOT NULL, blocked_until INTEGER NOT NULL, last_at INTEGER NOT NULL)`,
+		Postgres: `CREATE TABLE gatehouse_accounts (id TEXT PRIMARY KEY, email TEXT NOT NULL, email_key TEXT NOT NULL UNIQUE,
+	password_hash TEXT NOT NULL, password_stamp TEXT NOT NULL, email_verified INTEGER NOT NULL DEFAULT 0,
+	disabled INTEGER NOT NULL DEFAULT 0, legacy_user_id TEXT UNIQUE, user_id TEXT, created_at BIGINT NOT NULL,
+	updated_at BIGINT NOT NULL, last_login_at BIGINT NOT NULL DEFAULT 0);
+CREATE TABLE gatehouse_account_tokens (token_hash TEXT PRIMARY KEY, purpose TEXT NOT NULL,
+	account_id TEXT NOT NULL REFERENCES gatehouse_accounts(id) ON DELETE CASCADE, binding TEXT NOT NULL,
+	expires_at BIGINT NOT NULL, created_at BIGINT NOT NULL);
+CREATE INDEX gatehouse_account_tokens_account ON gatehouse_account_tokens (account_id);
+CREATE TABLE gatehouse_account_throttle (key TEXT PRIMARY KEY, failures INTEGER NOT NULL, window_start BIGINT NOT NULL,
+	window_count INTEGER NOT NULL, blocked_until BIGINT NOT NULL, last_at BIGINT NOT NULL)`,
+	},
+	{
+		// Scheduled-job leases (package script): with several instances on one database, the instance
+		// holding a job's unexpired lease is the only one running it. expires_at is Unix milliseconds.
+		Version:  30,
+		Name:     "job leases",
+		SQLite:   `CREATE TABLE gatehouse_job_leases (job TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at INTEGER NOT NULL)`,
+		Postgres: `CREATE TABLE gatehouse_job_leases (job TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at BIGINT NOT NULL)`,
+	},
 }
 
 // Migrations returns the schema history (for tests and `gatehouse version`).

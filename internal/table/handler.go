@@ -24,6 +24,34 @@ type Handler struct {
 	Service   *Service
 	Log       *slog.Logger
 	PublicURL string // for Location and Link headers; "" = relative URLs
+	// Scripts, when set, runs the app's table scripts (package script); nil serves every operation
+	// directly.
+	Scripts TableScripts
+}
+
+// TableScripts runs table scripts. The handler hands an operation that has a script over after the
+// checks that precede any data access (the table exists, the permission, per-user identity, query
+// parameter names, noScript); the script reaches the default operation through ScriptCall.Default.
+// The master key with a noScript query parameter bypasses scripts.
+type TableScripts interface {
+	HasTableScript(table string, op appdir.Operation) bool
+	ServeTableScript(w http.ResponseWriter, r *http.Request, c *ScriptCall)
+}
+
+// ScriptCall describes the table operation a script takes over.
+type ScriptCall struct {
+	Table    string // canonical table name
+	Op       appdir.Operation
+	ID       string // the id from the URL, unescaped ("" without)
+	HasID    bool
+	Undelete bool // POST /tables/T/{id}: the update script runs with request.undelete
+	Caller   *auth.Caller
+	// Default runs the operation exactly as it runs without a script, on r (a copy of the request
+	// carrying the script's item and query), writing the answer to w.
+	Default func(w http.ResponseWriter, r *http.Request)
+	// DefaultRead runs a read of the whole table on r (a lookup whose script narrowed the query
+	// reads with the id as a filter term).
+	DefaultRead func(w http.ResponseWriter, r *http.Request)
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -87,6 +115,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.unauthorized(w, r)
 		return
 	}
+	if h.Scripts != nil && !(caller.IsAdmin() && queryHas(r.URL.Query(), "noScript")) && h.Scripts.HasTableScript(s.Name, op) {
+		h.Scripts.ServeTableScript(w, r, &ScriptCall{
+			Table: s.Name, Op: op, ID: rawID, HasID: hasID, Undelete: r.Method == http.MethodPost && hasID, Caller: caller,
+			Default:     func(w http.ResponseWriter, r *http.Request) { h.serve(w, r, s, caller, rawID, hasID) },
+			DefaultRead: func(w http.ResponseWriter, r *http.Request) { h.serve(w, r, s, caller, "", false) },
+		})
+		return
+	}
+	h.serve(w, r, s, caller, rawID, hasID)
+}
+
+// serve runs a table operation after the checks of ServeHTTP.
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, s *Schema, caller *auth.Caller, rawID string, hasID bool) {
+	var err error
 	rq := &request{h: h, w: w, r: r, s: s, caller: caller, v2: httpx.DialectOf(r) == httpx.V2, rawID: rawID, hasID: hasID}
 	switch {
 	case r.Method == http.MethodGet && hasID:

@@ -102,6 +102,11 @@ func (a *ScriptAPI) Read(ctx context.Context, name string, q *odata.Query, sys [
 		q.Restrict(odata.Eq(odata.Ident("deleted"), odata.Bool(false)))
 	}
 	rows, count, err := a.Service.st.Query(ctx, rq.s, q)
+	var uc *odata.UnknownColumnError
+	if errors.As(err, &uc) && rq.s.Options.DynamicSchema {
+		// A column no item has brought yet: nothing matches (the original's dynamic-schema answer).
+		return []map[string]any{}, 0, nil
+	}
 	if err != nil {
 		return nil, 0, err
 	}
@@ -232,3 +237,41 @@ func scriptFailure(s *Schema, err error) error {
 	}
 	return err
 }
+
+// SystemColumn maps a system property name (v1 "__createdAt" or v2 "createdAt", any case) or "id" to
+// its physical column (for the T-SQL translation of mssql.query).
+func SystemColumn(name string) (string, bool) {
+	switch strings.ToLower(strings.TrimPrefix(name, "__")) {
+	case "id":
+		return colID, true
+	case "createdat":
+		return colCreatedAt, true
+	case "updatedat":
+		return colUpdatedAt, true
+	case "version":
+		return colVersion, true
+	case "deleted":
+		return colDeleted, true
+	}
+	return "", false
+}
+
+// SystemProperty is the v1 wire name of a physical system column ("" for user columns).
+func SystemProperty(physical string) string {
+	switch physical {
+	case colID:
+		return "id"
+	case colCreatedAt:
+		return sysV1[0]
+	case colUpdatedAt:
+		return sysV1[1]
+	case colVersion:
+		return sysV1[2]
+	case colDeleted:
+		return sysV1[3]
+	}
+	return ""
+}
+
+// NewItemID returns an id for a new item of a string-id table.
+func NewItemID() string { return newID() }

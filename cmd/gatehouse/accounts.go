@@ -1,0 +1,212 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/gatehouse/gatehouse/internal/account"
+	"github.com/gatehouse/gatehouse/internal/auth"
+	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/mail"
+	"github.com/gatehouse/gatehouse/internal/password"
+	"github.com/gatehouse/gatehouse/internal/server"
+	"github.com/gatehouse/gatehouse/internal/store"
+)
+
+// newAccounts builds the accounts service from the configuration. minter may be nil (admin commands);
+// users may be nil until the users directory is wired.
+func newAccounts(cfg *config.Config, db *store.DB, minter account.Minter, users account.Users, log *slog.Logger) (*account.Service, error) {
+	conc := cfg.Accounts.HashConcurrency
+	if conc == 0 {
+		conc = password.DefaultConcurrency()
+	}
+	queue := cfg.Accounts.HashQueue
+	if queue == 0 {
+		queue = password.DefaultQueue(conc)
+	}
+	h, err := password.NewHasher(password.Config{
+		Params:  password.Params{Memory: uint32(cfg.Accounts.Argon2MemoryKiB), Time: uint32(cfg.Accounts.Argon2Time), Threads: uint8(cfg.Accounts.Argon2Threads)},
+		Limiter: password.NewLimiter(conc, queue),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("accounts: %w", err)
+	}
+	var mailer mail.Mailer = mail.Disabled{}
+	if cfg.Mail.Host != "" {
+		m, err := mail.NewSMTP(mail.SMTPConfig{Host: cfg.Mail.Host, Port: cfg.Mail.Port, Username: cfg.Mail.Username, Password: cfg.Mail.Password,
+			From: cfg.Mail.From, TLS: mail.TLSMode(cfg.Mail.TLS), Timeout: cfg.Mail.Timeout})
+		if err != nil {
+			return nil, fmt.Errorf("mail settings: %w", err)
+		}
+		mailer = m
+	}
+	reset, verify := account.Links(cfg.Accounts.ResetURL, cfg.Accounts.VerifyURL, cfg.PublicURL)
+	return account.NewService(account.Options{
+		Store: account.NewSQL(db), Hasher: h, Policy: password.Policy{MinLength: cfg.Accounts.MinPasswordLength},
+		Mailer: mailer, Minter: minter, Users: users, LinkTTL: cfg.Accounts.LinkTTL, ResetLink: reset, VerifyLink: verify,
+		ServiceName: cfg.ServiceName, AllowRegistration: cfg.Accounts.AllowRegistration,
+		RequireVerifiedEmail: cfg.Accounts.RequireVerifiedEmail, KeepLegacyHashes: cfg.Accounts.KeepLegacyHashes, Log: log,
+	})
+}
+
+// mountAccounts serves the accounts routes (both families) and the admin API when accounts.enabled
+// is set, and runs the service's background work until ctx ends.
+func mountAccounts(ctx context.Context, srv *server.Server, cfg *config.Config, db *store.DB, authn *auth.Authenticator, minter account.Minter, users account.Users, log *slog.Logger) error {
+	if !cfg.Accounts.Enabled {
+		return nil
+	}
+	svc, err := newAccounts(cfg, db, minter, users, log)
+	if err != nil {
+		return err
+	}
+	if cfg.Mail.Host == "" {
+		log.Warn("accounts are enabled but no SMTP server is configured (mail.smtp_host): verification and reset emails cannot be sent")
+	}
+	if cfg.PublicURL == "" && cfg.Accounts.ResetURL == "" {
+		log.Warn("accounts: public_url is not set; emailed links point at http://localhost:8080")
+	}
+	go svc.Run(ctx)
+	h := &account.Handler{Service: svc, Auth: authn, Log: log}
+	for _, p := range h.Prefixes() {
+		srv.Mount(p, p, h)
+	}
+	srv.Mount(account.AdminPrefix, account.AdminPrefix, &account.AdminHandler{Service: svc})
+	return nil
+}
+
+// accountUsersCmd runs the account subcommands of `gatehouse users`: add, enable, set-password,
+// import (list, show and disable of users belong to users.go). It reports whether it handled sub.
+func accountUsersCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) (bool, error) {
+	if len(args) == 0 {
+		return false, nil
+	}
+	sub, args := args[0], args[1:]
+	switch sub {
+	case "add", "enable", "set-password", "import":
+	default:
+		return false, nil
+	}
+	var email, ref, format string
+	var verified, passwordStdin bool
+	cfg, fs, err := loadConfigArgs("users "+sub, args, stderr, getenv, func(fs *flag.FlagSet) {
+		switch sub {
+		case "add":
+			fs.StringVar(&email, "email", "", "email address (required)")
+			fs.BoolVar(&verified, "verified", false, "mark the address as verified")
+			fs.BoolVar(&passwordStdin, "password-stdin", false, "read the password from the first line of standard input (else: no password; the user sets one with a reset link)")
+		case "enable", "set-password":
+			fs.StringVar(&ref, "user", "", "account id, email address or user id (required)")
+			if sub == "set-password" {
+				fs.BoolVar(&passwordStdin, "password-stdin", true, "read the password from the first line of standard input")
+			}
+		case "import":
+			fs.StringVar(&format, "format", "", "csv or json (default: detected)")
+		}
+	})
+	if err != nil {
+		return true, err
+	}
+	db, err := store.Open(ctx, cfg.Database, cfg.DataDir)
+	if err != nil {
+		return true, err
+	}
+	defer db.Close()
+	log := newLogger(cfg, stderr)
+	svc, err := newAccounts(cfg, db, nil, nil, log)
+	if err != nil {
+		return true, err
+	}
+	readPassword := func() (string, error) {
+		line, err := bufio.NewReader(stdin).ReadString('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			return "", err
+		}
+		line = strings.TrimRight(line, "\r\n")
+		if line == "" {
+			return "", fmt.Errorf("%w: no password on standard input", errUsage)
+		}
+		return line, nil
+	}
+	show := func(a *account.Account) error {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(svc.ViewOf(a))
+	}
+	switch sub {
+	case "add":
+		if email == "" {
+			return true, fmt.Errorf("%w: --email is required", errUsage)
+		}
+		pw := ""
+		if passwordStdin {
+			if pw, err = readPassword(); err != nil {
+				return true, err
+			}
+		}
+		a, err := svc.Add(ctx, email, pw, verified)
+		if errors.Is(err, account.ErrDuplicate) {
+			return true, fmt.Errorf("an account with the address %s already exists", email)
+		}
+		if err != nil {
+			return true, err
+		}
+		return true, show(a)
+	case "enable", "set-password":
+		if ref == "" {
+			return true, fmt.Errorf("%w: --user is required", errUsage)
+		}
+		a, err := svc.Find(ctx, ref)
+		if err != nil {
+			return true, fmt.Errorf("%s: %w", ref, err)
+		}
+		if sub == "enable" {
+			if err := svc.SetDisabled(ctx, a.ID, false); err != nil {
+				return true, err
+			}
+			fmt.Fprintf(stdout, "account %s (%s) enabled\n", a.ID, a.Email)
+			return true, nil
+		}
+		pw, err := readPassword()
+		if err != nil {
+			return true, err
+		}
+		if err := svc.SetPassword(ctx, a.ID, pw); err != nil {
+			return true, err
+		}
+		fmt.Fprintf(stdout, "password of %s (%s) set; its sessions are revoked\n", a.ID, a.Email)
+		return true, nil
+	case "import":
+		if fs.NArg() != 1 {
+			return true, fmt.Errorf("%w: gatehouse users import [--format csv|json] FILE", errUsage)
+		}
+		f, err := os.Open(fs.Arg(0))
+		if err != nil {
+			return true, err
+		}
+		defer f.Close()
+		rows, err := account.ParseImportFile(f, format)
+		if err != nil {
+			return true, err
+		}
+		sum := svc.Import(ctx, rows)
+		for _, r := range sum.Rows {
+			if r.Status == "error" {
+				fmt.Fprintf(stderr, "line %d (%s): %s\n", r.Line, r.Email, r.Error)
+			}
+		}
+		fmt.Fprintf(stdout, "%d created, %d already present, %d errors\n", sum.Created, sum.Exists, sum.Errors)
+		if sum.Errors > 0 {
+			return true, fmt.Errorf("%d rows failed (fix them and run the import again: it is idempotent)", sum.Errors)
+		}
+		return true, nil
+	}
+	return false, nil
+}

@@ -1,0 +1,481 @@
+// Package script runs a Mobile Services app's JavaScript unchanged (spec zumo-protocol.md §5): table
+// scripts, custom APIs, shared modules and npm packages from the app's node_modules, scheduled jobs
+// and the startup hook, on dop251/goja (a JavaScript engine in pure Go) with the subset of Node that
+// classic scripts use.
+//
+// Isolation: each invocation runs on a runtime taken from a per-version pool, with a time budget
+// enforced by interrupting the runtime, a bounded call stack, bounded Buffer/crypto allocations and a
+// process-wide heap ceiling enforced by a watchdog (memory.go explains what is and is not bounded). A
+// script that throws, loops or overruns fails its own request with a JSON 500 and never the process.
+// Scripts have no filesystem, process or network access: require resolves only inside the app
+// directory, process.env holds only the app settings and the app's MS_ keys.
+//
+// Hot reload: Reload builds a new Version (every script compiled up front), swaps it in atomically,
+// and keeps the previous one serving when any script fails to compile.
+package script
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dop251/goja"
+
+	"github.com/gatehouse/gatehouse/internal/appdir"
+)
+
+// Keys are the app keys scripts may see (mobileservice-config, process.env MS_*), read at each use
+// so that key rotation reaches scripts.
+type Keys struct {
+	MasterKey      string
+	ApplicationKey string
+}
+
+// Options configure an Engine.
+type Options struct {
+	// Timeout is each invocation's time budget (default 10s); the request's own deadline also applies.
+	Timeout time.Duration
+	// JobTimeout is a scheduled job's time budget (default 10m).
+	JobTimeout time.Duration
+	// MemoryLimit is the Go heap size (bytes) above which the watchdog stops the longest-running
+	// invocation (default 1 GiB; see memory.go).
+	MemoryLimit uint64
+	// AllocLimit bounds what one invocation may allocate through Buffer and crypto (default 64 MiB).
+	AllocLimit int64
+	// PoolSize is how many idle runtimes each version keeps (default 64: a runtime costs far more to
+	// build than to keep, and concurrent requests each hold one).
+	PoolSize int
+	// ServiceName is MS_MobileServiceName.
+	ServiceName string
+	// AppSettings are the app's own settings: process.env and mobileservice-config appSettings.
+	AppSettings map[string]string
+	// Keys returns the current keys (nil: empty keys).
+	Keys func() Keys
+	// Tables serves tables.getTable (nil: every table call fails).
+	Tables Tables
+	// SQL serves mssql (nil: mssql calls fail with "mssql is not configured").
+	SQL SQL
+	Log *slog.Logger
+}
+
+// Engine owns the current app version and runs scripts.
+type Engine struct {
+	opt     Options
+	dir     string
+	cur     atomic.Pointer[Version]
+	prelude *goja.Program
+	reload  sync.Mutex
+
+	runMu    sync.Mutex
+	running  map[*invocation]struct{}
+	watching bool // the memory watchdog goroutine runs
+}
+
+// Version is one snapshot of the app directory: its metadata and compiled scripts.
+type Version struct {
+	App     *appdir.App
+	root    string // absolute app directory: the require fence
+	scripts string // absolute scripts directory
+	print   string // fingerprint of the files
+
+	// tableScripts maps "<lower table>.<op>" to the script file.
+	tableScripts map[string]string
+
+	mu    sync.Mutex
+	progs map[string]*goja.Program // compiled files by absolute path
+	pool  chan *vm
+}
+
+// New loads the app directory and compiles every script. A syntax error is an error here (start-up
+// fails with the file and line); after start, Reload keeps the previous version instead.
+func New(dir string, opt Options) (*Engine, error) {
+	if opt.Timeout <= 0 {
+		opt.Timeout = 10 * time.Second
+	}
+	if opt.JobTimeout <= 0 {
+		opt.JobTimeout = 10 * time.Minute
+	}
+	if opt.MemoryLimit == 0 {
+		opt.MemoryLimit = 1 << 30
+	}
+	if opt.AllocLimit <= 0 {
+		opt.AllocLimit = 64 << 20
+	}
+	if opt.PoolSize <= 0 {
+		opt.PoolSize = 64
+	}
+	if opt.Log == nil {
+		opt.Log = slog.New(slog.DiscardHandler)
+	}
+	if opt.Keys == nil {
+		opt.Keys = func() Keys { return Keys{} }
+	}
+	prelude, err := goja.Compile("gatehouse:prelude", preludeJS, true)
+	if err != nil {
+		return nil, fmt.Errorf("script: prelude: %w", err)
+	}
+	e := &Engine{opt: opt, dir: dir, prelude: prelude, running: map[*invocation]struct{}{}}
+	v, err := e.load()
+	if err != nil {
+		return nil, err
+	}
+	e.cur.Store(v)
+	return e, nil
+}
+
+// Current is the version serving now.
+func (e *Engine) Current() *Version { return e.cur.Load() }
+
+// App is the current version's app metadata.
+func (e *Engine) App() *appdir.App { return e.cur.Load().App }
+
+// Reload re-reads the app directory when its files changed. On any error (malformed metadata, a
+// script that does not compile) the previous version keeps serving and the error is returned (and
+// logged with file and line). It reports whether a new version was swapped in.
+func (e *Engine) Reload() (bool, error) {
+	e.reload.Lock()
+	defer e.reload.Unlock()
+	old := e.cur.Load()
+	if p, err := fingerprint(e.dir); err == nil && old != nil && p == old.print {
+		return false, nil
+	}
+	v, err := e.load()
+	if err != nil {
+		e.opt.Log.Error("app directory reload failed; the previous version keeps serving", "err", err)
+		return false, err
+	}
+	e.cur.Store(v)
+	e.opt.Log.Info("app directory reloaded", "dir", e.dir, "scripts", len(v.progs))
+	return true, nil
+}
+
+// Watch polls the app directory every interval and reloads on change, until ctx ends.
+func (e *Engine) Watch(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			e.Reload() //nolint:errcheck // logged by Reload
+		}
+	}
+}
+
+func (e *Engine) load() (*Version, error) {
+	app, err := appdir.Load(e.dir)
+	if err != nil {
+		return nil, err
+	}
+	root, err := filepath.Abs(app.Dir)
+	if err != nil {
+		return nil, err
+	}
+	if r, err := filepath.EvalSymlinks(root); err == nil {
+		root = r
+	}
+	scripts, err := filepath.Abs(app.ScriptsDir)
+	if err != nil {
+		return nil, err
+	}
+	if r, err := filepath.EvalSymlinks(scripts); err == nil {
+		scripts = r
+	}
+	print, err := fingerprint(e.dir)
+	if err != nil {
+		return nil, err
+	}
+	v := &Version{App: app, root: root, scripts: scripts, print: print, progs: map[string]*goja.Program{}, pool: make(chan *vm, e.opt.PoolSize), tableScripts: map[string]string{}}
+	var errs []error
+	err = filepath.WalkDir(scripts, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == "node_modules" || strings.HasPrefix(d.Name(), ".")) && p != scripts {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(d.Name(), ".js") {
+			return nil
+		}
+		if _, err := v.compile(p); err != nil {
+			errs = append(errs, err)
+		}
+		if k, _ := v.kind(p); k == "table" {
+			base := strings.TrimSuffix(d.Name(), ".js")
+			if t, op, ok := strings.Cut(base, "."); ok {
+				switch op {
+				case "read", "insert", "update", "delete":
+					v.tableScripts[strings.ToLower(t)+"."+op] = p
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("script: reading %s: %w", scripts, err)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return v, nil
+}
+
+// fingerprint summarises the app directory's files (names, sizes, modification times).
+func fingerprint(dir string) (string, error) {
+	h := sha256.New()
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && strings.HasPrefix(d.Name(), ".") && p != dir {
+			return filepath.SkipDir
+		}
+		info, err := d.Info()
+		if err != nil {
+			return nil
+		}
+		fmt.Fprintf(h, "%s\x00%d\x00%d\x00", p, info.Size(), info.ModTime().UnixNano())
+		return nil
+	})
+	return hex.EncodeToString(h.Sum(nil)), err
+}
+
+// maxScript bounds a script file.
+const maxScript = 4 << 20
+
+func (v *Version) rel(p string) string {
+	if r, err := filepath.Rel(v.root, p); err == nil {
+		return filepath.ToSlash(r)
+	}
+	return p
+}
+
+func (v *Version) readFile(p string) ([]byte, error) {
+	st, err := os.Stat(p)
+	if err != nil {
+		return nil, msgError(fmt.Sprintf("Cannot find module '%s'", v.rel(p)))
+	}
+	if st.Size() > maxScript {
+		return nil, fmt.Errorf("%s is larger than %d MiB", v.rel(p), maxScript>>20)
+	}
+	return os.ReadFile(p)
+}
+
+// kind is how a file is wrapped: table and job scripts declare functions that the wrapper returns;
+// everything else is a CommonJS module.
+func (v *Version) kind(p string) (string, string) {
+	rel, err := filepath.Rel(v.scripts, p)
+	if err != nil || strings.HasPrefix(rel, "..") {
+		return "module", ""
+	}
+	rel = filepath.ToSlash(rel)
+	dir, file := filepath.Split(rel)
+	switch dir {
+	case "table/":
+		return "table", ""
+	case "scheduler/":
+		name := strings.TrimSuffix(file, ".js")
+		if appdir.ValidName(name) {
+			return "job", name
+		}
+	}
+	return "module", ""
+}
+
+const moduleHead = "(function (exports, require, module, __filename, __dirname) {"
+
+func (v *Version) compile(p string) (*goja.Program, error) {
+	b, err := v.readFile(p)
+	if err != nil {
+		return nil, err
+	}
+	src := strings.TrimPrefix(string(b), "\ufeff")
+	if strings.HasPrefix(src, "#!") {
+		src = "//" + src
+	}
+	kind, job := v.kind(p)
+	var tail string
+	switch kind {
+	case "table":
+		tail = "\n;return {read: typeof read === 'function' ? read : undefined, insert: typeof insert === 'function' ? insert : undefined, " +
+			"update: typeof update === 'function' ? update : undefined, del: typeof del === 'function' ? del : undefined};\n})"
+	case "job":
+		tail = "\n;return {job: typeof " + job + " === 'function' ? " + job + " : undefined};\n})"
+	default:
+		tail = "\n})"
+	}
+	prg, err := goja.Compile(v.rel(p), moduleHead+src+tail, false)
+	if err != nil {
+		return nil, fmt.Errorf("script %s: %w", v.rel(p), err)
+	}
+	v.mu.Lock()
+	v.progs[p] = prg
+	v.mu.Unlock()
+	return prg, nil
+}
+
+// program returns the compiled file (compiling files outside the scripts folder, e.g. node_modules,
+// on first use; they are cached for the version's life).
+func (v *Version) program(p string) (*goja.Program, error) {
+	v.mu.Lock()
+	prg, ok := v.progs[p]
+	v.mu.Unlock()
+	if ok {
+		return prg, nil
+	}
+	return v.compile(p)
+}
+
+// ScriptPath is the absolute path of a script in the scripts folder (e.g. "api", "login.js"), and
+// whether the version has it.
+func (v *Version) ScriptPath(parts ...string) (string, bool) {
+	p := filepath.Join(append([]string{v.scripts}, parts...)...)
+	v.mu.Lock()
+	_, ok := v.progs[p]
+	v.mu.Unlock()
+	return p, ok
+}
+
+// TableScript is the script file of a table operation, if any.
+func (v *Version) TableScript(table, op string) (string, bool) {
+	p, ok := v.tableScripts[strings.ToLower(table)+"."+op]
+	return p, ok
+}
+
+// SetServices connects tables.getTable and mssql (call before serving).
+func (e *Engine) SetServices(t Tables, s SQL) {
+	e.opt.Tables, e.opt.SQL = t, s
+}
+
+// ---- runtime pool and invocations -------------------------------------------------------------
+
+func (e *Engine) get(v *Version) (*vm, error) {
+	select {
+	case m := <-v.pool:
+		return m, nil
+	default:
+		return newVM(e, v)
+	}
+}
+
+func (e *Engine) put(m *vm) {
+	m.loop.reset()
+	m.inv = nil
+	clear(m.calls)
+	clear(m.users)
+	select {
+	case m.ver.pool <- m:
+	default:
+	}
+}
+
+// run executes one invocation on a pooled runtime of version v: start runs first (it typically
+// calls the script's function), then the event loop until done reports the work answered, nothing
+// is left to run, or the budget ends. A runtime that was interrupted is discarded, never reused.
+func (e *Engine) run(ctx context.Context, v *Version, script string, start func(*vm) error, done func() bool) error {
+	return e.runFor(ctx, e.opt.Timeout, v, script, start, done)
+}
+
+func (e *Engine) runFor(ctx context.Context, budget time.Duration, v *Version, script string, start func(*vm) error, done func() bool) error {
+	m, err := e.get(v)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, budget)
+	defer cancel()
+	inv := &invocation{ctx: ctx, log: e.opt.Log.With("script", script), script: script, started: time.Now(), vm: m}
+	m.inv = inv
+	m.rt.ClearInterrupt()
+	e.track(inv, true)
+	stop := context.AfterFunc(ctx, func() { m.rt.Interrupt(ErrTimeout) })
+	err = m.protect(func() {
+		if err := start(m); err != nil {
+			panic(jsError{err})
+		}
+	})
+	if err == nil {
+		err = m.loop.run(ctx, done, m.protect)
+	}
+	fired := !stop()
+	e.track(inv, false)
+	if inv.memory.Load() {
+		err = ErrMemory
+	} else if err != nil {
+		var ie *goja.InterruptedError
+		if errors.As(err, &ie) || errors.Is(err, context.DeadlineExceeded) {
+			if ctx.Err() != nil {
+				err = ErrTimeout
+			}
+		}
+	}
+	if fired || inv.memory.Load() || isInterrupt(err) {
+		return err // the runtime may hold a half-run module: drop it
+	}
+	e.put(m)
+	return err
+}
+
+func isInterrupt(err error) bool {
+	var ie *goja.InterruptedError
+	var ge *internalError
+	return errors.As(err, &ie) || errors.As(err, &ge) || errors.Is(err, ErrTimeout) || errors.Is(err, ErrMemory)
+}
+
+func (e *Engine) track(inv *invocation, on bool) {
+	e.runMu.Lock()
+	defer e.runMu.Unlock()
+	if on {
+		e.running[inv] = struct{}{}
+		if !e.watching {
+			e.watching = true
+			go e.watch()
+		}
+	} else {
+		delete(e.running, inv)
+	}
+}
+
+// Describe renders an invocation error for logs: the exception with its script position.
+func Describe(err error) (msg string, where string) {
+	var so *goja.StackOverflowError
+	if errors.As(err, &so) {
+		where = ""
+		for _, f := range so.Stack() {
+			if n := f.SrcName(); n != "" && !strings.HasPrefix(n, "<") && !strings.HasPrefix(n, "gatehouse:") {
+				pos := f.Position()
+				where = fmt.Sprintf("%s:%d:%d", n, pos.Line, pos.Column)
+				break
+			}
+		}
+		return "RangeError: Maximum call stack size exceeded", where
+	}
+	var ex *goja.Exception
+	if errors.As(err, &ex) {
+		where = ""
+		if st := ex.Stack(); len(st) > 0 {
+			for _, f := range st {
+				if n := f.SrcName(); n != "" && !strings.HasPrefix(n, "<") && !strings.HasPrefix(n, "gatehouse:") {
+					pos := f.Position()
+					where = fmt.Sprintf("%s:%d:%d", f.SrcName(), pos.Line, pos.Column)
+					break
+				}
+			}
+		}
+		if v := ex.Value(); v != nil {
+			return v.String(), where
+		}
+		return ex.Error(), where
+	}
+	return err.Error(), ""
+}

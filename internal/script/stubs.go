@@ -1,0 +1,7 @@
+package script
+
+import (
+	"sort"
+)
+
+func sortStrings(s []string) { sort.Strings(s) }
