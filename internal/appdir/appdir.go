@@ -120,7 +120,9 @@ func (a *App) Table(name string) (*Table, bool) {
 }
 
 // Tables lists the declared tables sorted by name.
-func (a *App) Tables() []*Table { return sortedByName(a.tables, func(t *Table) string { return t.Name }) }
+func (a *App) Tables() []*Table {
+	return sortedByName(a.tables, func(t *Table) string { return t.Name })
+}
 
 // API finds a custom API by name, case-insensitively.
 func (a *App) API(name string) (*API, bool) {
