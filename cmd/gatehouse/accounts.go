@@ -19,6 +19,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/password"
 	"github.com/gatehouse/gatehouse/internal/server"
 	"github.com/gatehouse/gatehouse/internal/store"
+	"github.com/gatehouse/gatehouse/internal/user"
 )
 
 // newAccounts builds the accounts service from the configuration. minter may be nil (admin commands);
@@ -120,7 +121,13 @@ func accountUsersCmd(ctx context.Context, args []string, stdin io.Reader, stdout
 	}
 	defer db.Close()
 	log := newLogger(cfg, stderr)
-	svc, err := newAccounts(cfg, db, nil, nil, log)
+	dir, err := user.NewDirectory(user.NewSQL(db), user.Options{})
+	if err != nil {
+		return true, err
+	}
+	// Accounts are users of the directory: add and import create them there, enable and set-password
+	// re-enable and revoke there too.
+	svc, err := newAccounts(cfg, db, nil, account.UserDirectory{Dir: dir}, log)
 	if err != nil {
 		return true, err
 	}

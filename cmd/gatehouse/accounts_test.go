@@ -8,6 +8,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/gatehouse/gatehouse/internal/store"
+	"github.com/gatehouse/gatehouse/internal/user"
 )
 
 // TestUsersAccountCommands: add, import (idempotent, per-row errors), set-password, enable, then a
@@ -57,6 +60,16 @@ func TestUsersAccountCommands(t *testing.T) {
 	if _, _, err := cli("", "enable", "--user", "nobody@example.com"); err == nil {
 		t.Fatal("enable of an unknown account succeeded")
 	}
+
+	// The CLI created the users in the directory too.
+	db, err := store.Open(context.Background(), "", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := user.NewSQL(db).Get(context.Background(), "Custom:1"); err != nil {
+		t.Fatalf("imported user not in the directory: %v", err)
+	}
+	db.Close()
 
 	base, _, stop := startServer(t, []string{"--data", data}, env)
 	defer stop()
