@@ -41,7 +41,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		// add, enable, set-password and import: accounts.go; list, show, disable: users.go (login).
 		var handled bool
 		if handled, err = accountUsersCmd(ctx, args, os.Stdin, stdout, stderr, getenv); !handled {
-			err = fmt.Errorf("%w: gatehouse users add|enable|set-password|import", errUsage)
+			err = usersCmd(ctx, args, stdout, stderr, getenv)
 		}
 	case "version":
 		fmt.Fprintf(stdout, "gatehouse %s\n", version)
@@ -79,6 +79,8 @@ Usage:
   gatehouse users add --email ADDR [--verified] [--password-stdin]
   gatehouse users enable --user REF | set-password --user REF (password on stdin)
   gatehouse users import [--format csv|json] FILE   import accounts with legacy hashes
+  gatehouse users list|show ID       list users, show one with its identities (--json)
+  gatehouse users disable|revoke ID  disable a user / end all its sessions (tokens refused within seconds)
   gatehouse version                  print the version
 
 Every command takes --config FILE and --data DIR; run "gatehouse serve -h" for all flags.

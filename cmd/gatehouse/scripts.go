@@ -29,6 +29,7 @@ func loadApp(cfg *config.Config, res *keys.Resolved, log *slog.Logger) (*appdir.
 		AllocLimit:  int64(cfg.Scripts.AllocLimitMB) << 20,
 		ServiceName: cfg.ServiceName,
 		AppSettings: cfg.Scripts.AppSettings,
+		HTTPAllow:   cfg.Scripts.HTTPAllowlist,
 		Keys:        scriptKeys(cfg, res, log),
 		Log:         log.With("component", "script"),
 	})

@@ -136,6 +136,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		return err
 	}
 	go tables.Run(ctx, 5*time.Second)
+	if err := mountLogin(ctx, srv, cfg, db, authn, sec, m, log); err != nil {
+		return err
+	}
 	if err := mountScripts(ctx, srv, cfg, db, tables, th, engine, log); err != nil {
 		return err
 	}

@@ -136,3 +136,6 @@ func (a *Apple) Exchange(ctx context.Context, c Callback) (*Identity, error) {
 	}
 	return id, nil
 }
+
+// FormPost reports that Apple's callback is a cross-site form POST (response_mode=form_post).
+func (a *Apple) FormPost() bool { return true }

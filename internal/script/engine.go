@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -61,6 +62,11 @@ type Options struct {
 	AppSettings map[string]string
 	// Keys returns the current keys (nil: empty keys).
 	Keys func() Keys
+	// HTTPAllow lists the hosts require('request') may call ("api.example.com", "*.example.com");
+	// empty: no outbound HTTP.
+	HTTPAllow []string
+	// HTTPClient is the base client for outbound HTTP (default: 30 s timeout).
+	HTTPClient *http.Client
 	// Tables serves tables.getTable (nil: every table call fails).
 	Tables Tables
 	// SQL serves mssql (nil: mssql calls fail with "mssql is not configured").
@@ -453,8 +459,7 @@ func Describe(err error) (msg string, where string) {
 		where = ""
 		for _, f := range so.Stack() {
 			if n := f.SrcName(); n != "" && !strings.HasPrefix(n, "<") && !strings.HasPrefix(n, "gatehouse:") {
-				pos := f.Position()
-				where = fmt.Sprintf("%s:%d:%d", n, pos.Line, pos.Column)
+				where = framePos(f)
 				break
 			}
 		}
@@ -466,8 +471,7 @@ func Describe(err error) (msg string, where string) {
 		if st := ex.Stack(); len(st) > 0 {
 			for _, f := range st {
 				if n := f.SrcName(); n != "" && !strings.HasPrefix(n, "<") && !strings.HasPrefix(n, "gatehouse:") {
-					pos := f.Position()
-					where = fmt.Sprintf("%s:%d:%d", f.SrcName(), pos.Line, pos.Column)
+					where = framePos(f)
 					break
 				}
 			}
@@ -478,4 +482,15 @@ func Describe(err error) (msg string, where string) {
 		return ex.Error(), where
 	}
 	return err.Error(), ""
+}
+
+// framePos is "file:line:column" of a stack frame; columns on line 1 are corrected for the CommonJS
+// wrapper that shares the first line.
+func framePos(f goja.StackFrame) string {
+	pos := f.Position()
+	col := pos.Column
+	if pos.Line == 1 && col > len(moduleHead) {
+		col -= len(moduleHead)
+	}
+	return fmt.Sprintf("%s:%d:%d", f.SrcName(), pos.Line, col)
 }

@@ -19,6 +19,7 @@ var hostileApp = map[string]string{
 	"api/loop.js":    `exports.get = function (req, res) { while (true) {} };`,
 	"api/alloc.json": `{"routes":{"*":{"*":{"permission":"public"}}}}`,
 	"api/alloc.js": `exports.get = function (req, res) {
+    console.log('alloc started');
     var keep = [], s = new Array(1 << 20).join('x');
     for (;;) { keep.push(s + keep.length); }
 };`,
@@ -65,7 +66,7 @@ func heapNow() uint64 {
 
 func TestMisbehavingScripts(t *testing.T) {
 	e := newEnv(t, nil, hostileApp, func(o *script.Options) {
-		o.Timeout = 300 * time.Millisecond
+		o.Timeout = time.Second
 		o.AllocLimit = 16 << 20
 	})
 
@@ -109,10 +110,12 @@ func TestMisbehavingScripts(t *testing.T) {
 		var wg sync.WaitGroup
 		wg.Add(1)
 		var bad resp
+		started := e.logs.when("alloc started")
 		go func() {
 			defer wg.Done()
 			bad = e.do("GET", "/api/alloc", "")
 		}()
+		<-started // the allocating invocation is the oldest one from here on
 		expect(t, e.do("GET", "/api/ok", ""), 200, `{"ok":true}`)
 		wg.Wait()
 		expect(t, bad, 500, `"error":"Error: Internal Server Error"`)

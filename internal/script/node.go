@@ -153,7 +153,9 @@ func (m *vm) builtin(name string) (goja.Value, bool) {
 		return m.modules["builtin:"+name].Get("exports"), true
 	case "mobileservice-config":
 		return m.configModule(), true
-	case "fs", "child_process", "net", "http", "https", "tls", "dgram", "cluster", "vm", "os", "path", "module", "worker_threads", "request", "azure", "tedious", "mssql":
+	case "request":
+		return m.requestModule(), true
+	case "fs", "child_process", "net", "http", "https", "tls", "dgram", "cluster", "vm", "os", "path", "module", "worker_threads", "azure", "tedious", "mssql":
 		panic(m.errorValue(fmt.Sprintf("Cannot find module '%s' (not available to scripts in Gatehouse)", name)))
 	}
 	return nil, false
@@ -565,10 +567,7 @@ func (m *vm) cryptoModule() *goja.Object {
 		return rt.ToValue(subtle.ConstantTimeCompare(a, b) == 1)
 	})
 	_ = c.Set("getHashes", func() []string { return []string{"md5", "sha1", "sha224", "sha256", "sha384", "sha512"} })
-	_ = c.Set("createCipher", func(goja.FunctionCall) goja.Value {
-		panic(m.errorValue("crypto.createCipher is not available in Gatehouse scripts (unauthenticated legacy encryption)"))
-	})
-	_ = c.Set("createDecipher", c.Get("createCipher"))
+	m.installCiphers(c)
 	return c
 }
 

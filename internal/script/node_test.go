@@ -99,6 +99,17 @@ func TestNodeSubset(t *testing.T) {
 		{"randomBytes", `var c = require('crypto'); c.randomBytes(16, function (e, b) { done(b.length + ',' + c.randomBytes(8).length); })`, "16,8"},
 		{"timingSafeEqual", `var c = require('crypto'); var r; try { c.timingSafeEqual(new Buffer('a'), new Buffer('ab')); } catch (e) { r = e.name; }
 			done(c.timingSafeEqual(new Buffer('ab'), new Buffer('ab')) + ',' + r)`, "true,RangeError"},
+		{"createCipher (spec §2.5 vector)", `var c = require('crypto').createCipher('aes-256-cbc', 'ZumoTestMasterKey0123456789');
+			done(c.update('{"accessToken":"provider-access-token"}', 'utf8', 'base64') + c.final('base64'))`,
+			"KNtCXi+yO38jVguyRDYVeyeYniex0KRNBG/S0eGSiGPC66lEgUVhK7xAyFwWIOaC"},
+		{"createDecipher round trip", `var cr = require('crypto'); var d = cr.createDecipher('aes256', 'ZumoTestMasterKey0123456789');
+			var s = d.update('KNtCXi+yO38jVguyRDYVeyeYniex0KRNBG/S0eGSiGPC66lEgUVhK7xAyFwWIOaC', 'base64', 'utf8'); done(s + d.final('utf8'))`,
+			`{"accessToken":"provider-access-token"}`},
+		{"createCipheriv", `var cr = require('crypto'); var k = new Buffer('000102030405060708090a0b0c0d0e0f', 'hex');
+			var c = cr.createCipheriv('aes-128-cbc', k, k); var x = Buffer.concat([c.update('hello'), c.final()]);
+			var d = cr.createDecipheriv('aes-128-cbc', k, k); done(Buffer.concat([d.update(x), d.final()]).toString())`, "hello"},
+		{"bad decrypt", `var d = require('crypto').createDecipher('aes256', 'k'); d.update(new Buffer(16));
+			try { d.final(); done('no error'); } catch (e) { done(e.message); }`, "bad decrypt"},
 		{"util.format", `done(require('util').format('%s=%d %j', 'a', 1, {b: 2}, 'extra'))`, `a=1 {"b":2} extra`},
 		{"util.inherits", `var u = require('util'), E = require('events'); function F() { E.call(this); } u.inherits(F, E);
 			var f = new F(); f.on('x', function (v) { done('got ' + v); }); f.emit('x', 3)`, "got 3"},

@@ -173,17 +173,27 @@ func (t *tableRun) start(path string) error {
 			t.item = m.toJS(t.body).ToObject(rt)
 		}
 		if t.c.HasID {
-			_ = t.item.Set("id", t.c.ID)
+			_ = t.item.Set("id", t.idValue())
 		}
 		first = t.item
 	case appdir.Delete:
-		first = rt.ToValue(t.c.ID)
+		first = t.idValue()
 	case appdir.Read:
 		t.query = t.newQuery()
 		first = t.query
 	}
 	_, err = f(goja.Undefined(), first, user, req)
 	return err
+}
+
+// idValue is the URL id as scripts see it: a number on integer-id tables, else the string.
+func (t *tableRun) idValue() goja.Value {
+	if t.c.IntegerID {
+		if n, err := strconv.ParseInt(t.c.ID, 10, 64); err == nil {
+			return t.m.rt.ToValue(n)
+		}
+	}
+	return t.m.rt.ToValue(t.c.ID)
 }
 
 // newQuery converts the request's OData into the script's query object.
@@ -393,7 +403,11 @@ func (t *tableRun) rewrite(o *goja.Object) (*http.Request, bool, error) {
 		}
 		if t.c.HasID {
 			// The script narrowed a lookup: read with the id as a filter term, then unwrap.
-			terms = append([]odata.Expr{odata.Eq(odata.Ident("id"), odata.Str(t.c.ID))}, terms...)
+			var idLit odata.Expr = odata.Str(t.c.ID)
+			if n, err := strconv.ParseInt(t.c.ID, 10, 64); err == nil && t.c.IntegerID {
+				idLit = odata.Num(float64(n))
+			}
+			terms = append([]odata.Expr{odata.Eq(odata.Ident("id"), idLit)}, terms...)
 			lookupViaRead = true
 			d.Take, d.Skip, d.Total = 2, 0, false
 		}

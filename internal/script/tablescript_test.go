@@ -1,6 +1,7 @@
 package script_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -12,8 +13,17 @@ var tableScriptApp = map[string]string{
 	"datamodel.json": `{"tables":[
 		{"name":"TodoItem","permissions":{"*":"user"}},
 		{"name":"Plain","permissions":{"*":"public"}},
-		{"name":"Audit","permissions":{"*":"admin"}}
+		{"name":"Audit","permissions":{"*":"admin"}},
+		{"name":"Counter","permissions":{"*":"public"},"idType":"integer"}
 	]}`,
+	"table/Counter.delete.js": `function del(id, user, request) {
+    if (typeof id !== 'number') { request.respond(500, 'id is a ' + typeof id); return; }
+    request.execute();
+}`,
+	"table/Counter.read.js": `function read(query, user, request) {
+    query.where({ hidden: false });
+    request.execute();
+}`,
 	// Stamp the owner on insert and write an audit row from the script.
 	"table/TodoItem.insert.js": `function insert(item, user, request) {
     if (item.text === 'forbidden') {
@@ -56,6 +66,7 @@ var tableScriptApp = map[string]string{
 	// read with a callback that decorates results, query builders and includeTotalCount.
 	"table/Plain.read.js": `function read(query, user, request) {
     if (request.parameters.top) { query.orderByDescending('n').take(2); }
+    if (request.parameters.min) { query.where(function (min, since) { return this.n >= min && this.n !== 99 && this.__createdAt > since; }, Number(request.parameters.min), new Date(0)).where({ __deleted: false }).orderBy('n'); }
     request.execute({
         success: function (results) {
             results.forEach(function (r) { r.decorated = true; });
@@ -113,9 +124,22 @@ func TestTableScripts(t *testing.T) {
 		for _, n := range []string{"1", "2", "3"} {
 			expect(t, e.do("POST", "/tables/Plain", `{"n":`+n+`}`), 201)
 		}
+		// Integer ids reach scripts as numbers; a narrowed lookup filters on the numeric id.
+		cr := e.do("POST", "/tables/Counter", `{"hidden":false}`)
+		expect(t, cr, 201)
+		cid := fmt.Sprint(cr.json(t)["id"])
+		expect(t, e.do("POST", "/tables/Counter", `{"hidden":true}`), 201)
+		expect(t, e.do("GET", "/tables/Counter/"+cid, ""), 200, `"hidden":false`)
+		expect(t, e.do("GET", "/tables/Counter/2", ""), 404)
+		expect(t, e.do("DELETE", "/tables/Counter/"+cid, ""), 204)
+
 		rows := e.do("GET", "/tables/Plain?top=1", "").list(t)
 		if len(rows) != 2 || rows[0]["n"] != 3.0 || rows[0]["decorated"] != true {
 			t.Fatalf("plain read: %v", rows)
+		}
+		rows = e.do("GET", "/tables/Plain?min=2", "").list(t)
+		if len(rows) != 2 || rows[0]["n"] != 2.0 || rows[1]["n"] != 3.0 {
+			t.Fatalf("where(function): %v", rows)
 		}
 		r = e.do("GET", "/tables/Plain?$inlinecount=allpages&$filter=n%20gt%201", "")
 		expect(t, r, 200, `"count":2`, `"decorated":true`)

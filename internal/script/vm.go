@@ -3,6 +3,7 @@ package script
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -113,6 +114,12 @@ func (m *vm) mustCall(fn goja.Callable, this goja.Value, args ...goja.Value) goj
 	}
 	v, err := fn(this, args...)
 	if err != nil {
+		// A JavaScript exception propagates as itself, so that inside a native function it stays
+		// catchable by the script; anything else travels as jsError to protect.
+		var ex *goja.Exception
+		if errors.As(err, &ex) {
+			panic(ex)
+		}
 		panic(jsError{err})
 	}
 	return v

@@ -45,7 +45,9 @@ type ScriptCall struct {
 	ID       string // the id from the URL, unescaped ("" without)
 	HasID    bool
 	Undelete bool // POST /tables/T/{id}: the update script runs with request.undelete
-	Caller   *auth.Caller
+	// IntegerID is set on integer-id tables (scripts see ids as numbers there).
+	IntegerID bool
+	Caller    *auth.Caller
 	// Default runs the operation exactly as it runs without a script, on r (a copy of the request
 	// carrying the script's item and query), writing the answer to w.
 	Default func(w http.ResponseWriter, r *http.Request)
@@ -118,6 +120,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.Scripts != nil && !(caller.IsAdmin() && queryHas(r.URL.Query(), "noScript")) && h.Scripts.HasTableScript(s.Name, op) {
 		h.Scripts.ServeTableScript(w, r, &ScriptCall{
 			Table: s.Name, Op: op, ID: rawID, HasID: hasID, Undelete: r.Method == http.MethodPost && hasID, Caller: caller,
+			IntegerID:   s.IDType == IntegerID,
 			Default:     func(w http.ResponseWriter, r *http.Request) { h.serve(w, r, s, caller, rawID, hasID) },
 			DefaultRead: func(w http.ResponseWriter, r *http.Request) { h.serve(w, r, s, caller, "", false) },
 		})

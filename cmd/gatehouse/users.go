@@ -1,0 +1,199 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"text/tabwriter"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/auth"
+	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/keyset"
+	"github.com/gatehouse/gatehouse/internal/login"
+	"github.com/gatehouse/gatehouse/internal/metrics"
+	"github.com/gatehouse/gatehouse/internal/provider"
+	"github.com/gatehouse/gatehouse/internal/server"
+	"github.com/gatehouse/gatehouse/internal/store"
+	"github.com/gatehouse/gatehouse/internal/user"
+)
+
+// usersCmd is `gatehouse users list|show ID|disable ID|enable ID|revoke ID` for the users directory
+// (accounts.go handles add, enable --user, set-password and import first).
+func usersCmd(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	if len(args) == 0 {
+		return fmt.Errorf("%w: gatehouse users list|show|disable|enable|revoke", errUsage)
+	}
+	sub, args := args[0], args[1:]
+	var asJSON bool
+	var after string
+	var limit int
+	cfg, fs, err := loadConfigArgs("users "+sub, args, stderr, getenv, func(fs *flag.FlagSet) {
+		if sub == "list" || sub == "show" {
+			fs.BoolVar(&asJSON, "json", false, "print JSON")
+		}
+		if sub == "list" {
+			fs.StringVar(&after, "after", "", "list users whose id sorts after this one (paging)")
+			fs.IntVar(&limit, "limit", 100, "at most this many users (1-1000)")
+		}
+	})
+	if err != nil {
+		return err
+	}
+	id := ""
+	switch sub {
+	case "list":
+		if fs.NArg() != 0 {
+			return fmt.Errorf("%w: gatehouse users list takes no arguments", errUsage)
+		}
+	case "show", "disable", "enable", "revoke":
+		if fs.NArg() != 1 {
+			return fmt.Errorf("%w: gatehouse users %s USER_ID (e.g. Google:1234)", errUsage, sub)
+		}
+		id = fs.Arg(0)
+	default:
+		return fmt.Errorf("%w: unknown users subcommand %q (list, show, disable, enable, revoke, add, set-password, import)", errUsage, sub)
+	}
+	db, err := store.Open(ctx, cfg.Database, cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	dir, err := user.NewDirectory(user.NewSQL(db), user.Options{})
+	if err != nil {
+		return err
+	}
+	notFound := func(err error) error {
+		if errors.Is(err, user.ErrNotFound) {
+			return fmt.Errorf("no user %q", id)
+		}
+		return err
+	}
+	switch sub {
+	case "list":
+		us, err := dir.List(ctx, after, limit)
+		if err != nil {
+			return err
+		}
+		if asJSON {
+			views := []login.UserView{}
+			for i := range us {
+				views = append(views, login.ViewOf(&us[i], nil))
+			}
+			return json.NewEncoder(stdout).Encode(views)
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tPROVIDER\tDISABLED\tCREATED\tLAST LOGIN")
+		for _, u := range us {
+			fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s\n", u.ID, u.Provider, u.Disabled, u.CreatedAt.Format(time.RFC3339), u.LastLoginAt.Format(time.RFC3339))
+		}
+		return tw.Flush()
+	case "show":
+		u, err := dir.Get(ctx, id)
+		if err != nil {
+			return notFound(err)
+		}
+		ids, err := dir.Identities(ctx, id)
+		if err != nil {
+			return err
+		}
+		v := login.ViewOf(u, ids)
+		if asJSON {
+			return json.NewEncoder(stdout).Encode(v)
+		}
+		fmt.Fprintf(stdout, "id:         %s\nprovider:   %s\ndisabled:   %v\ncreated:    %s\nlast login: %s\n", v.ID, v.Provider, v.Disabled,
+			v.CreatedAt.Format(time.RFC3339), v.LastLoginAt.Format(time.RFC3339))
+		for _, i := range v.Identities {
+			claims, _ := json.Marshal(i.Claims)
+			fmt.Fprintf(stdout, "identity:   %s %s sub=%s claims=%s provider_tokens=%v\n", i.Provider, i.Issuer, i.Subject, claims, i.HasProviderTokens)
+		}
+		return nil
+	case "disable":
+		if err := dir.Disable(ctx, id); err != nil {
+			return notFound(err)
+		}
+		fmt.Fprintf(stdout, "user %s disabled; running servers refuse its tokens within seconds\n", id)
+	case "enable":
+		if err := dir.Enable(ctx, id); err != nil {
+			return notFound(err)
+		}
+		fmt.Fprintf(stdout, "user %s enabled; tokens issued before now stay revoked\n", id)
+	case "revoke":
+		if _, err := dir.Get(ctx, id); err != nil {
+			return notFound(err)
+		}
+		if err := dir.RevokeAll(ctx, id); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "every session of user %s ended\n", id)
+	}
+	return nil
+}
+
+// mountLogin builds the users directory, the revocation list, the identity providers and the login
+// handlers, and mounts /login, /.auth/login, /.auth/refresh, /.auth/logout and /admin/users.
+func mountLogin(ctx context.Context, srv *server.Server, cfg *config.Config, db *store.DB, authn *auth.Authenticator, sec auth.Secrets, m *metrics.Metrics, log *slog.Logger) error {
+	var previous []string
+	for _, p := range sec.Previous {
+		previous = append(previous, p.Secret)
+	}
+	tokSealer, err := user.NewSealer("provider tokens", sec.MasterKey, previous...)
+	if err != nil {
+		return err
+	}
+	flowSealer, err := user.NewSealer("login flow", sec.MasterKey, previous...)
+	if err != nil {
+		return err
+	}
+	st := user.NewSQL(db)
+	dir, err := user.NewDirectory(st, user.Options{KeepProviderTokens: cfg.Login.KeepProviderTokens, Sealer: tokSealer,
+		RefreshIdle: cfg.Login.RefreshIdle, RefreshLifetime: cfg.Login.RefreshLifetime})
+	if err != nil {
+		return err
+	}
+	revs := user.NewRevocationList(st, cfg.Login.RevocationPoll, log, nil)
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	err = revs.Sync(sctx)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("loading user revocations: %w", err)
+	}
+	authn.SetRevocations(revs)
+	go revs.Run(ctx)
+
+	obs, err := keyset.NewPrometheusObserver(m.Registry)
+	if err != nil {
+		return err
+	}
+	client := keyset.NewHTTPClient(0, 0)
+	reg, warnings, err := provider.FromConfig(cfg, provider.Deps{
+		HTTP: provider.HTTP{Client: client, Timeout: cfg.Login.ProviderTimeout},
+		Keys: keyset.Config{Client: client, Logger: log, Observer: obs, MinRefresh: cfg.KeysMinRefresh, MaxRefresh: cfg.KeysMaxRefresh,
+			MaxStale: cfg.KeysMaxStale, ForcedRefreshInterval: cfg.KeysForcedRefreshInterval},
+		Run: ctx,
+	})
+	if err != nil {
+		return err
+	}
+	for _, w := range warnings {
+		log.Warn(w)
+	}
+	h, err := login.New(login.Options{
+		Providers: reg, Users: dir, Minter: &auth.Minter{Auth: authn, DefaultTTL: cfg.TokenTTL, MaxTTL: cfg.TokenMaxTTL},
+		Sealer: flowSealer, PublicURL: cfg.PublicURL, AllowOrigin: srv.OriginAllowed, AllowedRedirects: cfg.Login.AllowedRedirectURLs,
+		PackageSID: cfg.Providers.MicrosoftPackageSID, StateTTL: cfg.Login.StateTTL, RefreshTokens: cfg.Login.RefreshTokens, Log: log,
+	})
+	if err != nil {
+		return err
+	}
+	h.MountOn(srv)
+	log.Info("login providers", "enabled", reg.Enabled(), "public_url", cfg.PublicURL)
+	if cfg.PublicURL == "" && len(reg.Names()) > 0 {
+		log.Warn("public_url is not set: server-flow login is refused (client-flow login works)")
+	}
+	return nil
+}
