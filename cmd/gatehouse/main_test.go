@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -288,5 +289,60 @@ func TestSeparateMetricsListener(t *testing.T) {
 	}
 	if code != 200 || !strings.Contains(body, "gatehouse_build_info") {
 		t.Fatalf("metrics listener: %d %.200s", code, body)
+	}
+}
+
+// TestServedAccountsAreUsers: an account registered over HTTP in a running server is a user of the
+// users directory, gets a refresh token when they are on, and logout everywhere revokes its tokens.
+func TestServedAccountsAreUsers(t *testing.T) {
+	data := t.TempDir()
+	env := map[string]string{"GATEHOUSE_ACCOUNTS_ENABLED": "true", "GATEHOUSE_LOGIN_REFRESH_TOKENS": "true"}
+	base, stderr, _ := startServer(t, []string{"--data", data}, env)
+	post := func(path, token, body string) (int, string) {
+		req, _ := http.NewRequest("POST", base+path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		if token != "" {
+			req.Header.Set("X-ZUMO-AUTH", token)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	if code, body := post("/login/custom/register", "", `{"email":"ann@example.com","password":"correct horse battery"}`); code != 202 {
+		t.Fatalf("register: %d %s", code, body)
+	}
+	code, body := post("/.auth/login/custom", "", `{"email":"ann@example.com","password":"correct horse battery"}`)
+	if code != 200 || !strings.Contains(body, `"refreshToken"`) {
+		t.Fatalf("login: %d %s (%s)", code, body, stderr.String())
+	}
+	var login struct {
+		User  struct{ UserID string }
+		Token string `json:"authenticationToken"`
+	}
+	json.Unmarshal([]byte(body), &login)
+	if code, _ := get(t, base+"/.auth/me", map[string]string{"X-ZUMO-AUTH": login.Token}); code != 200 {
+		t.Fatalf("token from account login: %d", code)
+	}
+	rc, out, errs := runCmd(t, nil, "users", "list", "--data", data)
+	if rc != 0 || !strings.Contains(out, login.User.UserID) {
+		t.Fatalf("users list lacks %s: %d %s %s", login.User.UserID, rc, out, errs)
+	}
+	if code, body := post("/login/custom/logout", login.Token, `{"everywhere":true}`); code != 204 {
+		t.Fatalf("logout everywhere: %d %s", code, body)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		code, _ := get(t, base+"/.auth/me", map[string]string{"X-ZUMO-AUTH": login.Token})
+		if code == 401 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("token still accepted after logout everywhere")
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }

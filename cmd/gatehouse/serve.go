@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/account"
 	"github.com/gatehouse/gatehouse/internal/auth"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/keys"
@@ -130,13 +131,15 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	th := &table.Handler{Service: tables, Log: log, PublicURL: cfg.PublicURL}
 	srv.Mount("tables", "/tables/{table}", th)
 	srv.Mount("/admin/tables", "/admin/tables", &table.AdminHandler{Service: tables})
-	// Built-in accounts (accounts.enabled). TODO(login): pass account.UserDirectory{Dir: dir, Refresh: …}
-	// once the users directory is wired here, so accounts are users with refresh tokens and revocation.
-	if err := mountAccounts(ctx, srv, cfg, db, authn, &auth.Minter{Auth: authn, DefaultTTL: cfg.TokenTTL, MaxTTL: cfg.TokenMaxTTL}, nil, log); err != nil {
+	go tables.Run(ctx, 5*time.Second)
+	users, err := mountLogin(ctx, srv, cfg, db, authn, sec, m, log)
+	if err != nil {
 		return err
 	}
-	go tables.Run(ctx, 5*time.Second)
-	if err := mountLogin(ctx, srv, cfg, db, authn, sec, m, log); err != nil {
+	// Built-in accounts (accounts.enabled) are users of the same directory, with refresh tokens when
+	// login.refresh_tokens is on.
+	if err := mountAccounts(ctx, srv, cfg, db, authn, &auth.Minter{Auth: authn, DefaultTTL: cfg.TokenTTL, MaxTTL: cfg.TokenMaxTTL},
+		account.UserDirectory{Dir: users, Refresh: cfg.Login.RefreshTokens}, log); err != nil {
 		return err
 	}
 	if err := mountScripts(ctx, srv, cfg, db, tables, th, engine, log); err != nil {

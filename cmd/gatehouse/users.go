@@ -135,39 +135,41 @@ func usersCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 }
 
 // mountLogin builds the users directory, the revocation list, the identity providers and the login
-// handlers, and mounts /login, /.auth/login, /.auth/refresh, /.auth/logout and /admin/users.
-func mountLogin(ctx context.Context, srv *server.Server, cfg *config.Config, db *store.DB, authn *auth.Authenticator, sec auth.Secrets, m *metrics.Metrics, log *slog.Logger) error {
+// handlers, mounts /login, /.auth/login, /.auth/refresh, /.auth/logout and /admin/users, and returns
+// the users directory (shared with accounts).
+func mountLogin(ctx context.Context, srv *server.Server, cfg *config.Config, db *store.DB, authn *auth.Authenticator, sec auth.Secrets, m *metrics.Metrics, log *slog.Logger) (*user.Directory, error) {
 	var previous []string
 	for _, p := range sec.Previous {
 		previous = append(previous, p.Secret)
 	}
 	tokSealer, err := user.NewSealer("provider tokens", sec.MasterKey, previous...)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	flowSealer, err := user.NewSealer("login flow", sec.MasterKey, previous...)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	st := user.NewSQL(db)
-	dir, err := user.NewDirectory(st, user.Options{KeepProviderTokens: cfg.Login.KeepProviderTokens, Sealer: tokSealer,
-		RefreshIdle: cfg.Login.RefreshIdle, RefreshLifetime: cfg.Login.RefreshLifetime})
-	if err != nil {
-		return err
-	}
+	// Revocations written by this instance apply here at once; other instances see them at their next poll.
 	revs := user.NewRevocationList(st, cfg.Login.RevocationPoll, log, nil)
+	dir, err := user.NewDirectory(st, user.Options{KeepProviderTokens: cfg.Login.KeepProviderTokens, Sealer: tokSealer,
+		RefreshIdle: cfg.Login.RefreshIdle, RefreshLifetime: cfg.Login.RefreshLifetime, OnRevoke: revs.Apply})
+	if err != nil {
+		return nil, err
+	}
 	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	err = revs.Sync(sctx)
 	cancel()
 	if err != nil {
-		return fmt.Errorf("loading user revocations: %w", err)
+		return nil, fmt.Errorf("loading user revocations: %w", err)
 	}
 	authn.SetRevocations(revs)
 	go revs.Run(ctx)
 
 	obs, err := keyset.NewPrometheusObserver(m.Registry)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	client := keyset.NewHTTPClient(0, 0)
 	reg, warnings, err := provider.FromConfig(cfg, provider.Deps{
@@ -177,7 +179,7 @@ func mountLogin(ctx context.Context, srv *server.Server, cfg *config.Config, db 
 		Run: ctx,
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for _, w := range warnings {
 		log.Warn(w)
@@ -188,12 +190,12 @@ func mountLogin(ctx context.Context, srv *server.Server, cfg *config.Config, db 
 		PackageSID: cfg.Providers.MicrosoftPackageSID, StateTTL: cfg.Login.StateTTL, RefreshTokens: cfg.Login.RefreshTokens, Log: log,
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	h.MountOn(srv)
 	log.Info("login providers", "enabled", reg.Enabled(), "public_url", cfg.PublicURL)
 	if cfg.PublicURL == "" && len(reg.Names()) > 0 {
 		log.Warn("public_url is not set: server-flow login is refused (client-flow login works)")
 	}
-	return nil
+	return dir, nil
 }

@@ -181,6 +181,9 @@ func (a *Authenticator) SetRevocations(r Revocations) {
 // issuedAt is when a token was issued: its iat, or for tokens without one (minted by old scripts or
 // the original runtime) the earliest time it can have been issued, exp minus the longest lifetime.
 func (a *Authenticator) issuedAt(c *token.Claims) time.Time {
+	if c.IatMs > 0 {
+		return time.UnixMilli(c.IatMs)
+	}
 	if c.Iat > 0 {
 		return time.Unix(c.Iat, 0)
 	}
@@ -313,7 +316,7 @@ func (m *Minter) Mint(r MintRequest) (string, time.Time, error) {
 	now := m.Auth.opt.Now()
 	exp := now.Add(ttl).Truncate(time.Second)
 	tok, err := token.Mint(m.Auth.state.Load().masterKey, token.Claims{
-		Exp: exp.Unix(), Iss: token.Issuer, Ver: 2, Aud: aud, UID: r.UserID, Iat: now.Unix(), Extra: r.Extra,
+		Exp: exp.Unix(), Iss: token.Issuer, Ver: 2, Aud: aud, UID: r.UserID, IatMs: now.UnixMilli(), Extra: r.Extra,
 	})
 	return tok, exp, err
 }

@@ -213,6 +213,17 @@ func (c *Config) validateLogin() error {
 			return &Error{Setting: key + ".token_auth", Value: p.TokenAuth, Reason: "must be client_secret_basic or client_secret_post"}
 		}
 	}
+	ep := c.Endpoints
+	for key, v := range map[string]string{
+		"providers.google.auth_url": ep.GoogleAuthURL, "providers.google.token_url": ep.GoogleTokenURL, "providers.google.jwks_url": ep.GoogleJWKSURL,
+		"providers.facebook.auth_url": ep.FacebookAuthURL, "providers.facebook.graph_url": ep.FacebookGraphURL,
+		"providers.microsoft.authority": ep.MicrosoftAuthority, "providers.twitter.api_url": ep.TwitterAPIURL,
+		"providers.apple.auth_url": ep.AppleAuthURL, "providers.apple.token_url": ep.AppleTokenURL, "providers.apple.jwks_url": ep.AppleJWKSURL,
+	} {
+		if v != "" && !absURL(v) {
+			return &Error{Setting: key, Value: v, Reason: "must be an absolute http(s) URL"}
+		}
+	}
 	for _, u := range c.Login.AllowedRedirectURLs {
 		pu, err := url.Parse(u)
 		if err != nil || pu.Scheme == "" || pu.Fragment != "" || strings.ContainsAny(u, "*") || ((pu.Scheme == "http" || pu.Scheme == "https") && pu.Host == "") {

@@ -77,6 +77,7 @@ func TestLoginSettingErrors(t *testing.T) {
 		"redirect pattern": {"", map[string]string{"GATEHOUSE_LOGIN_ALLOWED_REDIRECT_URLS": "https://*.example.com/"}, "login.allowed_redirect_urls"},
 		"state ttl":        {"", map[string]string{"GATEHOUSE_LOGIN_STATE_TTL": "2h"}, "login.state_ttl"},
 		"idle > lifetime":  {"", map[string]string{"GATEHOUSE_LOGIN_REFRESH_TOKEN_IDLE": "5000h"}, "login.refresh_token_idle"},
+		"endpoint url":     {"", map[string]string{"GATEHOUSE_FACEBOOK_GRAPH_URL": "graph.example/v21.0"}, "providers.facebook.graph_url"},
 	} {
 		_, err := loadWith(t, tc.file, tc.env)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -313,3 +313,41 @@ func (h *Handler) donePage(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 	fmt.Fprint(w, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Login</title></head><body><p>Login complete. You can close this window.</p></body></html>\n")
 }
+
+// receiverPage is the old-IE receiver (/.auth/login/iframereceiver?completion_origin=…): the SDK
+// frames it (named zumo-login-receiver) in the app's page; the completion page on our origin calls its
+// transferLoginResult, which posts the envelope to the framing page, to the whitelisted origin only.
+var receiverPage = template.Must(template.New("receiver").Parse(`<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>Login receiver</title></head>
+<body>
+<script nonce="{{.Nonce}}">
+window.transferLoginResult = function (envelope) {
+  window.parent.postMessage(envelope, {{.Origin}});
+};
+</script>
+</body></html>
+`))
+
+func (h *Handler) iframeReceiver(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		httpx.MethodNotAllowed(w, r, "GET")
+		return
+	}
+	origin := r.URL.Query().Get("completion_origin")
+	if origin == "" || len(origin) > 512 || strings.ContainsAny(origin, " ;,'\"") || !h.o.AllowOrigin(origin) {
+		v2.fail(w, http.StatusUnauthorized, "Not a whitelisted origin: "+clipName(origin))
+		return
+	}
+	nonce := provider.RandomString(16)
+	var buf bytes.Buffer
+	if err := receiverPage.Execute(&buf, map[string]string{"Nonce": nonce, "Origin": origin}); err != nil {
+		v2.fail(w, http.StatusInternalServerError, httpx.MsgInternal)
+		return
+	}
+	hd := w.Header()
+	hd.Set("Content-Type", "text/html; charset=utf-8")
+	hd.Set("Content-Security-Policy", "default-src 'none'; script-src 'nonce-"+nonce+"'; base-uri 'none'; frame-ancestors "+origin)
+	hd.Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	w.Write(buf.Bytes()) //nolint:errcheck
+}

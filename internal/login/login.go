@@ -169,6 +169,9 @@ func (h *Handler) V2() http.Handler {
 		case rest == "done":
 			h.donePage(w, r)
 			return
+		case rest == "iframereceiver":
+			h.iframeReceiver(w, r)
+			return
 		}
 		name, sub, _ := strings.Cut(rest, "/")
 		if sub != "" && sub != "callback" {

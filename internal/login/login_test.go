@@ -599,3 +599,18 @@ func TestAdminUsers(t *testing.T) {
 		}
 	})
 }
+
+func TestIframeReceiver(t *testing.T) {
+	db := storetest.Open(t, storetest.SQLiteURL(t))
+	e := newEnv(t, db, setup{})
+	r := e.do("GET", "/.auth/login/iframereceiver?completion_origin="+url.QueryEscape("https://app.example.org"), nil, "")
+	if r.status != 200 || !strings.Contains(r.body, `window.parent.postMessage(envelope, "https://app.example.org")`) ||
+		!strings.HasSuffix(r.header.Get("Content-Security-Policy"), "frame-ancestors https://app.example.org") {
+		t.Fatalf("%d %v %s", r.status, r.header, r.body)
+	}
+	for _, bad := range []string{"", "https://evil.example.com", "https://app.example.org; script-src *"} {
+		if r := e.do("GET", "/.auth/login/iframereceiver?completion_origin="+url.QueryEscape(bad), nil, ""); r.status != 401 {
+			t.Errorf("%q: %d", bad, r.status)
+		}
+	}
+}

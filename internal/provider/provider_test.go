@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"net/url"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -571,5 +572,67 @@ func TestFromConfig(t *testing.T) {
 	}
 	if e := r.Enabled(); !strings.Contains(e, "facebook (server+client)") || !strings.Contains(e, "google (client)") {
 		t.Fatal(e)
+	}
+}
+
+// TestNoGoroutineLeakWhenProviderHangs: calls to a hanging token endpoint end at the call timeout and
+// leave nothing running behind them (client and fake-server goroutines all finish).
+func TestNoGoroutineLeakWhenProviderHangs(t *testing.T) {
+	op := providertest.NewOP(t, "client-1", "secret-1")
+	d := deps(t, op)
+	d.HTTP.Timeout = 100 * time.Millisecond
+	p := generic(t, op, d)
+	ctx := context.Background()
+	if _, err := p.ClientLogin(ctx, map[string]any{"id_token": op.IDToken("client-1", "", nil)}); err != nil {
+		t.Fatal(err) // discovery and the key set's background goroutine start here, before the baseline
+	}
+	op.Set(func(o *providertest.OP) { o.Hang = true })
+	before := runtime.NumGoroutine()
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			red, _ := p.AuthCodeURL(ctx, provider.AuthRequest{State: "s", Nonce: "n", CodeChallenge: provider.S256Challenge("v"), RedirectURI: "https://gh/cb"})
+			cb, ru, _ := op.Authorize(red.URL)
+			if _, err := p.Exchange(ctx, provider.Callback{Params: cb, Verifier: "v", Nonce: "n", RedirectURI: ru}); provider.KindOf(err) != provider.KindUnavailable {
+				t.Errorf("hanging provider: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	// Settling is asynchronous (connections close, server handlers see it); wait for it, bounded.
+	deadline := time.Now().Add(10 * time.Second)
+	for runtime.NumGoroutine() > before+2 {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<16)
+			t.Fatalf("%d goroutines, %d before:\n%s", runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestProviderKeyRotation: the provider starts signing with a new key (published at the same time);
+// the next login triggers one forced refresh of the key set and succeeds. A removed key stops working
+// after the refresh.
+func TestProviderKeyRotation(t *testing.T) {
+	op := providertest.NewOP(t, "client-1", "secret-1")
+	d := deps(t, op)
+	// The key set allows one forced refresh per interval (30 s by default); the first login may already
+	// have used it while the initial fetch was in flight, so shorten it here.
+	d.Keys.ForcedRefreshInterval = time.Millisecond
+	p := generic(t, op, d)
+	ctx := context.Background()
+	oldTok := op.IDToken("client-1", "", nil)
+	if _, err := p.ClientLogin(ctx, map[string]any{"id_token": oldTok}); err != nil {
+		t.Fatal(err)
+	}
+	op.Keys.Rotate(jose.RS256)
+	if _, err := p.ClientLogin(ctx, map[string]any{"id_token": op.IDToken("client-1", "", nil)}); err != nil {
+		t.Fatalf("token signed with the rotated key: %v", err)
+	}
+	// The old key is still published: its tokens keep working until it is removed.
+	if _, err := p.ClientLogin(ctx, map[string]any{"id_token": oldTok}); err != nil {
+		t.Fatalf("token of the previous key: %v", err)
 	}
 }

@@ -41,7 +41,7 @@ func evpBytesToKey(password []byte, keyLen, ivLen int) ([]byte, []byte) {
 }
 
 func (m *vm) installCiphers(c *goja.Object) {
-	make := func(encrypt, withIV bool) func(goja.FunctionCall) goja.Value {
+	ctor := func(encrypt, withIV bool) func(goja.FunctionCall) goja.Value {
 		return func(call goja.FunctionCall) goja.Value {
 			alg := call.Argument(0).String()
 			n, ok := cipherKeyLen(alg)
@@ -65,10 +65,10 @@ func (m *vm) installCiphers(c *goja.Object) {
 			return m.cipherObject(encrypt, block, iv)
 		}
 	}
-	_ = c.Set("createCipher", make(true, false))
-	_ = c.Set("createDecipher", make(false, false))
-	_ = c.Set("createCipheriv", make(true, true))
-	_ = c.Set("createDecipheriv", make(false, true))
+	_ = c.Set("createCipher", ctor(true, false))
+	_ = c.Set("createDecipher", ctor(false, false))
+	_ = c.Set("createCipheriv", ctor(true, true))
+	_ = c.Set("createDecipheriv", ctor(false, true))
 	_ = c.Set("getCiphers", func() []string { return []string{"aes-128-cbc", "aes-192-cbc", "aes-256-cbc"} })
 }
 

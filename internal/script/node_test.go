@@ -185,3 +185,15 @@ func TestTranslatePredicate(t *testing.T) {
 		}
 	}
 }
+
+func TestHostAllowed(t *testing.T) {
+	allow := []string{"api.example.com", "*.example.net", " "}
+	for host, want := range map[string]bool{
+		"api.example.com": true, "API.example.com.": true, "example.com": false, "x.api.example.com": false,
+		"a.example.net": true, "a.b.example.net": true, "example.net": false, "badexample.net": false, "": false,
+	} {
+		if got := hostAllowed(allow, host); got != want {
+			t.Errorf("%q: %v, want %v", host, got, want)
+		}
+	}
+}

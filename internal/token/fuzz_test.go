@@ -53,7 +53,7 @@ func FuzzClaims(f *testing.F) {
 			return
 		}
 		if fast.Exp != slow.Exp || fast.Iat != slow.Iat || fast.Nbf != slow.Nbf || fast.Ver != slow.Ver ||
-			fast.Iss != slow.Iss || fast.Aud != slow.Aud || fast.UID != slow.UID || fast.ID != slow.ID {
+			fast.Iss != slow.Iss || fast.IatMs != slow.IatMs || fast.Aud != slow.Aud || fast.UID != slow.UID || fast.ID != slow.ID {
 			t.Fatalf("scanner %+v != json %+v for %q", fast, slow, payload)
 		}
 	})

@@ -1,6 +1,7 @@
 package token
 
 import (
+	"math"
 	"strconv"
 )
 
@@ -49,7 +50,7 @@ func scanFlatClaims(payload []byte) (c *Claims, ok bool) {
 			case "exp":
 				c.Exp, bit = int64(f), 1
 			case "iat":
-				c.Iat, bit = int64(f), 2
+				c.Iat, c.IatMs, bit = int64(f), int64(math.Round(f*1000)), 2
 			case "nbf":
 				c.Nbf, bit = int64(f), 4
 			case "ver":

@@ -24,6 +24,8 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"math"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -69,7 +71,10 @@ type Claims struct {
 	UID string // "<Provider>:<id>"
 	ID  string // optional "id" claim (users feature of the original); takes precedence as user id
 	Iat int64  // 0 when absent
-	Nbf int64  // 0 when absent
+	// IatMs is iat in milliseconds: tokens we mint carry a fractional iat (seconds with milliseconds)
+	// so that "revoke everything issued before now" separates tokens minted in the same second.
+	IatMs int64
+	Nbf   int64 // 0 when absent
 
 	// Extra holds further claims to issue, in addition to the ones above (Mint only).
 	Extra map[string]any
@@ -141,7 +146,7 @@ func Mint(secret string, c Claims) (string, error) {
 		{"aud", c.Aud, c.Aud == ""},
 		{"uid", c.UID, c.UID == ""},
 		{"id", c.ID, c.ID == ""},
-		{"iat", c.Iat, c.Iat == 0},
+		{"iat", iatValue(c), c.Iat == 0 && c.IatMs == 0},
 		{"nbf", c.Nbf, c.Nbf == 0},
 	}
 	for _, f := range fields {
@@ -163,6 +168,14 @@ func Mint(secret string, c Claims) (string, error) {
 	}
 	buf.WriteByte('}')
 	return sign(SigningKey(secret), headerSegment, base64.RawURLEncoding.EncodeToString(buf.Bytes())), nil
+}
+
+// iatValue writes iat as whole seconds, or as seconds with milliseconds when IatMs is set.
+func iatValue(c Claims) any {
+	if c.IatMs != 0 {
+		return json.Number(strconv.FormatFloat(float64(c.IatMs)/1000, 'f', -1, 64))
+	}
+	return c.Iat
 }
 
 func sign(key []byte, header, claims string) string {
@@ -378,6 +391,7 @@ func parseClaimsSlow(payload []byte) (*Claims, error) {
 		if out.Iat, ok = numericClaim(raw); !ok {
 			return nil, ErrIssuedAt
 		}
+		out.IatMs = millis(raw)
 	}
 	if raw, present := m["nbf"]; present {
 		if out.Nbf, ok = numericClaim(raw); !ok {
@@ -459,4 +473,13 @@ func stringClaim(raw json.RawMessage) string {
 		return ""
 	}
 	return s
+}
+
+// millis reads a numeric claim in milliseconds (0 when it is not a number).
+func millis(raw json.RawMessage) int64 {
+	var f float64
+	if json.Unmarshal(raw, &f) != nil || !inRange(f) {
+		return 0
+	}
+	return int64(math.Round(f * 1000))
 }

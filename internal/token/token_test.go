@@ -295,3 +295,21 @@ func BenchmarkVerifyAppTokenRotated(b *testing.B) {
 		}
 	}
 }
+
+func TestMillisecondIat(t *testing.T) {
+	v := mustVerifier(t, Key{Secret: vecSecret})
+	ms := vecNow.UnixMilli() - 1234
+	tok, err := Mint(vecSecret, Claims{Exp: vecNow.Add(time.Hour).Unix(), UID: "custom:1", IatMs: ms})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := strings.Split(tok, ".")
+	b, _ := base64.RawURLEncoding.DecodeString(p[1])
+	if !strings.Contains(string(b), `"iat":`+strconv.FormatFloat(float64(ms)/1000, 'f', -1, 64)) {
+		t.Fatalf("claims %s", b)
+	}
+	c, err := v.Verify(tok)
+	if err != nil || c.IatMs != ms || c.Iat != ms/1000 {
+		t.Fatalf("iat %d/%d, want %d: %v", c.Iat, c.IatMs, ms, err)
+	}
+}

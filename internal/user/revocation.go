@@ -55,6 +55,24 @@ func (l *RevocationList) RevokedBefore(userID string) (time.Time, bool) {
 // Ready reports whether the list has loaded at least once.
 func (l *RevocationList) Ready() bool { return l.loaded.Load() }
 
+// Apply records a cut-off this instance just wrote (Options.OnRevoke), so it is enforced here at once;
+// the next poll confirms it from the database.
+func (l *RevocationList) Apply(r Revocation) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	cur := *l.entries.Load()
+	if old, ok := cur[r.UserID]; ok && r.raiseOnly && !r.NotBefore.After(old.NotBefore) {
+		return
+	}
+	next := make(map[string]Revocation, len(cur)+1)
+	for k, v := range cur {
+		next[k] = v
+	}
+	r.raiseOnly = false
+	next[r.UserID] = r
+	l.entries.Store(&next)
+}
+
 // Sync loads the changes since the last poll.
 func (l *RevocationList) Sync(ctx context.Context) error {
 	l.mu.Lock()

@@ -260,7 +260,7 @@ func (s *SQL) SetDisabled(ctx context.Context, id string, disabled bool, now tim
 		return fmt.Errorf("user: disable: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck
-	flag, cut := 0, now.Truncate(time.Second)
+	flag, cut := 0, now.Truncate(time.Millisecond)
 	if disabled {
 		flag, cut = 1, disabledCutoff
 	}

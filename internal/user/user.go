@@ -72,6 +72,7 @@ type Revocation struct {
 	UserID    string
 	NotBefore time.Time
 	UpdatedAt time.Time
+	raiseOnly bool // a logout: never lowers a cut-off (a disabled user stays disabled)
 }
 
 // Disabled is the cut-off recorded for a disabled user: every token is refused.
@@ -137,7 +138,10 @@ type Options struct {
 	RefreshIdle time.Duration
 	// RefreshLifetime is the absolute lifetime of a refresh-token family (default 90 days).
 	RefreshLifetime time.Duration
-	Now             func() time.Time
+	// OnRevoke, if set, is told about every cut-off this directory writes (RevokeAll, Disable,
+	// Enable), so the local instance's RevocationList applies it at once instead of at its next poll.
+	OnRevoke func(Revocation)
+	Now      func() time.Time
 }
 
 // Directory is the users directory's behaviour on top of a Store.
@@ -258,7 +262,15 @@ func (d *Directory) Disable(ctx context.Context, id string) error {
 	if err := d.st.Revoke(ctx, id, disabledCutoff, now); err != nil {
 		return err
 	}
+	d.notify(Revocation{UserID: id, NotBefore: disabledCutoff, UpdatedAt: now})
 	return d.st.RevokeUserRefresh(ctx, id)
+}
+
+// notify hands a cut-off just written to Options.OnRevoke (the local RevocationList).
+func (d *Directory) notify(r Revocation) {
+	if d.opt.OnRevoke != nil {
+		d.opt.OnRevoke(r)
+	}
 }
 
 // Enable re-enables a user. Tokens issued before now stay revoked.
@@ -267,17 +279,22 @@ func (d *Directory) Enable(ctx context.Context, id string) error {
 	if err := d.st.SetDisabled(ctx, id, false, now); err != nil {
 		return err
 	}
-	return d.st.Revoke(ctx, id, now.Truncate(time.Second), now)
-}
-
-// RevokeAll ends every session of a user (logout everywhere): app tokens issued before this second and
-// all refresh tokens. A token minted earlier in the same second as the call stays valid (app tokens
-// carry whole seconds).
-func (d *Directory) RevokeAll(ctx context.Context, id string) error {
-	now := d.opt.Now()
-	if err := d.st.Revoke(ctx, id, now.Truncate(time.Second), now); err != nil {
+	if err := d.st.Revoke(ctx, id, now.Truncate(time.Millisecond), now); err != nil {
 		return err
 	}
+	d.notify(Revocation{UserID: id, NotBefore: now.Truncate(time.Millisecond), UpdatedAt: now})
+	return nil
+}
+
+// RevokeAll ends every session of a user (logout everywhere): app tokens issued before this millisecond
+// (Gatehouse mints iat with milliseconds; tokens minted by old scripts count from their whole-second
+// iat) and all refresh tokens.
+func (d *Directory) RevokeAll(ctx context.Context, id string) error {
+	now := d.opt.Now()
+	if err := d.st.Revoke(ctx, id, now.Truncate(time.Millisecond), now); err != nil {
+		return err
+	}
+	d.notify(Revocation{UserID: id, NotBefore: now.Truncate(time.Millisecond), UpdatedAt: now, raiseOnly: true})
 	return d.st.RevokeUserRefresh(ctx, id)
 }
 

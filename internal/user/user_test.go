@@ -387,7 +387,12 @@ func TestDisableAndRevocationList(t *testing.T) {
 
 func TestRevocationListRun(t *testing.T) {
 	db := storetest.Open(t, storetest.SQLiteURL(t))
-	d, _ := newDir(t, db, false)
+	// The directory writes with the real clock here: the list polls by the time rows were written, and
+	// the fake clock of newDir is weeks behind the list's.
+	d, err := user.NewDirectory(user.NewSQL(db), user.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	l := user.NewRevocationList(user.NewSQL(db), time.Millisecond, nil, nil)
 	done := make(chan struct{})
@@ -427,4 +432,41 @@ func TestConsumeOnce(t *testing.T) {
 			t.Fatalf("%d rows", n)
 		}
 	})
+}
+
+func TestOnRevokeAppliesLocally(t *testing.T) {
+	db := storetest.Open(t, storetest.SQLiteURL(t))
+	c := &clock{t: time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)}
+	l := user.NewRevocationList(user.NewSQL(db), time.Hour, nil, c.Now)
+	d, err := user.NewDirectory(user.NewSQL(db), user.Options{Now: c.Now, OnRevoke: l.Apply})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := d.Login(ctx, user.LinkInput{Provider: "Google", Issuer: "i", Subject: "1"}); err != nil {
+		t.Fatal(err)
+	}
+	// No Sync: the local list knows at once.
+	if err := d.RevokeAll(ctx, "Google:1"); err != nil {
+		t.Fatal(err)
+	}
+	if cut, ok := l.RevokedBefore("Google:1"); !ok || !cut.Equal(c.Now()) {
+		t.Fatalf("after logout: %v %v", cut, ok)
+	}
+	if err := d.Disable(ctx, "Google:1"); err != nil {
+		t.Fatal(err)
+	}
+	c.Add(time.Second)
+	if err := d.RevokeAll(ctx, "Google:1"); err != nil { // a logout never lowers a disabled user's cut-off
+		t.Fatal(err)
+	}
+	if cut, _ := l.RevokedBefore("Google:1"); cut.Year() != 9999 {
+		t.Fatalf("disabled: %v", cut)
+	}
+	if err := d.Enable(ctx, "Google:1"); err != nil {
+		t.Fatal(err)
+	}
+	if cut, _ := l.RevokedBefore("Google:1"); !cut.Equal(c.Now()) {
+		t.Fatalf("enabled: %v", cut)
+	}
 }
