@@ -726,12 +726,17 @@ func (q *request) writeFailure(err error, id any, fromHeader bool) error {
 	return err
 }
 
-func (q *request) del() error {
-	id, err := q.parseID(q.rawID)
-	if err != nil {
-		return err
+// target reads the id from the URL and the version from If-Match, for delete and undelete.
+func (q *request) target() (id any, version string, fromHeader bool, err error) {
+	if id, err = q.parseID(q.rawID); err != nil {
+		return nil, "", false, err
 	}
-	version, fromHeader, err := q.ifMatch()
+	version, fromHeader, err = q.ifMatch()
+	return id, version, fromHeader, err
+}
+
+func (q *request) del() error {
+	id, version, fromHeader, err := q.target()
 	if err != nil {
 		return err
 	}
@@ -758,11 +763,7 @@ func (q *request) undelete() error {
 	if t := bytes.TrimSpace(b); len(t) > 0 && t[0] == '{' && string(t) != "{}" {
 		return inputf("An undelete request must not have content.")
 	}
-	id, err := q.parseID(q.rawID)
-	if err != nil {
-		return err
-	}
-	version, fromHeader, err := q.ifMatch()
+	id, version, fromHeader, err := q.target()
 	if err != nil {
 		return err
 	}
