@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/gatehouse/gatehouse/internal/jsonx"
+
 	"github.com/gatehouse/gatehouse/internal/password"
 )
 
@@ -219,7 +221,7 @@ func containsStr(ss []string, s string) bool {
 func parseJSON(data []byte) ([]ImportRow, error) {
 	var objs []json.RawMessage
 	if t := bytes.TrimSpace(data); len(t) > 0 && t[0] == '[' {
-		if err := json.Unmarshal(t, &objs); err != nil {
+		if err := jsonx.Unmarshal(t, &objs); err != nil {
 			return nil, fmt.Errorf("account: import: JSON: %w", err)
 		}
 	} else {
@@ -238,10 +240,21 @@ func parseJSON(data []byte) ([]ImportRow, error) {
 	for i, raw := range objs {
 		row := ImportRow{Line: i + 1, Cols: map[string]string{}}
 		var m map[string]any
-		dec := json.NewDecoder(bytes.NewReader(raw))
-		dec.UseNumber()
-		if err := dec.Decode(&m); err != nil || m == nil {
-			row.Err = errors.New("not a JSON object")
+		if err := jsonx.UnmarshalUseNumber(raw, &m); err != nil || m == nil {
+			row.Err = errors.New("not a JSON object (or one with a duplicate member name)")
+			rows = append(rows, row)
+			continue
+		}
+		// Column names are case-insensitive here (as in CSV headers), so two members that differ only
+		// in case would make the row's meaning depend on map order: refuse the row.
+		seen := map[string]string{}
+		for k := range m {
+			if prev, dup := seen[strings.ToLower(k)]; dup {
+				row.Err = fmt.Errorf("fields %q and %q differ only in case", prev, k)
+			}
+			seen[strings.ToLower(k)] = k
+		}
+		if row.Err != nil {
 			rows = append(rows, row)
 			continue
 		}

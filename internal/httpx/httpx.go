@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/gatehouse/gatehouse/internal/auth"
+	"github.com/gatehouse/gatehouse/internal/jsonx"
 )
 
 // Dialect is the protocol generation a request speaks.
@@ -174,18 +175,20 @@ func ReadJSON(r *http.Request, dst any) error {
 	if len(strings.TrimSpace(string(b))) == 0 {
 		return &StatusError{Status: http.StatusBadRequest, Msg: "The request body is empty; expected a JSON object."}
 	}
-	dec := json.NewDecoder(strings.NewReader(string(b)))
-	dec.UseNumber()
-	if err := dec.Decode(dst); err != nil {
+	// JSON.parse semantics (package jsonx): exact member names, one value, no duplicate names.
+	if err := jsonx.UnmarshalUseNumber(b, dst); err != nil {
 		return &StatusError{Status: http.StatusBadRequest, Msg: "The request body is not valid JSON: " + jsonErrMsg(err), Err: err}
-	}
-	if dec.More() {
-		return &StatusError{Status: http.StatusBadRequest, Msg: "The request body must hold a single JSON value."}
 	}
 	return nil
 }
 
 func jsonErrMsg(err error) string {
+	switch {
+	case errors.Is(err, jsonx.ErrTrailing):
+		return "the body must hold a single JSON value"
+	case errors.Is(err, jsonx.ErrDuplicate), errors.Is(err, jsonx.ErrEncoding), errors.Is(err, jsonx.ErrDepth), errors.Is(err, jsonx.ErrSyntax):
+		return strings.TrimPrefix(err.Error(), "jsonx: ")
+	}
 	var se *json.SyntaxError
 	if errors.As(err, &se) {
 		return fmt.Sprintf("%s at offset %d", se.Error(), se.Offset)

@@ -7,6 +7,8 @@ import (
 	"math"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/jsonx"
+
 	jose "github.com/go-jose/go-jose/v4"
 )
 
@@ -36,12 +38,12 @@ type Claims struct {
 func (c *Claims) Raw() json.RawMessage { return bytes.Clone(c.raw) }
 
 // Decode unmarshals the verified payload into v (for provider-specific claims).
-func (c *Claims) Decode(v any) error { return json.Unmarshal(c.raw, v) }
+func (c *Claims) Decode(v any) error { return jsonx.Unmarshal(c.raw, v) }
 
 // Map returns the verified payload as a map.
 func (c *Claims) Map() (map[string]any, error) {
 	var m map[string]any
-	err := json.Unmarshal(c.raw, &m)
+	err := jsonx.Unmarshal(c.raw, &m)
 	return m, err
 }
 
@@ -68,14 +70,14 @@ type audience []string
 func (a *audience) UnmarshalJSON(b []byte) error {
 	if len(b) > 0 && b[0] == '"' {
 		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
+		if err := jsonx.Unmarshal(b, &s); err != nil {
 			return err
 		}
 		*a = audience{s}
 		return nil
 	}
 	var l []string
-	if err := json.Unmarshal(b, &l); err != nil {
+	if err := jsonx.Unmarshal(b, &l); err != nil {
 		return errors.New("aud is neither a string nor an array of strings")
 	}
 	if len(l) == 0 {
@@ -90,7 +92,7 @@ type numericDate struct{ t time.Time }
 
 func (n *numericDate) UnmarshalJSON(b []byte) error {
 	var f float64
-	if err := json.Unmarshal(b, &f); err != nil {
+	if err := jsonx.Unmarshal(b, &f); err != nil {
 		return errors.New("date claim is not a number")
 	}
 	if math.IsNaN(f) || f < 0 || f > 1<<40 {

@@ -28,6 +28,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/jsonx"
+
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/gatehouse/gatehouse/internal/keyset"
@@ -266,7 +268,7 @@ func (v *Verifier) Verify(ctx context.Context, providerName, rawIDToken string, 
 		return nil, fail(name, ReasonMalformed, "payload encoding", nil)
 	}
 	var rc rawClaims
-	if err := json.Unmarshal(payload, &rc); err != nil {
+	if err := jsonx.Unmarshal(payload, &rc); err != nil {
 		return nil, fail(name, ReasonMalformed, "payload", err)
 	}
 	now := v.clock.Now()
@@ -325,7 +327,7 @@ func parseHeader(h64 string) (header, *headerError) {
 		return hdr, &headerError{reason: ReasonMalformed, detail: "header encoding"}
 	}
 	var m map[string]json.RawMessage
-	if err := json.Unmarshal(hb, &m); err != nil {
+	if err := jsonx.Unmarshal(hb, &m); err != nil {
 		return hdr, &headerError{reason: ReasonMalformed, detail: "header", cause: err}
 	}
 	for _, name := range forbiddenHeaders {
@@ -342,7 +344,7 @@ func parseHeader(h64 string) (header, *headerError) {
 			return "", true
 		}
 		var s string
-		return s, json.Unmarshal(raw, &s) == nil
+		return s, jsonx.Unmarshal(raw, &s) == nil
 	}
 	var okAlg, okKid, okX5t, okTyp bool
 	var typ string

@@ -580,3 +580,45 @@ func ExampleVerifier_Verify() {
 	fmt.Println(errors.Is(err, idtoken.ErrMalformed))
 	// Output: true
 }
+
+// TestClaimNamesExact: claims decode with JSON.parse semantics (issue 10 finding 7). A "Sub" next to
+// "sub" never overrides it, "SUB" alone is no subject, and a duplicated "sub" is a malformed token.
+func TestClaimNamesExact(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	key := f.prov.Current()
+	base := f.claims(nil)
+	rawClaims := func(extra string) json.RawMessage {
+		c := maps.Clone(base)
+		delete(c, "sub")
+		b := []byte(mustJSON(c))
+		return json.RawMessage(append(b[:len(b)-1], []byte(","+extra+"}")...))
+	}
+	sign := func(payload json.RawMessage) string {
+		tok, err := keysettest.SignJWS("RS256", key.Private, map[string]any{"kid": key.ID}, payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	for _, order := range []string{`"sub":"alice","Sub":"mallory"`, `"Sub":"mallory","sub":"alice"`} {
+		c, err := f.verify(sign(rawClaims(order)))
+		if err != nil {
+			t.Fatalf("%s: %v", order, err)
+		}
+		if c.Subject != "alice" {
+			t.Fatalf("%s: subject %q, want alice", order, c.Subject)
+		}
+		if m, _ := c.Map(); m["sub"] != "alice" {
+			t.Fatalf("%s: Map sub %v", order, m["sub"])
+		}
+	}
+	if _, err := f.verify(sign(rawClaims(`"SUB":"mallory"`))); !errors.Is(err, idtoken.ErrMissingClaim) && !errors.Is(err, idtoken.ErrMalformed) {
+		t.Fatalf("SUB alone: %v, want a missing sub", err)
+	}
+	if _, err := f.verify(sign(rawClaims(`"sub":"alice","sub":"mallory"`))); !errors.Is(err, idtoken.ErrMalformed) {
+		t.Fatalf("duplicate sub: %v, want malformed", err)
+	}
+	if _, err := f.verify(sign(rawClaims(`"sub":"alice","EXP":1`))); err != nil {
+		t.Fatalf("unrelated wrong-case member: %v", err)
+	}
+}

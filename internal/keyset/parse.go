@@ -16,6 +16,8 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/gatehouse/gatehouse/internal/jsonx"
+
 	jose "github.com/go-jose/go-jose/v4"
 )
 
@@ -69,7 +71,7 @@ var ErrNoUsableKeys = errors.New("keyset: no usable key in document")
 func ParseDocument(body []byte, format Format) ([]*Key, []Skipped, error) {
 	body = bytes.TrimSpace(body)
 	var top map[string]json.RawMessage
-	if err := json.Unmarshal(body, &top); err != nil {
+	if err := jsonx.Unmarshal(body, &top); err != nil {
 		return nil, nil, fmt.Errorf("keyset: document is not a JSON object: %w", err)
 	}
 	if format == FormatAuto {
@@ -90,7 +92,7 @@ func ParseDocument(body []byte, format Format) ([]*Key, []Skipped, error) {
 			return nil, nil, errors.New(`keyset: JWK Set has no "keys" member`)
 		}
 		var entries []json.RawMessage
-		if err := json.Unmarshal(raw, &entries); err != nil {
+		if err := jsonx.Unmarshal(raw, &entries); err != nil {
 			return nil, nil, fmt.Errorf(`keyset: JWK Set "keys" is not an array: %w`, err)
 		}
 		for _, e := range entries {
@@ -148,7 +150,7 @@ type jwkHead struct {
 
 func parseJWK(raw json.RawMessage) (*Key, string, error) {
 	var h jwkHead
-	if err := json.Unmarshal(raw, &h); err != nil {
+	if err := jsonx.Unmarshal(raw, &h); err != nil {
 		return nil, "", fmt.Errorf("malformed JWK: %w", err)
 	}
 	switch {
@@ -184,7 +186,7 @@ func parseJWK(raw json.RawMessage) (*Key, string, error) {
 
 func parsePEMEntry(id string, raw json.RawMessage) (*Key, error) {
 	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
+	if err := jsonx.Unmarshal(raw, &s); err != nil {
 		return nil, errors.New("value is not a string")
 	}
 	block, rest := pem.Decode([]byte(s))

@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/gatehouse/gatehouse/internal/jsonx"
+
 	"github.com/gatehouse/gatehouse/internal/httpx"
 	"github.com/gatehouse/gatehouse/internal/provider"
 )
@@ -162,7 +164,7 @@ func (h *Handler) openState(r *http.Request, f family, p provider.Provider) (*fl
 		return nil, invalid
 	}
 	var st flowState
-	if err := json.Unmarshal(b, &st); err != nil || st.Provider != p.Name() || st.State == "" {
+	if err := jsonx.Unmarshal(b, &st); err != nil || st.Provider != p.Name() || st.State == "" {
 		return nil, invalid
 	}
 	if h.o.Now().Unix() > st.Expires {

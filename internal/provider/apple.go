@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/jsonx"
+
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/gatehouse/gatehouse/internal/idtoken"
@@ -126,7 +128,7 @@ func (a *Apple) Exchange(ctx context.Context, c Callback) (*Identity, error) {
 			LastName  string `json:"lastName"`
 		} `json:"name"`
 	}
-	if raw := c.Params.Get("user"); raw != "" && len(raw) < 4096 && json.Unmarshal([]byte(raw), &u) == nil {
+	if raw := c.Params.Get("user"); raw != "" && len(raw) < 4096 && jsonx.Unmarshal([]byte(raw), &u) == nil {
 		if u.Name.FirstName != "" {
 			id.Claims["given_name"] = clip(u.Name.FirstName, 200)
 		}

@@ -5,13 +5,14 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
+
+	"github.com/gatehouse/gatehouse/internal/jsonx"
 )
 
 // FacebookConfig configures Facebook Login (MS_FacebookAppID, MS_FacebookAppSecret, ...).
@@ -119,12 +120,12 @@ func (f *Facebook) graph(ctx context.Context, method, path string, q url.Values,
 		var ge graphError
 		// Graph's transient errors (API unknown/service/too many calls, codes 1, 2, 4, 17, 341) and 5xx
 		// are the provider's trouble; the rest (190 invalid token, 100 bad parameter, ...) reject.
-		if json.Unmarshal(body, &ge) == nil && ge.Error != nil && status < 500 && !slices.Contains([]int{1, 2, 4, 17, 341}, ge.Error.Code) {
+		if jsonx.Unmarshal(body, &ge) == nil && ge.Error != nil && status < 500 && !slices.Contains([]int{1, 2, 4, 17, 341}, ge.Error.Code) {
 			return errf(KindRejected, "Facebook", fmt.Errorf("graph %s: %s %d", path, ge.Error.Type, ge.Error.Code), "The Facebook access token was rejected.")
 		}
 		return errf(KindUnavailable, "Facebook", fmt.Errorf("graph %s: HTTP %d", path, status), "The Facebook Graph API request failed with HTTP status code %d", status)
 	}
-	if err := json.Unmarshal(body, out); err != nil {
+	if err := jsonx.Unmarshal(body, out); err != nil {
 		return errf(KindUnavailable, "Facebook", err, "Unexpected content in the response from the Facebook Graph API")
 	}
 	return nil

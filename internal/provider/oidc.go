@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -14,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/gatehouse/gatehouse/internal/jsonx"
 
 	jose "github.com/go-jose/go-jose/v4"
 
@@ -168,7 +169,7 @@ func (p *OIDC) fetchDiscovery(ctx context.Context, u string) (*discovery, error)
 		return nil, fmt.Errorf("discovery: HTTP %d", status)
 	}
 	var d discovery
-	if err := json.Unmarshal(body, &d); err != nil {
+	if err := jsonx.Unmarshal(body, &d); err != nil {
 		return nil, fmt.Errorf("discovery: %w", err)
 	}
 	return &d, nil

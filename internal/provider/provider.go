@@ -14,7 +14,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -22,6 +21,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/gatehouse/gatehouse/internal/jsonx"
 )
 
 // Identity is who the provider says the user is.
@@ -286,13 +287,13 @@ func exchangeCode(ctx context.Context, h HTTP, provider, tokenURL string, form u
 	}
 	if status != http.StatusOK {
 		var oe oauthError
-		if json.Unmarshal(body, &oe) == nil && oe.Error != "" {
+		if jsonx.Unmarshal(body, &oe) == nil && oe.Error != "" {
 			return nil, errf(KindRejected, provider, fmt.Errorf("token endpoint: %s", oe.Error), "The %s token request failed: %s", provider, clip(oe.Error, 100))
 		}
 		return nil, errf(KindUnavailable, provider, fmt.Errorf("token endpoint: HTTP %d", status), "The %s token request failed with HTTP status code %d.", provider, status)
 	}
 	var tr tokenResponse
-	if err := json.Unmarshal(body, &tr); err != nil || tr.AccessToken == "" && tr.IDToken == "" {
+	if err := jsonx.Unmarshal(body, &tr); err != nil || tr.AccessToken == "" && tr.IDToken == "" {
 		if err == nil {
 			err = errors.New("no access_token")
 		}

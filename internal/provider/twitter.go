@@ -3,12 +3,13 @@ package provider
 import (
 	"context"
 	"crypto/subtle"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/gatehouse/gatehouse/internal/jsonx"
 )
 
 // TwitterConfig configures X/Twitter sign-in (MS_TwitterConsumerKey, MS_TwitterConsumerSecret).
@@ -155,7 +156,7 @@ func (t *Twitter) ClientLogin(ctx context.Context, body map[string]any) (*Identi
 		ScreenName string `json:"screen_name"`
 		Name       string `json:"name"`
 	}
-	if err := json.Unmarshal(b, &u); err != nil || u.IDStr == "" {
+	if err := jsonx.Unmarshal(b, &u); err != nil || u.IDStr == "" {
 		return nil, errf(KindUnavailable, "Twitter", errors.New("verify_credentials: unexpected answer"), "Unexpected content in the response from the Twitter API.")
 	}
 	claims := map[string]any{"screen_name": clip(u.ScreenName, 100)}

@@ -19,6 +19,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/gatehouse/gatehouse/internal/jsonx"
 )
 
 // User is one user of the app.
@@ -231,7 +233,7 @@ func (d *Directory) ProviderTokens(ctx context.Context, issuer, subject string) 
 		return nil, err
 	}
 	var t ProviderTokens
-	if err := json.Unmarshal(b, &t); err != nil {
+	if err := jsonx.Unmarshal(b, &t); err != nil {
 		return nil, fmt.Errorf("user: provider tokens: %w", err)
 	}
 	return &t, nil
