@@ -47,17 +47,17 @@ func TestExactNames(t *testing.T) {
 
 func TestRefused(t *testing.T) {
 	cases := map[string]error{
-		`{"sub":"a","sub":"b"}`:             jsonx.ErrDuplicate,
-		`{"x":{"sub":"a","sub":"a"}}`:       jsonx.ErrDuplicate,
-		`{"sub":"a"} {}`:                    jsonx.ErrTrailing,
-		`{"sub":"a"}x`:                      jsonx.ErrTrailing,
-		`{"sub":"\ud800"}`:                  jsonx.ErrEncoding,
-		`{"sub":"\udc00\ud800"}`:            jsonx.ErrEncoding,
-		`{"sub":"\ud800x"}`:                 jsonx.ErrEncoding,
-		"{\"sub\":\"\xff\"}":                jsonx.ErrEncoding,
-		`{"sub":`:                           jsonx.ErrSyntax,
-		``:                                  jsonx.ErrSyntax,
-		`{'sub':1}`:                         jsonx.ErrSyntax,
+		`{"sub":"a","sub":"b"}`:              jsonx.ErrDuplicate,
+		`{"x":{"sub":"a","sub":"a"}}`:        jsonx.ErrDuplicate,
+		`{"sub":"a"} {}`:                     jsonx.ErrTrailing,
+		`{"sub":"a"}x`:                       jsonx.ErrTrailing,
+		`{"sub":"\ud800"}`:                   jsonx.ErrEncoding,
+		`{"sub":"\udc00\ud800"}`:             jsonx.ErrEncoding,
+		`{"sub":"\ud800x"}`:                  jsonx.ErrEncoding,
+		"{\"sub\":\"\xff\"}":                 jsonx.ErrEncoding,
+		`{"sub":`:                            jsonx.ErrSyntax,
+		``:                                   jsonx.ErrSyntax,
+		`{'sub':1}`:                          jsonx.ErrSyntax,
 		`[` + string(make([]byte, 0)) + `]]`: jsonx.ErrTrailing,
 	}
 	for in, want := range cases {
