@@ -138,15 +138,14 @@ func usersCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 // handlers, mounts /login, /.auth/login, /.auth/refresh, /.auth/logout and /admin/users, and returns
 // the users directory (shared with accounts).
 func mountLogin(ctx context.Context, srv *server.Server, cfg *config.Config, db *store.DB, authn *auth.Authenticator, sec auth.Secrets, m *metrics.Metrics, log *slog.Logger) (*user.Directory, error) {
-	var previous []string
-	for _, p := range sec.Previous {
-		previous = append(previous, p.Secret)
-	}
-	tokSealer, err := user.NewSealer("provider tokens", sec.MasterKey, previous...)
+	// Both sealers read the master keys from the authenticator at every use, so `keys rotate` (and
+	// --revoke-previous) reach them with the same reload that reaches token verification.
+	tokSealer, err := user.NewRotatingSealer("provider tokens", authn, user.SealerOptions{})
 	if err != nil {
 		return nil, err
 	}
-	flowSealer, err := user.NewSealer("login flow", sec.MasterKey, previous...)
+	// A flow cookie lives StateTTL: a retired key opens flow cookies only that long after it retired.
+	flowSealer, err := user.NewRotatingSealer("login flow", authn, user.SealerOptions{MaxAge: cfg.Login.StateTTL + time.Minute})
 	if err != nil {
 		return nil, err
 	}

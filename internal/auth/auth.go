@@ -7,6 +7,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -197,6 +198,7 @@ func (a *Authenticator) issuedAt(c *token.Claims) time.Time {
 type state struct {
 	master, app [sha256.Size]byte
 	masterKey   string
+	previous    []token.Key
 	user        *token.Verifier
 	system      *token.Verifier
 }
@@ -231,10 +233,19 @@ func (a *Authenticator) SetSecrets(s Secrets) error {
 		master:    sha256.Sum256([]byte(s.MasterKey)),
 		app:       sha256.Sum256([]byte(s.ApplicationKey)),
 		masterKey: s.MasterKey,
+		previous:  slices.Clone(s.Previous),
 		user:      user,
 		system:    system,
 	})
 	return nil
+}
+
+// MasterKeys returns the master keys in force now: the current one and the retired ones still
+// accepted, newest first. Sealers (package user) read them at every use, so a rotation or a revocation
+// applied with SetSecrets reaches them at once (user.KeySource).
+func (a *Authenticator) MasterKeys() (string, []token.Key) {
+	st := a.state.Load()
+	return st.masterKey, st.previous
 }
 
 // keyEqual compares a presented key with a stored one in constant time. Hashing first makes the

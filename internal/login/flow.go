@@ -181,6 +181,13 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request, f family, p p
 		h.finish(w, r, f, nil, nil, bad)
 		return
 	}
+	if !h.finalAllowed(f, st) {
+		// Checked again at completion, not only at start: the allowlist may have changed since, and a
+		// cookie sealed under a key that leaked must never send a token to a target of its choosing.
+		h.o.Log.Warn("login: flow cookie's redirect target is not allowed", "provider", p.Name(), "request_id", httpx.InfoOf(r).RequestID)
+		h.finish(w, r, f, nil, nil, msgRedirectNotAllowed)
+		return
+	}
 	state := params.Get("state")
 	if state == "" {
 		h.finish(w, r, f, nil, nil, fmt.Sprintf("Redirect from %s does not contain the required state parameter.", p.Name()))
@@ -228,7 +235,11 @@ func (h *Handler) finish(w http.ResponseWriter, r *http.Request, f family, st *f
 	}
 	target := h.o.PublicURL + f.loginPrefix() + "/done"
 	if st != nil && st.Final != "" {
-		target = st.Final
+		if h.finalAllowed(f, st) {
+			target = st.Final
+		} else {
+			s, errText = nil, msgRedirectNotAllowed
+		}
 	}
 	if s != nil {
 		target += "#token=" + encodeURIComponent(marshal(s))
@@ -239,6 +250,19 @@ func (h *Handler) finish(w http.ResponseWriter, r *http.Request, f family, st *f
 	w.Header().Set("Referrer-Policy", "no-referrer")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusFound)
+}
+
+const msgRedirectNotAllowed = "The post-login redirect URL is not an allowed redirect URL."
+
+// finalAllowed re-checks a flow's final redirect target against the allowlist in force now.
+func (h *Handler) finalAllowed(f family, st *flowState) bool {
+	if st.Final == "" {
+		return true
+	}
+	if f == v1 {
+		return h.o.PackageSID != "" && st.Final == h.o.PackageSID+"/"
+	}
+	return len(st.Final) <= 2048 && h.allowedRedirect(st.Final)
 }
 
 // completionPage is the browser popup's last page: it hands the LoginCompleted envelope to the

@@ -52,6 +52,7 @@ type env struct {
 	dir   *user.Directory
 	revs  *user.RevocationList
 	clock *clock
+	authn *auth.Authenticator
 }
 
 type setup struct {
@@ -117,7 +118,11 @@ func newEnv(t testing.TB, db *store.DB, s setup) *env {
 		t.Fatal(err)
 	}
 	authn.SetRevocations(e.revs)
-	sealer, _ := user.NewSealer("login flow", masterKey)
+	e.authn = authn
+	sealer, err := user.NewRotatingSealer("login flow", authn, user.SealerOptions{MaxAge: 11 * time.Minute, Now: e.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
 	h, err := login.New(login.Options{Providers: reg, Users: e.dir, Minter: minter, Sealer: sealer, PublicURL: cfg.PublicURL,
 		AllowOrigin: srv.OriginAllowed, AllowedRedirects: []string{"myapp://easyauth.callback"}, RefreshTokens: s.refresh, Now: e.clock.Now})
 	if err != nil {
