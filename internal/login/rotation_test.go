@@ -61,7 +61,10 @@ func TestFlowCookieFollowsKeyRotation(t *testing.T) {
 
 	rotateTo(t, e.authn, newMasterKey, token.Key{Secret: masterKey, RetiredAt: e.clock.Now()})
 	f := e.begin("/.auth/login", "")
-	if _, err := (func() ([]byte, error) { s, _ := user.NewSealer("login flow", masterKey); return s.Open(f.cookie.Value, v2CookieAD) })(); err == nil {
+	if _, err := (func() ([]byte, error) {
+		s, _ := user.NewSealer("login flow", masterKey)
+		return s.Open(f.cookie.Value, v2CookieAD)
+	})(); err == nil {
 		t.Fatal("after rotation the flow cookie is still sealed with the retired key")
 	}
 	r := e.do("GET", f.callback, cookieHeader(f.cookie), "")
