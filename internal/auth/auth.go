@@ -157,9 +157,19 @@ type Revocations interface {
 // message is written like the original's token messages, which clients show.
 var ErrRevoked error = revokedError{}
 
-type revokedError struct{}
+// errRevokedNoIat is ErrRevoked (errors.Is) for a token without iat, with a message that says why.
+var errRevokedNoIat error = revokedError{noIat: true}
 
-func (revokedError) Error() string { return "The authentication token has been revoked." }
+type revokedError struct{ noIat bool }
+
+func (e revokedError) Error() string {
+	if e.noIat {
+		return "The authentication token has been revoked: it has no iat claim, so it cannot be shown to be issued after its user's sessions were ended."
+	}
+	return "The authentication token has been revoked."
+}
+
+func (revokedError) Is(target error) bool { _, ok := target.(revokedError); return ok }
 
 // Authenticator identifies callers. Keys can be replaced at run time (SetSecrets) without a restart.
 type Authenticator struct {
@@ -179,20 +189,23 @@ func (a *Authenticator) SetRevocations(r Revocations) {
 	a.revs.Store(&revHolder{r})
 }
 
-// issuedAt is when a token was issued: its iat, or for tokens without one (minted by old scripts or
-// the original runtime) the earliest time it can have been issued, exp minus the longest lifetime.
-func (a *Authenticator) issuedAt(c *token.Claims) time.Time {
+// issuedAt is when a token was issued (its iat, to the millisecond when Gatehouse minted it); false
+// for a token without iat.
+//
+// Such tokens (minted by hand in custom-auth scripts, or by the original runtime) cannot be placed
+// before or after a cut-off: their exp says nothing about when they were issued, because nothing
+// bounds the lifetime they were minted with. Estimating "exp − token_max_ttl" let a 45-day token
+// outlive logout-everywhere and refused a fresh 1-day one (issue 10 finding 11). So a token without
+// iat is refused for a user who has a cut-off, and accepted as before for everyone else; every token
+// Gatehouse mints carries iat, and docs/security.md tells script authors to add it.
+func issuedAt(c *token.Claims) (time.Time, bool) {
 	if c.IatMs > 0 {
-		return time.UnixMilli(c.IatMs)
+		return time.UnixMilli(c.IatMs), true
 	}
 	if c.Iat > 0 {
-		return time.Unix(c.Iat, 0)
+		return time.Unix(c.Iat, 0), true
 	}
-	maxTTL := a.opt.MaxTTL
-	if maxTTL <= 0 {
-		maxTTL = 30 * 24 * time.Hour
-	}
-	return time.Unix(c.Exp, 0).Add(-maxTTL)
+	return time.Time{}, false
 }
 
 type state struct {
@@ -278,8 +291,14 @@ func (a *Authenticator) Identify(cr Credentials) (*Caller, error) {
 			return nil, err
 		}
 		if h := a.revs.Load(); h != nil && !cr.System {
-			if cut, ok := h.r.RevokedBefore(claims.UserID()); ok && a.issuedAt(claims).Before(cut) {
-				return nil, ErrRevoked
+			if cut, ok := h.r.RevokedBefore(claims.UserID()); ok {
+				iat, known := issuedAt(claims)
+				if !known {
+					return nil, errRevokedNoIat
+				}
+				if iat.Before(cut) {
+					return nil, ErrRevoked
+				}
 			}
 		}
 		c.Claims, c.Token = claims, cr.Token
