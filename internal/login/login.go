@@ -262,6 +262,11 @@ func (h *Handler) complete(ctx context.Context, id *provider.Identity) (*Success
 	if errors.Is(err, user.ErrDisabled) {
 		return nil, http.StatusForbidden, msgDisabled
 	}
+	if errors.Is(err, user.ErrBadInput) {
+		// An identity we cannot store (a subject over 255 bytes, ...) is the token's fault: 401.
+		h.o.Log.Info("login: identity refused", "provider", id.Provider, "reason", err.Error())
+		return nil, http.StatusUnauthorized, fmt.Sprintf("The %s identity cannot be used: %s.", id.Provider, strings.TrimPrefix(err.Error(), user.ErrBadInput.Error()+": "))
+	}
 	if err != nil {
 		h.o.Log.Error("login: linking the identity failed", "provider", id.Provider, "err", err)
 		return nil, http.StatusInternalServerError, httpx.MsgInternal

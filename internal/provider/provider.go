@@ -316,15 +316,25 @@ func selectClaims(all map[string]any, keys ...string) map[string]any {
 	}
 	out := map[string]any{}
 	for _, k := range keys {
-		if v, ok := all[k]; ok && v != nil {
-			if s, ok := v.(string); ok && len(s) > 1024 {
+		switch v := all[k].(type) {
+		case string:
+			// Over-long values are dropped, not stored (the stored claims are bounded: issue 10
+			// finding 15); emails over RFC 5321's 254 bytes are not deliverable addresses anyway.
+			if len(v) > maxClaimBytes || (k == "email" && len(v) > 254) {
 				continue
 			}
 			out[k] = v
+		case bool, float64:
+			out[k] = v
 		}
+		// Objects, arrays and null are never profile data: dropped.
 	}
 	return out
 }
+
+// maxClaimBytes bounds each string claim kept; with the dozen profile claims the total stays well
+// under the users directory's 8 KiB.
+const maxClaimBytes = 512
 
 var profileClaims = []string{"email", "email_verified", "name", "given_name", "family_name", "preferred_username",
 	"picture", "locale", "tid", "oid", "hd", "is_private_email"}

@@ -182,9 +182,8 @@ const maxClaimsBytes = 8 << 10
 
 // Login links an authenticated identity and returns its user; ErrDisabled for a disabled user.
 func (d *Directory) Login(ctx context.Context, in LinkInput) (*User, error) {
-	if in.Provider == "" || in.Issuer == "" || in.Subject == "" || len(in.Subject) > 255 || len(in.Issuer) > 512 ||
-		strings.ContainsFunc(in.Provider+in.Subject, func(r rune) bool { return r < 0x20 || r == 0x7f }) || strings.Contains(in.Provider, ":") {
-		return nil, fmt.Errorf("%w: provider, issuer and subject are required (subject at most 255 bytes)", ErrBadInput)
+	if err := validateLink(in); err != nil {
+		return nil, err
 	}
 	if in.UserID == "" {
 		in.UserID = in.Provider + ":" + in.Subject
@@ -193,7 +192,7 @@ func (d *Directory) Login(ctx context.Context, in LinkInput) (*User, error) {
 		in.Claims = map[string]any{}
 	}
 	if b, err := json.Marshal(in.Claims); err != nil || len(b) > maxClaimsBytes {
-		return nil, fmt.Errorf("%w: claims must be JSON of at most %d bytes", ErrBadInput, maxClaimsBytes)
+		return nil, fmt.Errorf("%w: the profile claims are larger than %d bytes", ErrBadInput, maxClaimsBytes)
 	}
 	sealed := ""
 	if d.opt.KeepProviderTokens && !in.Tokens.Empty() {
@@ -213,6 +212,35 @@ func (d *Directory) Login(ctx context.Context, in LinkInput) (*User, error) {
 		return u, ErrDisabled
 	}
 	return u, nil
+}
+
+// Identity field limits (issue 10 finding 15: a 256-byte sub was a 500). Refusals are ErrBadInput
+// with a message for the client; the login handlers answer them with 401.
+const (
+	MaxSubjectBytes  = 255
+	MaxIssuerBytes   = 512
+	MaxProviderBytes = 64
+)
+
+func validateLink(in LinkInput) error {
+	ctl := func(r rune) bool { return r < 0x20 || r == 0x7f }
+	switch {
+	case in.Provider == "" || len(in.Provider) > MaxProviderBytes || strings.Contains(in.Provider, ":") || strings.ContainsFunc(in.Provider, ctl):
+		return fmt.Errorf("%w: the provider name is not valid", ErrBadInput)
+	case in.Issuer == "":
+		return fmt.Errorf("%w: the identity has no issuer", ErrBadInput)
+	case len(in.Issuer) > MaxIssuerBytes:
+		return fmt.Errorf("%w: the issuer is longer than %d bytes", ErrBadInput, MaxIssuerBytes)
+	case strings.ContainsFunc(in.Issuer, ctl):
+		return fmt.Errorf("%w: the issuer contains control characters", ErrBadInput)
+	case in.Subject == "":
+		return fmt.Errorf("%w: the identity has no subject (sub)", ErrBadInput)
+	case len(in.Subject) > MaxSubjectBytes:
+		return fmt.Errorf("%w: the subject (sub) is longer than %d bytes", ErrBadInput, MaxSubjectBytes)
+	case strings.ContainsFunc(in.Subject, ctl):
+		return fmt.Errorf("%w: the subject (sub) contains control characters", ErrBadInput)
+	}
+	return nil
 }
 
 func tokensAD(issuer, subject string) []byte {
