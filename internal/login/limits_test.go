@@ -45,3 +45,21 @@ func TestIdentityFieldLimits(t *testing.T) {
 		}
 	})
 }
+
+// TestClientFlowCodeNeedsVerifier (issue 10 finding 13) over HTTP: an authorization_code without its
+// PKCE verifier is refused with 401 on both route families, before the provider is asked.
+func TestClientFlowCodeNeedsVerifier(t *testing.T) {
+	db := storetest.Open(t, storetest.SQLiteURL(t))
+	e := newEnv(t, db, setup{})
+	before := e.op.TokenCalls.Load()
+	for _, prefix := range []string{"/login", "/.auth/login"} {
+		r := e.do("POST", prefix+"/acme", nil, `{"authorization_code":"stolen-code","redirect_uri":"com.example.app:/cb"}`)
+		msg, _ := r.json(t)["error"].(string)
+		if r.status != 401 || !strings.Contains(msg, "code_verifier") {
+			t.Fatalf("%s: %d %s", prefix, r.status, r.body)
+		}
+	}
+	if e.op.TokenCalls.Load() != before {
+		t.Fatal("the code was sent to the token endpoint")
+	}
+}

@@ -469,13 +469,19 @@ func (p *OIDC) verify(ctx context.Context, st *oidcState, raw, nonce string, has
 	}
 	return &Identity{
 		Provider: p.cfg.DisplayName, Issuer: claims.Issuer, Subject: claims.Subject,
-		Claims: selectClaims(all),
+		Claims: selectClaims(all), nonce: claims.Nonce,
 	}, nil
 }
 
 // ClientLogin implements Provider: {"id_token": ...} (optionally with "nonce", the raw value the app
-// sent to the provider), or {"authorization_code": ..., "code_verifier": ..., "redirect_uri": ...}
-// from a native SDK, redeemed at the token endpoint.
+// sent to the provider), or {"authorization_code": ..., "code_verifier": ..., "redirect_uri": ...,
+// "nonce": ...} from a native SDK, redeemed at the token endpoint.
+//
+// A code is redeemed only with its PKCE verifier (RFC 7636; the app made the challenge), so a code
+// intercepted on its way to the app (custom-scheme hijacking, logs, referrers) cannot be turned into a
+// session by whoever holds it (issue 10 finding 13). Providers without PKCE (Apple) need the nonce
+// instead. Whenever the ID token the code yields carries a nonce, the body must carry the matching
+// value: a code minted for another login's nonce is refused.
 func (p *OIDC) ClientLogin(ctx context.Context, body map[string]any) (*Identity, error) {
 	nonce := bodyString(body, "nonce")
 	if raw := bodyString(body, "id_token"); raw != "" {
@@ -488,11 +494,20 @@ func (p *OIDC) ClientLogin(ctx context.Context, body map[string]any) (*Identity,
 	if !p.ServerFlow() {
 		return nil, errf(KindConfig, p.cfg.DisplayName, nil, "Logging in with %s by authorization code is not enabled.", p.cfg.Name)
 	}
+	verifier := bodyString(body, "code_verifier")
+	if p.cfg.NoPKCE {
+		if nonce == "" {
+			return nil, errf(KindInvalid, p.cfg.DisplayName, nil, "The POST %s login request with an authorization_code must contain the nonce the app sent to %s.", p.cfg.Name, p.cfg.DisplayName)
+		}
+		verifier = ""
+	} else if !ValidVerifier(verifier) {
+		return nil, errf(KindInvalid, p.cfg.DisplayName, nil, "The POST %s login request with an authorization_code must contain its PKCE code_verifier (43 to 128 characters of A-Z a-z 0-9 - . _ ~).", p.cfg.Name)
+	}
 	st, err := p.state(ctx)
 	if err != nil {
 		return nil, err
 	}
-	tr, err := p.redeem(ctx, st, code, bodyString(body, "code_verifier"), bodyString(body, "redirect_uri"))
+	tr, err := p.redeem(ctx, st, code, verifier, bodyString(body, "redirect_uri"))
 	if err != nil {
 		return nil, err
 	}
@@ -503,7 +518,25 @@ func (p *OIDC) ClientLogin(ctx context.Context, body map[string]any) (*Identity,
 	if err != nil {
 		return nil, err
 	}
+	if nonce == "" && id.nonce != "" {
+		return nil, errf(KindRejected, p.cfg.DisplayName, errors.New("id_token nonce without a nonce in the request"),
+			"The %s id_token carries a nonce: the login request must contain it.", p.cfg.DisplayName)
+	}
 	id.AccessToken, id.RefreshToken, id.IDToken = tr.AccessToken, tr.RefreshToken, tr.IDToken
 	id.ExpiresAt = expiry(p.deps.now(), tr.ExpiresIn)
 	return id, nil
+}
+
+// ValidVerifier reports whether v is a PKCE code_verifier as RFC 7636 §4.1 defines it.
+func ValidVerifier(v string) bool {
+	if len(v) < 43 || len(v) > 128 {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~') {
+			return false
+		}
+	}
+	return true
 }

@@ -37,6 +37,8 @@ type Identity struct {
 	RefreshToken      string
 	IDToken           string
 	ExpiresAt         time.Time
+
+	nonce string // the verified ID token's nonce claim (OpenID providers)
 }
 
 // AuthRequest starts a server flow.

@@ -184,11 +184,64 @@ func TestGenericOIDCBadInput(t *testing.T) {
 	}
 
 	// Authorization code from a native SDK (PKCE by the app).
-	red, _ = p.AuthCodeURL(ctx, provider.AuthRequest{State: "s", CodeChallenge: provider.S256Challenge("app-verifier"), RedirectURI: "com.example.app:/cb"})
+	appVerifier := provider.NewVerifier()
+	red, _ = p.AuthCodeURL(ctx, provider.AuthRequest{State: "s", CodeChallenge: provider.S256Challenge(appVerifier), RedirectURI: "com.example.app:/cb"})
 	cb, _, _ = op.Authorize(red.URL)
-	id, err = p.ClientLogin(ctx, map[string]any{"authorization_code": cb.Get("code"), "code_verifier": "app-verifier", "redirect_uri": "com.example.app:/cb"})
+	id, err = p.ClientLogin(ctx, map[string]any{"authorization_code": cb.Get("code"), "code_verifier": appVerifier, "redirect_uri": "com.example.app:/cb"})
 	if err != nil || id.Subject != "op-user-1" {
 		t.Fatalf("code client flow: %+v %v", id, err)
+	}
+}
+
+// TestClientFlowCodeNeedsVerifierAndNonce (issue 10 finding 13): an authorization code posted by an
+// app is redeemed only with a well-formed PKCE verifier, and when the ID token it yields carries a
+// nonce the request must carry the same nonce.
+func TestClientFlowCodeNeedsVerifierAndNonce(t *testing.T) {
+	ctx := context.Background()
+	op := providertest.NewOP(t, "client-1", "secret-1")
+	p := generic(t, op, deps(t, op))
+	const redirect = "com.example.app:/cb"
+	code := func(nonce, verifier string) string {
+		red, err := p.AuthCodeURL(ctx, provider.AuthRequest{State: "s", Nonce: nonce, CodeChallenge: provider.S256Challenge(verifier), RedirectURI: redirect})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cb, _, err := op.Authorize(red.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cb.Get("code")
+	}
+	v := provider.NewVerifier()
+	calls := op.TokenCalls.Load()
+	for name, body := range map[string]map[string]any{
+		"no verifier":        {"authorization_code": code("", v), "redirect_uri": redirect},
+		"empty verifier":     {"authorization_code": code("", v), "code_verifier": "", "redirect_uri": redirect},
+		"short verifier":     {"authorization_code": code("", v), "code_verifier": "app-verifier", "redirect_uri": redirect},
+		"verifier bad chars": {"authorization_code": code("", v), "code_verifier": strings.Repeat("a", 42) + "+", "redirect_uri": redirect},
+		"verifier too long":  {"authorization_code": code("", v), "code_verifier": strings.Repeat("a", 129), "redirect_uri": redirect},
+	} {
+		_, err := p.ClientLogin(ctx, body)
+		if provider.KindOf(err) != provider.KindInvalid || !strings.Contains(err.Error(), "code_verifier") {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if op.TokenCalls.Load() != calls {
+		t.Fatal("a code was redeemed without a valid verifier")
+	}
+	// Someone else's verifier: the provider refuses the code.
+	if _, err := p.ClientLogin(ctx, map[string]any{"code": code("", v), "code_verifier": provider.NewVerifier(), "redirect_uri": redirect}); provider.KindOf(err) != provider.KindRejected {
+		t.Fatalf("wrong verifier: %v", err)
+	}
+	// The ID token carries a nonce: the request must carry it too, and the same one.
+	if _, err := p.ClientLogin(ctx, map[string]any{"code": code("n-123", v), "code_verifier": v, "redirect_uri": redirect}); provider.KindOf(err) != provider.KindRejected || !strings.Contains(err.Error(), "nonce") {
+		t.Fatalf("nonce in the token, none in the request: %v", err)
+	}
+	if _, err := p.ClientLogin(ctx, map[string]any{"code": code("n-123", v), "code_verifier": v, "nonce": "n-999", "redirect_uri": redirect}); provider.KindOf(err) != provider.KindRejected {
+		t.Fatalf("nonce mismatch: %v", err)
+	}
+	if id, err := p.ClientLogin(ctx, map[string]any{"code": code("n-123", v), "code_verifier": v, "nonce": "n-123", "redirect_uri": redirect}); err != nil || id.Subject != "op-user-1" {
+		t.Fatalf("verifier and nonce: %+v %v", id, err)
 	}
 }
 
@@ -383,6 +436,18 @@ func TestApple(t *testing.T) {
 	u, _ := url.Parse(red.URL)
 	if q := u.Query(); q.Get("response_mode") != "form_post" || q.Has("code_challenge") || q.Get("scope") != "name email" {
 		t.Fatalf("authorize %v", q)
+	}
+	// Client flow with a code (issue 10 finding 13): Apple has no PKCE, so the nonce is required.
+	cb, _, err := op.Authorize(red.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := op.TokenCalls.Load()
+	if _, err := a.ClientLogin(ctx, map[string]any{"authorization_code": cb.Get("code"), "redirect_uri": "https://gh/login/apple"}); provider.KindOf(err) != provider.KindInvalid || !strings.Contains(err.Error(), "nonce") {
+		t.Fatalf("Apple code without nonce: %v", err)
+	}
+	if op.TokenCalls.Load() != calls {
+		t.Fatal("Apple code redeemed without a nonce")
 	}
 	if _, err := provider.NewApple(provider.AppleConfig{ClientID: "x", PrivateKey: "not pem", TeamID: "t", KeyID: "k"}, deps(t, op)); err == nil {
 		t.Fatal("bad key accepted")
