@@ -467,8 +467,14 @@ func (p *OIDC) verify(ctx context.Context, st *oidcState, raw, nonce string, has
 	if err != nil {
 		return nil, errf(KindRejected, p.cfg.DisplayName, err, "The %s id_token was rejected (malformed).", p.cfg.DisplayName)
 	}
+	// One issuer per provider for identities (issue 10 finding 8): the further accepted spellings
+	// (Google's legacy "accounts.google.com") are recorded as the configured issuer.
+	iss := claims.Issuer
+	if p.cfg.Issuer != "" && slices.Contains(p.cfg.ExtraIssuers, iss) {
+		iss = p.cfg.Issuer
+	}
 	return &Identity{
-		Provider: p.cfg.DisplayName, Issuer: claims.Issuer, Subject: claims.Subject,
+		Provider: p.cfg.DisplayName, Issuer: iss, Subject: claims.Subject,
 		Claims: selectClaims(all), nonce: claims.Nonce,
 	}, nil
 }

@@ -320,6 +320,10 @@ func TestGoogle(t *testing.T) {
 		if err != nil || id.Provider != "Google" || id.Subject != "op-user-1" {
 			t.Fatalf("%s: %+v %v", iss, id, err)
 		}
+		// One issuer for identities whichever form the token used (issue 10 finding 8).
+		if id.Issuer != "https://accounts.google.com" {
+			t.Fatalf("%s: identity issuer %q", iss, id.Issuer)
+		}
 	}
 	if _, err := g.ClientLogin(ctx, map[string]any{"id_token": op.IDToken("android-client", "", nil)}); err != nil {
 		t.Fatalf("mobile client id: %v", err)

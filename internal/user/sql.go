@@ -135,6 +135,7 @@ func (s *SQL) link(ctx context.Context, in LinkInput, claims, sealed string, now
 	}
 	defer tx.Rollback() //nolint:errcheck
 	var uid string
+	var aliasErr error
 	err = tx.QueryRowContext(ctx, s.q(`SELECT user_id FROM gatehouse_identities WHERE issuer = ? AND subject = ?`), in.Issuer, in.Subject).Scan(&uid)
 	switch {
 	case err == nil:
@@ -145,6 +146,10 @@ func (s *SQL) link(ctx context.Context, in LinkInput, claims, sealed string, now
 		}
 		if err != nil {
 			return nil, false, fmt.Errorf("user: link: %w", err)
+		}
+	case errors.Is(err, sql.ErrNoRows) && s.adoptAlias(ctx, tx, in, claims, sealed, now, &uid, &aliasErr):
+		if aliasErr != nil {
+			return nil, false, aliasErr
 		}
 	case errors.Is(err, sql.ErrNoRows):
 		uid = in.UserID
@@ -183,6 +188,27 @@ func (s *SQL) link(ctx context.Context, in LinkInput, claims, sealed string, now
 		return nil, true, nil
 	}
 	return u, false, nil
+}
+
+// adoptAlias moves an identity stored under an earlier spelling of the issuer (in.IssuerAliases) to
+// the canonical one, keeping its user; it reports whether it found one. The sealed provider tokens
+// are bound to the issuer's spelling, so they are replaced by this login's (or dropped).
+func (s *SQL) adoptAlias(ctx context.Context, tx *sql.Tx, in LinkInput, claims, sealed string, now int64, uid *string, errp *error) bool {
+	for _, alias := range in.IssuerAliases {
+		err := tx.QueryRowContext(ctx, s.q(`SELECT user_id FROM gatehouse_identities WHERE issuer = ? AND subject = ?`), alias, in.Subject).Scan(uid)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
+		}
+		if err == nil {
+			_, err = tx.ExecContext(ctx, s.q(`UPDATE gatehouse_identities SET issuer = ?, claims = ?, tokens = ?, updated_at = ? WHERE issuer = ? AND subject = ?`),
+				in.Issuer, claims, sealed, now, alias, in.Subject)
+		}
+		if err != nil {
+			*errp = fmt.Errorf("user: link: canonical issuer: %w", err)
+		}
+		return true
+	}
+	return false
 }
 
 // Get implements Store.

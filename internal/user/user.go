@@ -98,6 +98,9 @@ type LinkInput struct {
 	Provider string // display name, the user id prefix: Google, Facebook, MicrosoftAccount, Twitter, Aad, Apple, <oidc name>, custom
 	Issuer   string
 	Subject  string
+	// IssuerAliases are earlier spellings of Issuer (set by Directory.Login): a row stored under one
+	// of them is moved to Issuer instead of creating a second identity.
+	IssuerAliases []string
 	// UserID proposes the id for a new user; default "<Provider>:<Subject>".
 	UserID string
 	Claims map[string]any
@@ -185,6 +188,12 @@ func (d *Directory) Login(ctx context.Context, in LinkInput) (*User, error) {
 	if err := validateLink(in); err != nil {
 		return nil, err
 	}
+	raw := in.Issuer
+	in.Issuer = CanonicalIssuer(raw)
+	in.IssuerAliases = issuerAliases(in.Issuer, raw)
+	if len(in.Issuer) > MaxIssuerBytes {
+		return nil, fmt.Errorf("%w: the issuer is longer than %d bytes", ErrBadInput, MaxIssuerBytes)
+	}
 	if in.UserID == "" {
 		in.UserID = in.Provider + ":" + in.Subject
 	}
@@ -252,6 +261,7 @@ func (d *Directory) ProviderTokens(ctx context.Context, issuer, subject string) 
 	if d.opt.Sealer == nil {
 		return nil, nil
 	}
+	issuer = CanonicalIssuer(issuer)
 	s, err := d.st.SealedTokens(ctx, issuer, subject)
 	if err != nil || s == "" {
 		return nil, err
