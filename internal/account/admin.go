@@ -49,7 +49,7 @@ func (s *Service) Add(ctx context.Context, email, pw string, verified bool) (*Ac
 
 // Find looks an account up by id, token user id ("custom:<id>" or a legacy id) or email address.
 func (s *Service) Find(ctx context.Context, ref string) (*Account, error) {
-	if strings.Contains(ref, "@") {
+	if strings.ContainsAny(ref, "@\uFF20") { // "@" or its fullwidth form, which the email profile maps to "@"
 		_, key, err := s.normEmail(ref)
 		if err != nil {
 			return nil, err

@@ -45,7 +45,7 @@ func FuzzParseStored(f *testing.F) {
 // FuzzNormalizeEmail: accepted addresses are idempotent, at most 254 bytes,
 // and valid addr-specs for net/mail.
 func FuzzNormalizeEmail(f *testing.F) {
-	for _, s := range []string{"user@example.com", " User+x@Example.COM ", "jörg@bücher.de", `"a b"@c.d`, "a@b", "a@[1.2.3.4]", "a..b@c.d"} {
+	for _, s := range []string{"user@example.com", " User+x@Example.COM ", "jörg@bücher.de", `"a b"@c.d`, "a@b", "a@[1.2.3.4]", "a..b@c.d", "a\u200b@b.c", "ｕ＠ｂ．ｃ", "a@xn--bcher-kva.de"} {
 		f.Add(s)
 	}
 	p := DefaultPolicy()
@@ -56,6 +56,15 @@ func FuzzNormalizeEmail(f *testing.F) {
 		}
 		if len(got) > maxEmailBytes || !utf8.ValidString(got) {
 			t.Fatalf("accepted %q", got)
+		}
+		// The profile is a canonical form: idempotent, nothing invisible left (issue 10 finding 17).
+		if again, err := p.NormalizeEmail(got); err != nil || again != got {
+			t.Fatalf("not idempotent: %q → %q, %v", got, again, err)
+		}
+		for _, r := range got {
+			if invisible(r) {
+				t.Fatalf("invisible U+%04X kept in %q", r, got)
+			}
 		}
 		checkAgainstNetMail(t, p, s)
 	})

@@ -1,12 +1,16 @@
 package password
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
 
+	"golang.org/x/net/idna"
+	"golang.org/x/text/secure/precis"
 	"golang.org/x/text/unicode/norm"
+	"golang.org/x/text/width"
 )
 
 // Policy is the password and email policy (NIST SP 800-63B §5.1.1.2): a
@@ -99,16 +103,35 @@ func tooLong(maxBytes int) error {
 }
 
 // NormalizeEmail validates an email address and returns its normalized
-// form: surrounding white space trimmed, Unicode NFC, domain lower-cased,
-// local part kept as typed (it is the address mail is sent to).
+// form. The profile (issue 10 finding 17; docs/security.md "Email addresses"):
+//
+//  1. Surrounding white space is trimmed; the rest must be valid UTF-8.
+//  2. Refused anywhere: control characters, format characters (zero-width
+//     space and joiners U+200B–U+200D, soft hyphen U+00AD, bidi controls
+//     U+202A–U+202E and U+2066–U+2069, BOM), every other default-ignorable
+//     code point (variation selectors, Hangul fillers, U+034F), white space
+//     and separators, private-use and surrogate code points, U+FFFD. These
+//     are invisible or reorder text, so they made addresses that look the
+//     same but were distinct accounts; they are refused, not silently
+//     removed, so nobody gets an account they cannot type again.
+//  3. Fullwidth and halfwidth forms are mapped to their ordinary forms
+//     (PRECIS width mapping, RFC 8264 §9.3): "ｕｓｅｒ＠ｅｘａｍｐｌｅ．ｃｏｍ" is
+//     user@example.com. Then Unicode NFC.
+//  4. The local part must pass PRECIS UsernameCasePreserved (RFC 8265 §3.4:
+//     IdentifierClass, so letters, digits and ASCII symbols, no other
+//     symbols, punctuation or unassigned code points; the bidi rule) and the
+//     dot-atom rules below; it is kept in its case (it is where mail goes).
+//  5. The domain goes through IDNA 2008 / UTS #46 lookup processing (mapping,
+//     case folding, validity, bidi and joiner rules): "Bücher.DE" and
+//     "xn--bcher-kva.de" are the same domain, stored in its Unicode form,
+//     lower case.
 //
 // Accepted: a single addr-spec "local@domain" of at most 254 bytes; a
 // dot-atom local part of at most 64 bytes (RFC 5322 atext, plus non-ASCII
 // UTF-8 per RFC 6531); a domain of LDH labels (non-ASCII letters allowed for
 // internationalized names) of at most 63 bytes each, containing a dot unless
 // AllowDotlessDomain, whose last label is not all digits. Refused: display
-// names, angle brackets, comments, quoted local parts, IP-literal domains,
-// white space and control characters anywhere inside.
+// names, angle brackets, comments, quoted local parts, IP-literal domains.
 //
 // Uniqueness is case-insensitive: store and index EmailKey(normalized).
 func (p Policy) NormalizeEmail(s string) (string, error) {
@@ -116,31 +139,78 @@ func (p Policy) NormalizeEmail(s string) (string, error) {
 	if !utf8.ValidString(s) {
 		return "", emailErr(ErrEmailInvalid, "not valid UTF-8")
 	}
-	s = norm.NFC.String(s)
 	if s == "" {
 		return "", emailErr(ErrEmailInvalid, "empty")
 	}
-	if len(s) > maxEmailBytes {
+	if len(s) > 4*maxEmailBytes {
 		return "", &PolicyError{Field: "email", Err: ErrEmailTooLong, Limit: maxEmailBytes,
 			Reason: "at most " + strconv.Itoa(maxEmailBytes) + " bytes are allowed"}
 	}
 	for _, r := range s {
-		if unicode.IsSpace(r) || unicode.IsControl(r) || r == unicode.ReplacementChar {
+		if unicode.IsSpace(r) || unicode.IsControl(r) {
 			return "", emailErr(ErrEmailInvalid, "contains white space or control characters")
 		}
+		if invisible(r) {
+			return "", emailErr(ErrEmailInvalid, fmt.Sprintf("contains an invisible or formatting character (U+%04X)", r))
+		}
+	}
+	s = norm.NFC.String(width.Fold.String(s))
+	if len(s) > maxEmailBytes {
+		return "", &PolicyError{Field: "email", Err: ErrEmailTooLong, Limit: maxEmailBytes,
+			Reason: "at most " + strconv.Itoa(maxEmailBytes) + " bytes are allowed"}
 	}
 	if strings.Count(s, "@") != 1 {
 		return "", emailErr(ErrEmailInvalid, "must have the form name@domain")
 	}
 	local, domain, _ := strings.Cut(s, "@")
+	if local != "" {
+		pl, err := precis.UsernameCasePreserved.String(local)
+		if err != nil || pl != local {
+			return "", emailErr(ErrEmailInvalid, "the part before @ contains characters not allowed in an address")
+		}
+	}
 	if err := checkLocal(local); err != nil {
 		return "", err
 	}
-	domain = strings.ToLower(domain)
+	if domain == "" {
+		return "", emailErr(ErrEmailInvalid, "missing the domain after @")
+	}
+	ascii, err := emailIDNA.ToASCII(domain)
+	if err != nil {
+		return "", emailErr(ErrEmailInvalid, "the domain is not a valid (internationalized) domain name")
+	}
+	if len(ascii) > maxDomainBytes {
+		return "", emailErr(ErrEmailInvalid, "the domain is longer than 253 bytes")
+	}
+	if domain, err = emailIDNA.ToUnicode(ascii); err != nil {
+		return "", emailErr(ErrEmailInvalid, "the domain is not a valid (internationalized) domain name")
+	}
+	domain = strings.ToLower(norm.NFC.String(domain))
 	if err := p.checkDomain(domain); err != nil {
 		return "", err
 	}
-	return local + "@" + domain, nil
+	out := local + "@" + domain
+	if len(out) > maxEmailBytes {
+		return "", &PolicyError{Field: "email", Err: ErrEmailTooLong, Limit: maxEmailBytes,
+			Reason: "at most " + strconv.Itoa(maxEmailBytes) + " bytes are allowed"}
+	}
+	return out, nil
+}
+
+// emailIDNA is UTS #46 lookup processing with the IDNA 2008 validity checks.
+var emailIDNA = idna.New(idna.MapForLookup(), idna.BidiRule(), idna.ValidateLabels(true), idna.StrictDomainName(true), idna.CheckHyphens(true), idna.CheckJoiners(true))
+
+// invisible reports code points that display as nothing (or reorder the text around them): format
+// characters (Cf), other default-ignorable code points, variation selectors, Hangul fillers,
+// private use, surrogates and U+FFFD.
+func invisible(r rune) bool {
+	switch r {
+	case unicode.ReplacementChar, 0x115F, 0x1160, 0x3164, 0xFFA0, 0x034F:
+		return true
+	}
+	return unicode.Is(unicode.Cf, r) || unicode.Is(unicode.Other_Default_Ignorable_Code_Point, r) ||
+		unicode.Is(unicode.Variation_Selector, r) || unicode.Is(unicode.Co, r) || unicode.Is(unicode.Cs, r) ||
+		unicode.Is(unicode.Zs, r) || unicode.Is(unicode.Zl, r) || unicode.Is(unicode.Zp, r)
 }
 
 // EmailKey returns the case-insensitive uniqueness key of an address

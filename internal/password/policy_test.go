@@ -90,7 +90,30 @@ func TestNormalizeEmail(t *testing.T) {
 		{"jörg@bücher.de", "jörg@bücher.de", true},
 		{"JÖRG@BÜCHER.DE", "JÖRG@bücher.de", true},
 		{"jo\u0308rg@example.com", "jörg@example.com", true}, // NFC
-		{"a@xn--bcher-kva.example", "a@xn--bcher-kva.example", true},
+		// The ACE and Unicode forms of a domain are one domain (issue 10 finding 17): stored in its
+		// Unicode form. (This case used to expect the ACE form kept as typed.)
+		{"a@xn--bcher-kva.example", "a@bücher.example", true},
+		{"a@Bücher.example", "a@bücher.example", true},
+		// Invisible and formatting characters are refused, not removed.
+		{"us\u200Ber@example.com", "", false},
+		{"user@exam\u200Bple.com", "", false},
+		{"us\u00ADer@example.com", "", false},
+		{"user@exa\u00ADmple.com", "", false},
+		{"\u202Euser@example.com", "", false},
+		{"user\u2066@example.com", "", false},
+		{"user@example.com\u200D", "", false},
+		{"\uFEFFuser@example.com", "", false},
+		{"us\uFE0Fer@example.com", "", false},
+		{"us\u3164er@example.com", "", false},
+		{"us\u034Fer@example.com", "", false},
+		{"us\u00A0er@example.com", "", false},
+		{"us\uE000er@example.com", "", false},
+		// Fullwidth forms are the ordinary characters.
+		{"ｕｓｅｒ＠ｅｘａｍｐｌｅ．ｃｏｍ", "user@example.com", true},
+		{"ＵＳＥＲ@example.com", "USER@example.com", true},
+		{"User@EXAMPLE.com", "User@example.com", true},
+		// Symbols outside ASCII are not address characters (PRECIS IdentifierClass).
+		{"user\u2605@example.com", "", false},
 		{"a@b.c", "a@b.c", true},
 		{"", "", false},
 		{"   ", "", false},

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/jsonx"
+	"github.com/gatehouse/gatehouse/internal/password"
 )
 
 // Identity is who the provider says the user is.
@@ -330,6 +331,17 @@ func selectClaims(all map[string]any, keys ...string) map[string]any {
 			out[k] = v
 		}
 		// Objects, arrays and null are never profile data: dropped.
+	}
+	// Provider emails follow the accounts' email profile (issue 10 finding 17): stored normalized, and
+	// dropped (with email_verified) when they hold invisible or formatting characters.
+	if e, ok := out["email"].(string); ok {
+		// Dot-less domains allowed: a provider vouches for its own intranet addresses.
+		if n, err := (password.Policy{AllowDotlessDomain: true}).NormalizeEmail(e); err == nil {
+			out["email"] = n
+		} else {
+			delete(out, "email")
+			delete(out, "email_verified")
+		}
 	}
 	return out
 }

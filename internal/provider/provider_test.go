@@ -705,3 +705,29 @@ func TestProviderKeyRotation(t *testing.T) {
 		t.Fatalf("token of the previous key: %v", err)
 	}
 }
+
+// TestProviderEmailProfile (issue 10 finding 17): provider emails are stored in the accounts' email
+// profile: normalized, and dropped (with email_verified) when they hold invisible characters.
+func TestProviderEmailProfile(t *testing.T) {
+	ctx := context.Background()
+	op := providertest.NewOP(t, "client-1", "secret-1")
+	p := generic(t, op, deps(t, op))
+	for email, want := range map[string]any{
+		"ＵＳＥＲ@Example.COM":       "USER@example.com",
+		"user@example.com":       "user@example.com",
+		"us\u200Ber@example.com": nil,
+		"user\u202E@example.com": nil,
+		"us\u00ADer@example.com": nil,
+	} {
+		id, err := p.ClientLogin(ctx, map[string]any{"id_token": op.IDToken("client-1", "", map[string]any{"email": email, "email_verified": true})})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := id.Claims["email"]; got != want {
+			t.Errorf("%q: email %q, want %v", email, got, want)
+		}
+		if _, ok := id.Claims["email_verified"]; ok != (want != nil) {
+			t.Errorf("%q: email_verified kept = %v", email, ok)
+		}
+	}
+}
