@@ -132,7 +132,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	srv.Mount("tables", "/tables/{table}", th)
 	srv.Mount("/admin/tables", "/admin/tables", &table.AdminHandler{Service: tables})
 	go tables.Run(ctx, 5*time.Second)
-	users, err := mountLogin(ctx, srv, cfg, db, authn, sec, m, log)
+	users, err := mountLogin(ctx, srv, cfg, db, authn, m, log)
 	if err != nil {
 		return err
 	}

@@ -137,7 +137,7 @@ func usersCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 // mountLogin builds the users directory, the revocation list, the identity providers and the login
 // handlers, mounts /login, /.auth/login, /.auth/refresh, /.auth/logout and /admin/users, and returns
 // the users directory (shared with accounts).
-func mountLogin(ctx context.Context, srv *server.Server, cfg *config.Config, db *store.DB, authn *auth.Authenticator, sec auth.Secrets, m *metrics.Metrics, log *slog.Logger) (*user.Directory, error) {
+func mountLogin(ctx context.Context, srv *server.Server, cfg *config.Config, db *store.DB, authn *auth.Authenticator, m *metrics.Metrics, log *slog.Logger) (*user.Directory, error) {
 	// Both sealers read the master keys from the authenticator at every use, so `keys rotate` (and
 	// --revoke-previous) reach them with the same reload that reaches token verification.
 	tokSealer, err := user.NewRotatingSealer("provider tokens", authn, user.SealerOptions{})
