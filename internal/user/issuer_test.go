@@ -83,3 +83,17 @@ func TestIssuerFormsOneIdentity(t *testing.T) {
 		}
 	})
 }
+
+// FuzzCanonicalIssuer: the canonical form is a fixed point, so an identity is stored under exactly one
+// spelling whatever form its issuer arrives in.
+func FuzzCanonicalIssuer(f *testing.F) {
+	for _, s := range []string{"accounts.google.com", "https://accounts.google.com/", "HTTPS://A.B:443//", "urn:x:y", "http://h:80/p/", "a.b/c/", "https://h/%2F/"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		c := user.CanonicalIssuer(s)
+		if again := user.CanonicalIssuer(c); again != c {
+			t.Fatalf("%q → %q → %q", s, c, again)
+		}
+	})
+}
