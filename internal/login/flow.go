@@ -239,6 +239,9 @@ func (h *Handler) finish(w http.ResponseWriter, r *http.Request, f family, st *f
 			target = st.Final
 		} else {
 			s, errText = nil, msgRedirectNotAllowed
+			if f == v1 {
+				errText = "Error: " + msgRedirectNotAllowed
+			}
 		}
 	}
 	if s != nil {
