@@ -67,3 +67,24 @@ func TestOpenErrors(t *testing.T) {
 		}
 	}
 }
+
+// A data directory whose name holds URI metacharacters opens the database inside it, not a file cut
+// short at the '#' or '?'.
+func TestSQLitePathWithURICharacters(t *testing.T) {
+	base := t.TempDir()
+	for _, name := range []string{"a#b", "c?d", "e%41f"} {
+		dir := base + "/" + name
+		db, err := store.Open(context.Background(), "", dir)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		var file string
+		if err := db.QueryRow(`SELECT file FROM pragma_database_list WHERE name = 'main'`).Scan(&file); err != nil {
+			t.Fatal(err)
+		}
+		db.Close()
+		if !strings.HasPrefix(file, dir+"/") {
+			t.Fatalf("%s: database opened at %q", name, file)
+		}
+	}
+}
