@@ -184,6 +184,13 @@ func (m *vm) resProto() *goja.Object {
 		if n, ok := statusArg(a1); ok {
 			return n, a0
 		}
+		// Express 3's send(status, body) took any first argument of two as the status, so
+		// res.send(req.query.status, body) with "500" answered 500. Only numeric strings count.
+		if len(c.Arguments) == 2 {
+			if n, ok := numericStatus(a0); ok {
+				return n, a1
+			}
+		}
 		return 0, a0
 	}
 	_ = p.Set("send", func(c goja.FunctionCall) goja.Value {
@@ -284,7 +291,11 @@ func (m *vm) resProto() *goja.Object {
 	})
 	_ = p.Set("end", func(c goja.FunctionCall) goja.Value {
 		resp := m.callOf(c.This).resp
-		once(resp)
+		if resp.sent {
+			// Node 0.10's ServerResponse.end on a finished response returned false silently;
+			// scripts that call res.end() after res.send() relied on it.
+			return rt.ToValue(false)
+		}
 		writeBody(resp, c.Argument(0))
 		resp.sent = true
 		return goja.Undefined()
