@@ -1,6 +1,9 @@
 package script_test
 
 import (
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/script"
 	"strings"
 	"testing"
 )
@@ -9,6 +12,8 @@ import (
 // apps rely on; each case is the original's answer.
 var compatApp = map[string]string{
 	"api/compat.json": `{"routes":{"*":{"*":{"permission":"public"}}}}`,
+	"api/legacy.json": `{"routes":{"*":{"*":{"permission":"public"}}}}`,
+	"api/legacy.js":   "exports.get = function (req, res) { res.send(200, { t: Date.UTC(2012, 08, 1), n: 09.5 + 010, s: '08' }); };",
 	"api/compat.js": `exports.get = function (req, res) {
     if (req.query.mode === 'status') { res.send(req.query.status, { via: 'string status' }); return; }
     if (req.query.mode === 'bodyfirst') { res.send('500', 201); return; }
@@ -44,5 +49,23 @@ func TestCompatResponseSend(t *testing.T) {
 	}
 	if strings.Contains(e.logs.String(), "Can't set headers") {
 		t.Fatalf("end() after send() threw:\n%s", e.logs.String())
+	}
+}
+
+// Sloppy-mode decimals with a leading zero load as in Node; real syntax errors still stop loading.
+func TestCompatLegacyDecimals(t *testing.T) {
+	e := newEnv(t, nil, compatApp)
+	expect(t, e.do("GET", "/api/legacy", ""), 200, `{"t":1346457600000,"n":17.5,"s":"08"}`)
+}
+
+func TestCompatLegacyDecimalsKeepSyntaxErrors(t *testing.T) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"api/bad.json": `{"routes":{"*":{"*":{"permission":"public"}}}}`,
+		"api/bad.js":   "exports.get = function (req, res) {\n  var x = 08;\n  res.send(200 x);\n};",
+	})
+	_, err := script.New(dir, script.Options{Timeout: time.Second})
+	if err == nil || !strings.Contains(err.Error(), "bad.js") || !strings.Contains(err.Error(), "3:") {
+		t.Fatalf("a real syntax error must still stop loading, naming file and line: %v", err)
 	}
 }

@@ -323,6 +323,16 @@ func (v *Version) compile(p string) (*goja.Program, error) {
 	}
 	prg, err := goja.Compile(v.rel(p), moduleHead+src+tail, false)
 	if err != nil {
+		// Node accepted sloppy-mode decimals with a leading zero (Date.UTC(2012, 08, 1)); goja does
+		// not. Retry once with them rewritten in place; a real syntax error still fails loudly,
+		// with the position in the author's text.
+		if fixed, ok := decimalLeadingZeros(src); ok {
+			// The rewrite keeps every position, so its error (if any) names the real mistake
+			// rather than the accepted legacy literal.
+			prg, err = goja.Compile(v.rel(p), moduleHead+fixed+tail, false)
+		}
+	}
+	if err != nil {
 		return nil, fmt.Errorf("script %s: %w", v.rel(p), err)
 	}
 	v.mu.Lock()
