@@ -1,6 +1,8 @@
 package script_test
 
 import (
+	"github.com/gatehouse/gatehouse/internal/store"
+	"github.com/gatehouse/gatehouse/internal/store/storetest"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/script"
@@ -68,4 +70,83 @@ func TestCompatLegacyDecimalsKeepSyntaxErrors(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "bad.js") || !strings.Contains(err.Error(), "3:") {
 		t.Fatalf("a real syntax error must still stop loading, naming file and line: %v", err)
 	}
+}
+
+var compatTableApp = map[string]string{
+	"datamodel.json": `{"tables":[{"name":"Movie","permissions":{"*":"public"}},{"name":"Other","permissions":{"*":"public"}}]}`,
+	// query.id on lookups, and a hand-built one-element array answered to a lookup.
+	"table/Movie.read.js": `function read(query, user, request) {
+    if (request.parameters.mode === 'byhand' && query.id) {
+        tables.getTable('Movie').where({ id: query.id }).read({ success: function (rows) { request.respond(200, rows); } });
+        return;
+    }
+    if (request.parameters.mode === 'two') {
+        tables.getTable('Movie').read({ success: function (rows) { request.respond(200, rows); } });
+        return;
+    }
+    if (request.parameters.mode === 'project') {
+        query.select(function () { return { id: this.id, label: this.title + ' (' + this.year + ')' }; });
+    }
+    if (request.parameters.ids) {
+        query.where(function (ids) { return this.id in ids; }, request.parameters.ids.split(','));
+    }
+    if (request.parameters.none) {
+        query.where(function (ids) { return this.id in ids; }, []);
+    }
+    if (request.parameters.objs) {
+        query.where(function (ids) { return this.year in ids; }, [{ y: 1999 }, { y: 2001 }]);
+    }
+    if (request.parameters.old) {
+        query.where(function () { return this.released.getYear() < 100 && this.title.replace('The ', '') === 'Matrix'; });
+    }
+    request.execute();
+}`,
+	"api/movies.json": `{"routes":{"*":{"*":{"permission":"public"}}}}`,
+	"api/movies.js": `exports.get = function (req, res) {
+    tables.getTable('Movie').select(function () { return this.title.toUpperCase(); }).orderBy('year')
+        .read({ success: function (titles) { res.send(200, titles); } });
+};`,
+}
+
+func TestCompatReadScriptQueries(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		e := newEnv(t, db, compatTableApp)
+		for _, m := range []string{
+			`{"id":"m1","title":"The Matrix","year":1999,"released":"1999-03-31T00:00:00Z"}`,
+			`{"id":"m2","title":"Memento","year":2000,"released":"2000-10-11T00:00:00Z"}`,
+			`{"id":"m3","title":"Amelie","year":2001,"released":"2001-04-25T00:00:00Z"}`,
+		} {
+			expect(t, e.do("POST", "/tables/Movie?noScript=true", m, "X-ZUMO-MASTER", masterKey), 201)
+		}
+		// query.id is set on a lookup; respond(200, [x]) to a lookup answers x.
+		r := e.do("GET", "/tables/Movie/m2?mode=byhand", "")
+		expect(t, r, 200, `"title":"Memento"`)
+		if strings.HasPrefix(strings.TrimSpace(r.body), "[") {
+			t.Fatalf("lookup answered an array: %s", r.body)
+		}
+		// Several items answered to a lookup: the original's script error.
+		expect(t, e.do("GET", "/tables/Movie/m2?mode=two", ""), 500)
+		if !strings.Contains(e.logs.String(), "Cannot return more than one item for a query by id.") {
+			t.Fatalf("no script error logged:\n%s", e.logs.String())
+		}
+		// Projections, on reads and lookups.
+		r = e.do("GET", "/tables/Movie?mode=project&$orderby=year", "")
+		expect(t, r, 200, `[{"id":"m1","label":"The Matrix (1999)"},{"id":"m2","label":"Memento (2000)"},{"id":"m3","label":"Amelie (2001)"}]`)
+		expect(t, e.do("GET", "/tables/Movie/m3?mode=project", ""), 200, `{"id":"m3","label":"Amelie (2001)"}`)
+		expect(t, e.do("GET", "/api/movies", ""), 200, `["THE MATRIX","MEMENTO","AMELIE"]`)
+		// `in` with an array argument, of values or of single-field objects; an empty array matches nothing.
+		if rows := e.do("GET", "/tables/Movie?ids=m1,m3&$orderby=id", "").list(t); len(rows) != 2 || rows[0]["id"] != "m1" || rows[1]["id"] != "m3" {
+			t.Fatalf("in: %v", rows)
+		}
+		if rows := e.do("GET", "/tables/Movie?none=1", "").list(t); len(rows) != 0 {
+			t.Fatalf("in []: %v", rows)
+		}
+		if rows := e.do("GET", "/tables/Movie?objs=1&$orderby=year", "").list(t); len(rows) != 2 || rows[1]["id"] != "m3" {
+			t.Fatalf("in objects: %v", rows)
+		}
+		// getYear is years since 1900; replace is translated.
+		if rows := e.do("GET", "/tables/Movie?old=1", "").list(t); len(rows) != 1 || rows[0]["id"] != "m1" {
+			t.Fatalf("getYear/replace: %v", rows)
+		}
+	})
 }
