@@ -59,11 +59,10 @@ func (m *vm) apiRequest(r *http.Request, caller *auth.Caller, raw []byte, body a
 	_ = req.Set("parameters", query)
 	switch b := body.(type) {
 	case nil:
-		if len(raw) > 0 {
-			_ = req.Set("body", string(raw))
-		} else {
-			_ = req.Set("body", rt.NewObject())
-		}
+		// Without a body the original's last body parser (runtime/request/middleware/bodyparser.js,
+		// after connect 2.7's json parser had set {}) left the empty string: falsy, as scripts
+		// that test `if (req.body)` expect.
+		_ = req.Set("body", string(raw))
 	case string:
 		_ = req.Set("body", b)
 	default:

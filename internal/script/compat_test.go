@@ -20,6 +20,7 @@ var compatApp = map[string]string{
     if (req.query.mode === 'status') { res.send(req.query.status, { via: 'string status' }); return; }
     if (req.query.mode === 'bodyfirst') { res.send('500', 201); return; }
     if (req.query.mode === 'one') { res.send('500'); return; }
+    if (req.query.mode === 'body') { res.send(200, { type: typeof req.body, falsy: !req.body, raw: req.rawBody }); return; }
     if (req.query.mode === 'end') { res.send(200, { ok: true }); var r = res.end(); console.log('end after send returned ' + r); return; }
     res.send(200, {});
 };`,
@@ -44,6 +45,8 @@ func TestCompatResponseSend(t *testing.T) {
 	if r.body != "500" {
 		t.Fatalf("send('500') body %q", r.body)
 	}
+	// No body: the original's parsers left '' (falsy); rawBody is Gatehouse's addition.
+	expect(t, e.do("GET", "/api/compat?mode=body", ""), 200, `{"type":"string","falsy":true,"raw":""}`)
 	// Node 0.10: end() after send() returned false silently; no error is logged.
 	expect(t, e.do("GET", "/api/compat?mode=end", ""), 200, `{"ok":true}`)
 	if !strings.Contains(e.logs.String(), "end after send returned false") {
