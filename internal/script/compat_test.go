@@ -21,6 +21,7 @@ var compatApp = map[string]string{
     if (req.query.mode === 'bodyfirst') { res.send('500', 201); return; }
     if (req.query.mode === 'one') { res.send('500'); return; }
     if (req.query.mode === 'body') { res.send(200, { type: typeof req.body, falsy: !req.body, raw: req.rawBody }); return; }
+    if (req.query.mode === 'push') { res.send(200, { hub: typeof push.send, wns: typeof push.wns, apns: typeof push.apns.send, keys: Object.keys(push).sort() }); return; }
     if (req.query.mode === 'end') { res.send(200, { ok: true }); var r = res.end(); console.log('end after send returned ' + r); return; }
     res.send(200, {});
 };`,
@@ -47,6 +48,8 @@ func TestCompatResponseSend(t *testing.T) {
 	}
 	// No body: the original's parsers left '' (falsy); rawBody is Gatehouse's addition.
 	expect(t, e.do("GET", "/api/compat?mode=body", ""), 200, `{"type":"string","falsy":true,"raw":""}`)
+	// push without configuration is the original's legacy push: direct clients, no hub send.
+	expect(t, e.do("GET", "/api/compat?mode=push", ""), 200, `{"hub":"undefined","wns":"object","apns":"function","keys":["apns","gcm","mpns","wns"]}`)
 	// Node 0.10: end() after send() returned false silently; no error is logged.
 	expect(t, e.do("GET", "/api/compat?mode=end", ""), 200, `{"ok":true}`)
 	if !strings.Contains(e.logs.String(), "end after send returned false") {

@@ -428,7 +428,9 @@ function notConfigured() {
   throw err;
 }
 var pushProxy = new Proxy({}, { get: function (t, k) { return typeof k === 'symbol' ? undefined : notConfigured; } });
-var push = new Proxy({}, { get: function (t, k) { return typeof k === 'symbol' ? undefined : pushProxy; } });
+// Without Notification Hubs the original exposed only its direct clients (push.wns, push.mpns,
+// push.apns, push.gcm) and no push.send, which is how scripts such as runtimeInfo detect hub push.
+var push = { wns: pushProxy, mpns: pushProxy, apns: pushProxy, gcm: pushProxy };
 
 global.Buffer = Buffer;
 global.console = console;
