@@ -369,6 +369,22 @@ func (m *vm) userProtoObj() *goja.Object {
 		}
 		return m.toJS(map[string]any{key: id})
 	}
+	// stored reads the users directory, as the original's asynchronous forms did when its users
+	// feature was on; a user with no linked identity (custom auth) falls back to the token's own.
+	stored := func(caller *auth.Caller) (goja.Value, error) {
+		if m.e.opt.Identities == nil || caller.UserID() == "" || m.inv == nil {
+			return identities(caller), nil
+		}
+		ids, err := m.e.opt.Identities.ScriptIdentities(m.inv.ctx, caller.UserID())
+		if err != nil {
+			m.inv.log.Error("user.getIdentities: users directory failed", "err", err)
+			return nil, msgError("Unable to retrieve the user's identities.")
+		}
+		if len(ids) == 0 {
+			return identities(caller), nil
+		}
+		return m.toJS(ids), nil
+	}
 	_ = p.Set("getIdentities", func(call goja.FunctionCall) goja.Value {
 		o, _ := call.This.(*goja.Object)
 		caller, ok := m.users[o]
@@ -377,12 +393,24 @@ func (m *vm) userProtoObj() *goja.Object {
 		}
 		a := call.Argument(0)
 		if f, ok := goja.AssertFunction(a); ok {
-			v := identities(caller)
+			v, err := stored(caller)
+			if err != nil {
+				e := m.errorValue(err.Error())
+				m.later(f, func() []goja.Value { return []goja.Value{e} })
+				return goja.Undefined()
+			}
 			m.later(f, func() []goja.Value { return []goja.Value{goja.Null(), v} })
 			return goja.Undefined()
 		}
 		if opts, ok := a.(*goja.Object); ok {
-			v := identities(caller)
+			v, err := stored(caller)
+			if err != nil {
+				if f, ok := goja.AssertFunction(opts.Get("error")); ok {
+					e := m.errorValue(err.Error())
+					m.later(f, func() []goja.Value { return []goja.Value{e} })
+				}
+				return goja.Undefined()
+			}
 			if f, ok := goja.AssertFunction(opts.Get("success")); ok {
 				m.later(f, func() []goja.Value { return []goja.Value{v} })
 			}

@@ -1,8 +1,10 @@
 package script_test
 
 import (
+	"context"
 	"github.com/gatehouse/gatehouse/internal/store"
 	"github.com/gatehouse/gatehouse/internal/store/storetest"
+	"github.com/gatehouse/gatehouse/internal/user"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/script"
@@ -154,5 +156,46 @@ func TestCompatReadScriptQueries(t *testing.T) {
 		if rows := e.do("GET", "/tables/Movie?old=1", "").list(t); len(rows) != 1 || rows[0]["id"] != "m1" {
 			t.Fatalf("getYear/replace: %v", rows)
 		}
+	})
+}
+
+// user.getIdentities, in its callback and options forms, reads the users directory: the linked
+// identities with their claims and (when kept) provider access tokens, keyed by provider.
+func TestCompatGetIdentitiesFromDirectory(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		sealer, err := user.NewSealer("provider tokens", masterKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir, err := user.NewDirectory(user.NewSQL(db), user.Options{KeepProviderTokens: true, Sealer: sealer})
+		if err != nil {
+			t.Fatal(err)
+		}
+		u, err := dir.Login(ctx, user.LinkInput{Provider: "Google", Issuer: "https://accounts.google.com", Subject: "1234",
+			Claims: map[string]any{"email": "ann@example.com"}, Tokens: &user.ProviderTokens{AccessToken: "ya29.secret", RefreshToken: "1//keep-me-server-side"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := newEnv(t, db, map[string]string{
+			"api/who.json": `{"routes":{"*":{"*":{"permission":"user"}}}}`,
+			"api/who.js": `exports.get = function (req, res) {
+    if (req.query.form === 'callback') {
+        req.user.getIdentities(function (err, ids) { res.send(200, { err: err, ids: ids }); });
+        return;
+    }
+    req.user.getIdentities({ success: function (ids) { res.send(200, ids); }, error: function (e) { res.send(500, e.message); } });
+};`,
+		}, func(o *script.Options) { o.Identities = dir })
+		auth := []string{"X-ZUMO-AUTH", e.token(u.ID)}
+		want := `{"google":{"accessToken":"ya29.secret","email":"ann@example.com","userId":"Google:1234"}}`
+		r := e.do("GET", "/api/who", "", auth...)
+		expect(t, r, 200, want)
+		if strings.Contains(r.body, "keep-me-server-side") {
+			t.Fatalf("refresh token reached a script: %s", r.body)
+		}
+		expect(t, e.do("GET", "/api/who?form=callback", "", auth...), 200, `{"err":null,"ids":`+want+`}`)
+		// A custom-auth user has no linked identity: the token's own (none) as before.
+		expect(t, e.do("GET", "/api/who", "", "X-ZUMO-AUTH", e.token("Custom:42")), 200, `null`)
 	})
 }

@@ -71,6 +71,9 @@ type Options struct {
 	Tables Tables
 	// SQL serves mssql (nil: mssql calls fail with "mssql is not configured").
 	SQL SQL
+	// Identities serves user.getIdentities from the users directory (nil: the token's own
+	// credentials only, as the original without its users feature).
+	Identities Identities
 	Log *slog.Logger
 }
 
@@ -368,6 +371,15 @@ func (v *Version) TableScript(table, op string) (string, bool) {
 	p, ok := v.tableScripts[strings.ToLower(table)+"."+op]
 	return p, ok
 }
+
+// Identities looks up a user's provider identities in the original's getIdentities shape
+// ({ google: { userId, accessToken, ... } }); an empty map when the user has none.
+type Identities interface {
+	ScriptIdentities(ctx context.Context, userID string) (map[string]any, error)
+}
+
+// SetIdentities connects user.getIdentities to the users directory (call before serving).
+func (e *Engine) SetIdentities(i Identities) { e.opt.Identities = i }
 
 // SetServices connects tables.getTable and mssql (call before serving).
 func (e *Engine) SetServices(t Tables, s SQL) {
