@@ -142,6 +142,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		account.UserDirectory{Dir: users, Refresh: cfg.Login.RefreshTokens}, log); err != nil {
 		return err
 	}
+	if engine != nil && users != nil {
+		engine.SetIdentities(users)
+	}
 	if err := mountScripts(ctx, srv, cfg, db, tables, th, engine, log); err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/dop251/goja"
@@ -313,6 +314,22 @@ func (m *vm) apiRoutes(path string, ex *goja.Object) ([]apiRoute, error) {
 	}
 	m.routes[path] = routes
 	return routes, nil
+}
+
+// numericStatus reads a status given as a string of digits ("500"), as Express 3 accepted.
+func numericStatus(v goja.Value) (int, bool) {
+	if v == nil {
+		return 0, false
+	}
+	str, ok := v.Export().(string)
+	if !ok || len(str) != 3 {
+		return 0, false
+	}
+	n, err := strconv.Atoi(str)
+	if err != nil || n < 100 || n > 999 || str[0] == '+' || str[0] == '-' {
+		return 0, false
+	}
+	return n, true
 }
 
 func statusArg(v goja.Value) (int, bool) {

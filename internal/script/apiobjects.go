@@ -59,11 +59,10 @@ func (m *vm) apiRequest(r *http.Request, caller *auth.Caller, raw []byte, body a
 	_ = req.Set("parameters", query)
 	switch b := body.(type) {
 	case nil:
-		if len(raw) > 0 {
-			_ = req.Set("body", string(raw))
-		} else {
-			_ = req.Set("body", rt.NewObject())
-		}
+		// Without a body the original's last body parser (runtime/request/middleware/bodyparser.js,
+		// after connect 2.7's json parser had set {}) left the empty string: falsy, as scripts
+		// that test `if (req.body)` expect.
+		_ = req.Set("body", string(raw))
 	case string:
 		_ = req.Set("body", b)
 	default:
@@ -184,6 +183,13 @@ func (m *vm) resProto() *goja.Object {
 		if n, ok := statusArg(a1); ok {
 			return n, a0
 		}
+		// Express 3's send(status, body) took any first argument of two as the status, so
+		// res.send(req.query.status, body) with "500" answered 500. Only numeric strings count.
+		if len(c.Arguments) == 2 {
+			if n, ok := numericStatus(a0); ok {
+				return n, a1
+			}
+		}
 		return 0, a0
 	}
 	_ = p.Set("send", func(c goja.FunctionCall) goja.Value {
@@ -284,7 +290,11 @@ func (m *vm) resProto() *goja.Object {
 	})
 	_ = p.Set("end", func(c goja.FunctionCall) goja.Value {
 		resp := m.callOf(c.This).resp
-		once(resp)
+		if resp.sent {
+			// Node 0.10's ServerResponse.end on a finished response returned false silently;
+			// scripts that call res.end() after res.send() relied on it.
+			return rt.ToValue(false)
+		}
 		writeBody(resp, c.Argument(0))
 		resp.sent = true
 		return goja.Undefined()
@@ -359,6 +369,22 @@ func (m *vm) userProtoObj() *goja.Object {
 		}
 		return m.toJS(map[string]any{key: id})
 	}
+	// stored reads the users directory, as the original's asynchronous forms did when its users
+	// feature was on; a user with no linked identity (custom auth) falls back to the token's own.
+	stored := func(caller *auth.Caller) (goja.Value, error) {
+		if m.e.opt.Identities == nil || caller.UserID() == "" || m.inv == nil {
+			return identities(caller), nil
+		}
+		ids, err := m.e.opt.Identities.ScriptIdentities(m.inv.ctx, caller.UserID())
+		if err != nil {
+			m.inv.log.Error("user.getIdentities: users directory failed", "err", err)
+			return nil, msgError("Unable to retrieve the user's identities.")
+		}
+		if len(ids) == 0 {
+			return identities(caller), nil
+		}
+		return m.toJS(ids), nil
+	}
 	_ = p.Set("getIdentities", func(call goja.FunctionCall) goja.Value {
 		o, _ := call.This.(*goja.Object)
 		caller, ok := m.users[o]
@@ -367,12 +393,24 @@ func (m *vm) userProtoObj() *goja.Object {
 		}
 		a := call.Argument(0)
 		if f, ok := goja.AssertFunction(a); ok {
-			v := identities(caller)
+			v, err := stored(caller)
+			if err != nil {
+				e := m.errorValue(err.Error())
+				m.later(f, func() []goja.Value { return []goja.Value{e} })
+				return goja.Undefined()
+			}
 			m.later(f, func() []goja.Value { return []goja.Value{goja.Null(), v} })
 			return goja.Undefined()
 		}
 		if opts, ok := a.(*goja.Object); ok {
-			v := identities(caller)
+			v, err := stored(caller)
+			if err != nil {
+				if f, ok := goja.AssertFunction(opts.Get("error")); ok {
+					e := m.errorValue(err.Error())
+					m.later(f, func() []goja.Value { return []goja.Value{e} })
+				}
+				return goja.Undefined()
+			}
 			if f, ok := goja.AssertFunction(opts.Get("success")); ok {
 				m.later(f, func() []goja.Value { return []goja.Value{v} })
 			}

@@ -71,6 +71,9 @@ type Options struct {
 	Tables Tables
 	// SQL serves mssql (nil: mssql calls fail with "mssql is not configured").
 	SQL SQL
+	// Identities serves user.getIdentities from the users directory (nil: the token's own
+	// credentials only, as the original without its users feature).
+	Identities Identities
 	Log *slog.Logger
 }
 
@@ -323,6 +326,16 @@ func (v *Version) compile(p string) (*goja.Program, error) {
 	}
 	prg, err := goja.Compile(v.rel(p), moduleHead+src+tail, false)
 	if err != nil {
+		// Node accepted sloppy-mode decimals with a leading zero (Date.UTC(2012, 08, 1)); goja does
+		// not. Retry once with them rewritten in place; a real syntax error still fails loudly,
+		// with the position in the author's text.
+		if fixed, ok := decimalLeadingZeros(src); ok {
+			// The rewrite keeps every position, so its error (if any) names the real mistake
+			// rather than the accepted legacy literal.
+			prg, err = goja.Compile(v.rel(p), moduleHead+fixed+tail, false)
+		}
+	}
+	if err != nil {
 		return nil, fmt.Errorf("script %s: %w", v.rel(p), err)
 	}
 	v.mu.Lock()
@@ -358,6 +371,15 @@ func (v *Version) TableScript(table, op string) (string, bool) {
 	p, ok := v.tableScripts[strings.ToLower(table)+"."+op]
 	return p, ok
 }
+
+// Identities looks up a user's provider identities in the original's getIdentities shape
+// ({ google: { userId, accessToken, ... } }); an empty map when the user has none.
+type Identities interface {
+	ScriptIdentities(ctx context.Context, userID string) (map[string]any, error)
+}
+
+// SetIdentities connects user.getIdentities to the users directory (call before serving).
+func (e *Engine) SetIdentities(i Identities) { e.opt.Identities = i }
 
 // SetServices connects tables.getTable and mssql (call before serving).
 func (e *Engine) SetServices(t Tables, s SQL) {

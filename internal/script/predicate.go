@@ -168,6 +168,9 @@ func (t *predTranslator) val(e ast.Expression) (predValue, error) {
 		if err != nil {
 			return predValue{}, err
 		}
+		if x.Operator == token.IN {
+			return t.in(l, r)
+		}
 		le, err := t.toExpr(l)
 		if err != nil {
 			return predValue{}, err
@@ -204,6 +207,45 @@ func (t *predTranslator) val(e ast.Expression) (predValue, error) {
 		return predValue{}, fmt.Errorf("where: the conditional operator (?:) is not supported")
 	}
 	return predValue{}, fmt.Errorf("where: %T is not supported in a predicate", e)
+}
+
+// in translates `this.col in values` as the original's QueryJS did: values is an array (a where
+// argument) of constants, or of objects with exactly one property whose value is used; the result is
+// col == v1 || col == v2 ...; an empty array can never match (true == false).
+func (t *predTranslator) in(l, r predValue) (predValue, error) {
+	arr, ok := r.konst.([]any)
+	if !r.isK || !ok {
+		return predValue{}, fmt.Errorf("where: the right side of 'in' must be an array passed as an argument of where")
+	}
+	left, err := t.toExpr(l)
+	if err != nil {
+		return predValue{}, err
+	}
+	if len(arr) == 0 {
+		return predValue{expr: odata.Eq(odata.Bool(true), odata.Bool(false))}, nil
+	}
+	var out odata.Expr
+	for _, v := range arr {
+		if m, ok := v.(map[string]any); ok {
+			if len(m) != 1 {
+				return predValue{}, fmt.Errorf("where: 'in' requires comparison objects with a single field")
+			}
+			for _, one := range m {
+				v = one
+			}
+		}
+		lit, err := literal(v)
+		if err != nil {
+			return predValue{}, fmt.Errorf("where: 'in': %w", err)
+		}
+		eq := odata.Eq(left, lit)
+		if out == nil {
+			out = eq
+		} else {
+			out = odata.Or(out, eq)
+		}
+	}
+	return predValue{expr: out}, nil
 }
 
 func toFloat(v any) (float64, bool) {
@@ -275,8 +317,15 @@ func (t *predTranslator) call(c *ast.CallExpression) (predValue, error) {
 			return predValue{expr: odata.NewCall("substring", recv, args[0])}, nil
 		}
 		return predValue{expr: odata.NewCall("substring", recv, args[0], odata.Compare(odata.OpSub, args[1], args[0]))}, nil
-	case "getFullYear", "getUTCFullYear", "getYear":
+	case "replace":
+		if err := arity(2); err != nil {
+			return predValue{}, err
+		}
+		return predValue{expr: odata.NewCall("replace", recv, args[0], args[1]), str: true}, nil
+	case "getFullYear", "getUTCFullYear":
 		return predValue{expr: odata.NewCall("year", recv)}, arity(0)
+	case "getYear": // years since 1900, as Date.prototype.getYear and the original's QueryJS
+		return predValue{expr: odata.Compare(odata.OpSub, odata.NewCall("year", recv), odata.Num(1900))}, arity(0)
 	case "getMonth", "getUTCMonth":
 		return predValue{expr: odata.Compare(odata.OpSub, odata.NewCall("month", recv), odata.Num(1))}, arity(0)
 	case "getDate", "getUTCDate":

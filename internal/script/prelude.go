@@ -323,7 +323,12 @@ Query.prototype.where = function (c) {
 Query.prototype.select = function () {
   var cols = Array.isArray(arguments[0]) ? arguments[0] : slice.call(arguments);
   if (cols.length === 1 && typeof cols[0] === 'string' && cols[0].indexOf(',') >= 0) cols = cols[0].split(',').map(function (s) { return s.trim(); });
-  cols.forEach(function (c) { if (typeof c !== 'string') throw new Error('select takes column names (a projection function is not supported).'); });
+  if (cols.length === 1 && typeof cols[0] === 'function') {
+    // A projection, as the original's QueryJS: every column is read, and each result is mapped
+    // through the function with this = the row.
+    this._projection = cols[0]; this._select = null; return this;
+  }
+  cols.forEach(function (c) { if (typeof c !== 'string') throw new Error('Expected a string or a function, not ' + c); });
   this._select = cols; return this;
 };
 Query.prototype.orderBy = function () { slice.call(arguments).forEach(function (c) { this._order.push([String(c), false]); }, this); return this; };
@@ -334,11 +339,16 @@ Query.prototype.includeTotalCount = function () { this._total = true; return thi
 Query.prototype.getComponents = function () { return { filters: this._where.slice(), selections: this._select, ordering: this._order.slice(), skip: this._skip, take: this._take, includeTotalCount: this._total }; };
 Query.prototype.toOData = function () { return gh.odata(this._desc()); };
 Query.prototype._desc = function () { return { where: this._where, select: this._select, order: this._order, skip: this._skip, take: this._take, total: this._total }; };
+function project(q, rows) {
+  if (typeof q._projection !== 'function' || !Array.isArray(rows)) return rows;
+  return rows.map(function (row) { return q._projection.call(row); });
+}
 Query.prototype.read = function (options) {
+  var self = this;
   options = checkOptions('read', options, true);
   gh.table('read', this._table, this._desc(), options.includeDeleted === true, options.systemProperties || null, function (err, res) {
-    if (!err && res && res.results) { var r = res.results; r.totalCount = res.count; finish('read', options)(null, r); return; }
-    finish('read', options)(err, res);
+    if (!err && res && res.results) { var r = project(self, res.results); r.totalCount = res.count; finish('read', options)(null, r); return; }
+    finish('read', options)(err, err ? res : project(self, res));
   });
 };
 
@@ -418,7 +428,9 @@ function notConfigured() {
   throw err;
 }
 var pushProxy = new Proxy({}, { get: function (t, k) { return typeof k === 'symbol' ? undefined : notConfigured; } });
-var push = new Proxy({}, { get: function (t, k) { return typeof k === 'symbol' ? undefined : pushProxy; } });
+// Without Notification Hubs the original exposed only its direct clients (push.wns, push.mpns,
+// push.apns, push.gcm) and no push.send, which is how scripts such as runtimeInfo detect hub push.
+var push = { wns: pushProxy, mpns: pushProxy, apns: pushProxy, gcm: pushProxy };
 
 global.Buffer = Buffer;
 global.console = console;

@@ -203,6 +203,10 @@ func (t *tableRun) newQuery() *goja.Object {
 	if err != nil {
 		panic(err)
 	}
+	if t.c.HasID {
+		// The original set query.id on lookups (GET /tables/t/{id}); scripts test it.
+		_ = q.Set("id", t.idValue())
+	}
 	vals := t.r.URL.Query()
 	if f := vals.Get("$filter"); strings.TrimSpace(f) != "" {
 		where, _ := goja.AssertFunction(q.Get("where"))
@@ -312,6 +316,11 @@ func (t *tableRun) execute(opts goja.Value) {
 		t.c.Default(rec, r2)
 	}
 	t.last = rec
+	if t.c.Op == appdir.Read && rec.status < 300 && t.query != nil {
+		if fn, ok := goja.AssertFunction(t.query.Get("_projection")); ok {
+			t.project(rec, fn)
+		}
+	}
 	if rec.status < 300 {
 		if !t.waiting {
 			t.write(rec) // a pass-through: the default answer as is
@@ -522,6 +531,49 @@ func (t *tableRun) unwrapLookup(rec *recorder) {
 	rec.body.Write(items[0])
 }
 
+// project maps a read's results through the query's projection function (query.select(fn)), with
+// this = each row, as the original's data operation did before answering or calling success.
+func (t *tableRun) project(rec *recorder, fn goja.Callable) {
+	m := t.m
+	if rec.body.Len() == 0 {
+		return
+	}
+	mapRows := func(v goja.Value) goja.Value {
+		arr, ok := v.(*goja.Object)
+		if !ok || arr.ClassName() != "Array" {
+			out, err := fn(v)
+			if err != nil {
+				panic(err)
+			}
+			return out
+		}
+		n := int(arr.Get("length").ToInteger())
+		out := make([]any, n)
+		for i := 0; i < n; i++ {
+			row := arr.Get(strconv.Itoa(i))
+			r, err := fn(row)
+			if err != nil {
+				panic(err)
+			}
+			out[i] = r
+		}
+		return m.rt.NewArray(out...)
+	}
+	v := m.parseJSON(rec.body.String())
+	if o, ok := v.(*goja.Object); ok && t.inline && o.ClassName() != "Array" {
+		_ = o.Set("results", mapRows(o.Get("results")))
+	} else {
+		v = mapRows(v)
+	}
+	s, err := m.stringify(v)
+	if err != nil {
+		panic(err)
+	}
+	rec.body.Reset()
+	rec.body.WriteString(s)
+	rec.header.Del("Content-Length")
+}
+
 // successValue is what execute's success callback receives: the results of a read (an array,
 // with totalCount when the count was asked for), the item of an insert or update (updated in place
 // with what the server stored), nothing for a delete.
@@ -586,6 +638,32 @@ func (t *tableRun) write(rec *recorder) {
 	t.w.Write(rec.body.Bytes()) //nolint:errcheck // the client went away
 }
 
+// msgMultipleForID is the original's error for a lookup given several items.
+const msgMultipleForID = "Cannot return more than one item for a query by id."
+
+// unwrapOne turns a one-element array answered to a lookup into its element; several elements are
+// an error; anything else is returned unchanged.
+func (t *tableRun) unwrapOne(v goja.Value) (goja.Value, error) {
+	o, ok := v.(*goja.Object)
+	if !ok || o.ClassName() != "Array" {
+		return v, nil
+	}
+	switch o.Get("length").ToInteger() {
+	case 0:
+		return v, nil
+	case 1:
+		return o.Get("0"), nil
+	}
+	return nil, msgError(msgMultipleForID)
+}
+
+// lookupError answers a script error on a lookup: logged, 500 without details, as the original.
+func (t *tableRun) lookupError(err error) {
+	t.responded = true
+	t.m.inv.log.Error("script error", "error", err.Error())
+	httpx.Error(t.w, t.r, http.StatusInternalServerError, httpx.MsgInternal)
+}
+
 // respond answers the request: respond() releases the default result (with the script's changes to
 // the item or results), respond(status, body) writes body as JSON, respond(error) answers with the
 // error's statusCode (500 without one).
@@ -611,7 +689,11 @@ func (t *tableRun) respond(c goja.FunctionCall) {
 							httpx.Error(t.w, t.r, http.StatusNotFound, fmt.Sprintf("An item with id '%s' does not exist.", t.c.ID))
 							return
 						}
-						body = o.Get("0")
+						var err error
+						if body, err = t.unwrapOne(body); err != nil {
+							t.lookupError(err)
+							return
+						}
 					}
 				}
 			case (t.c.Op == appdir.Insert || t.c.Op == appdir.Update) && t.item != nil && !t.c.Undelete:
@@ -644,6 +726,14 @@ func (t *tableRun) respond(c goja.FunctionCall) {
 		rec := &recorder{header: http.Header{}}
 		rec.status = status
 		if body := c.Argument(1); len(c.Arguments) > 1 && !goja.IsUndefined(body) {
+			if t.c.Op == appdir.Read && t.c.HasID {
+				// The original's pipeline unwrapped a one-element array answered to a lookup.
+				var err error
+				if body, err = t.unwrapOne(body); err != nil {
+					t.lookupError(err)
+					return
+				}
+			}
 			s, err := m.stringify(body)
 			if err != nil {
 				panic(err)

@@ -178,15 +178,25 @@ func queryHas(q url.Values, name string) bool {
 	return false
 }
 
-// checkQueryNames refuses unknown $ and __ parameters (spec §4.2); other parameters are for scripts.
+// checkQueryNames refuses unknown $ and __ parameters (spec §4.2), and validates
+// __systemProperties on every verb, as the original's request parser did; other parameters are for
+// scripts.
 func checkQueryNames(q url.Values) error {
-	for k := range q {
+	for k, vs := range q {
 		switch k {
 		case "$filter", "$orderby", "$top", "$skip", "$select", "$inlinecount":
 			continue
 		}
 		lk := strings.ToLower(k)
-		if lk == "__systemproperties" || lk == "__includedeleted" {
+		if lk == "__systemproperties" {
+			for _, v := range vs {
+				if _, err := ParseSystemProperties(v); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		if lk == "__includedeleted" {
 			continue
 		}
 		if strings.HasPrefix(k, "$") || strings.HasPrefix(k, "__") {
@@ -415,8 +425,12 @@ func (q *request) write(status int, body []byte) {
 	q.w.Write(body) //nolint:errcheck
 }
 
+// writeRow answers one item. Like the original runtime, a v1 answer carries an ETag only when the
+// item it returns has __version (the v1 client copies the ETag into __version); v2 always does.
 func (q *request) writeRow(status int, row *Row, v view) {
-	q.w.Header().Set("ETag", `"`+row.Version+`"`)
+	if q.v2 || v.sys&sysVersion != 0 {
+		q.w.Header().Set("ETag", `"`+row.Version+`"`)
+	}
 	q.write(status, appendRow(nil, q.s, row, v))
 }
 
@@ -442,7 +456,7 @@ func (q *request) lookup() error {
 	if err != nil {
 		return err
 	}
-	if matchETag(q.r.Header.Get("If-None-Match"), row.Version) {
+	if (q.v2 || sys&sysVersion != 0) && matchETag(q.r.Header.Get("If-None-Match"), row.Version) {
 		q.w.Header().Set("ETag", `"`+row.Version+`"`)
 		q.w.WriteHeader(http.StatusNotModified)
 		return nil

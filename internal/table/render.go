@@ -13,16 +13,22 @@ const (
 	sysAll = sysCreatedAt | sysUpdatedAt | sysVersion | sysDeleted
 )
 
-// ParseSystemProperties reads v1's __systemProperties: a comma list (case-insensitive, with or
-// without the __ prefix) or *.
+// ParseSystemProperties reads v1's __systemProperties as the original runtime did
+// (core.validateAndNormalizeSystemProperties): a comma list of names, case-insensitive, with or
+// without the __ prefix; or * standing alone ("*,__updatedAt" names '*' as unsupported).
 func ParseSystemProperties(v string) (uint8, error) {
+	parts := strings.Split(v, ",")
+	if len(parts) == 1 && strings.TrimSpace(parts[0]) == "*" {
+		return sysAll, nil
+	}
 	var out uint8
-	for _, p := range strings.Split(v, ",") {
-		p = strings.ToLower(strings.TrimSpace(p))
+	for _, original := range parts {
+		p := strings.ToLower(strings.TrimSpace(original))
 		switch strings.TrimPrefix(p, "__") {
 		case "":
-		case "*":
-			out |= sysAll
+			if p != "" { // "__" alone is no property
+				return 0, inputf("The value '%s' is not a supported system property.", original)
+			}
 		case "createdat":
 			out |= sysCreatedAt
 		case "updatedat":
@@ -32,7 +38,7 @@ func ParseSystemProperties(v string) (uint8, error) {
 		case "deleted":
 			out |= sysDeleted
 		default:
-			return 0, inputf("The value '%s' is not a supported system property.", strings.TrimSpace(p))
+			return 0, inputf("The value '%s' is not a supported system property.", original)
 		}
 	}
 	return out, nil

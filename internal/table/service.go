@@ -40,7 +40,8 @@ type Service struct {
 }
 
 // NewService loads the catalogue and makes sure every table the app directory declares exists with
-// the declared options. A declared table whose id type differs from the existing one is an error.
+// the declared options. A declared table whose explicit id type differs from the existing one is an
+// error; a declaration without idType adopts the existing table's.
 func NewService(ctx context.Context, st Store, app *appdir.App, d Defaults, log *slog.Logger) (*Service, error) {
 	if d.PageSize <= 0 {
 		d.PageSize = 50
@@ -110,7 +111,10 @@ func (svc *Service) syncDeclared(ctx context.Context, t *appdir.Table) error {
 		}
 		return svc.createIndexes(ctx, s, t.Options.Indexes)
 	}
-	if existing.IDType != id {
+	// As in the original, the id type belongs to the existing table (created with
+	// `table create --integer-id` before the app folder is deployed): a declaration without idType
+	// adopts it, and only an explicit, different idType is an error.
+	if t.Options.IDType != "" && existing.IDType != id {
 		return fmt.Errorf("declared idType %s but the table exists with %s ids", id, existing.IDType)
 	}
 	if existing.Options.PerUser != opt.PerUser {
