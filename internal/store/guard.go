@@ -41,7 +41,9 @@ type Querier interface {
 // GuardError is a statement the engine guard refused.
 type GuardError struct{ What string }
 
-func (e *GuardError) Error() string { return "the database refused " + e.What + " (outside the app's tables and functions)" }
+func (e *GuardError) Error() string {
+	return "the database refused " + e.What + " (outside the app's tables and functions)"
+}
 
 var roleRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
 
@@ -87,7 +89,9 @@ func (a *authorizer) deny(what string) sqlite.AuthorizerReturnCode {
 
 func (a *authorizer) check(action sqlite.AuthorizerActionCode, arg1, arg2, dbName, _ string) sqlite.AuthorizerReturnCode {
 	table := func(verb string) sqlite.AuthorizerReturnCode {
-		if dbName != "main" || !a.tables[arg1] || !strings.HasPrefix(arg1, "gh_") {
+		// SQLite names no database for some reads (count(*) over a whole table); temp and attached
+		// databases cannot exist on a guarded statement (CREATE and ATTACH are denied).
+		if (dbName != "main" && dbName != "") || !a.tables[arg1] || !strings.HasPrefix(arg1, "gh_") {
 			return a.deny(verb + " of table " + strconv.Quote(arg1))
 		}
 		return sqlite.AuthorizerOK
