@@ -205,17 +205,29 @@ func (db *DB) runLocal(ctx context.Context, conn *sql.Conn, g Guard, fn func(ctx
 		}
 		timeout = strconv.FormatInt(ms, 10)
 	}
-	q := `SELECT set_config('statement_timeout', $1, true), set_config('standard_conforming_strings', 'on', true)`
-	args := []any{timeout}
+	// SET LOCAL statements rather than set_config(), so that an operator can revoke set_config from
+	// PUBLIC (docs/security.md) without breaking Gatehouse. All three end with the transaction.
+	q := "SET LOCAL statement_timeout = " + timeout + "; SET LOCAL standard_conforming_strings = on"
 	if g.Role != "" {
-		q += `, set_config('role', $2, true)`
-		args = append(args, g.Role)
+		q += `; SET LOCAL ROLE "` + g.Role + `"`
 	}
-	if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+	if _, err := tx.ExecContext(ctx, q); err != nil {
 		return fmt.Errorf("store: prepare the script SQL transaction: %w", err)
 	}
 	if err := fn(ctx, tx); err != nil {
 		return err
+	}
+	if g.Role != "" {
+		// The connection's login role may take itself back (set_config('role', ...)); a statement
+		// that did is refused and its rows and writes discarded. Revoking set_config from PUBLIC
+		// closes this at the source (docs/security.md).
+		var cur string
+		if err := tx.QueryRowContext(ctx, `SELECT current_user`).Scan(&cur); err != nil {
+			return err
+		}
+		if cur != g.Role {
+			return &GuardError{What: "a change of role"}
+		}
 	}
 	if g.ReadOnly {
 		return tx.Rollback()
