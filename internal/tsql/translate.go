@@ -306,22 +306,20 @@ func (t *translator) selectStmt(s *selectStmt, parent *scope) error {
 				t.w("ALL ")
 			}
 		}
-		sc, err := t.selectCore(c, parent, s.orderBy, len(s.cores) == 1)
-		if err != nil {
+		if err := t.selectCore(c, parent, s.orderBy, len(s.cores) == 1); err != nil {
 			return err
 		}
-		_ = sc
 	}
 	return nil
 }
 
 // selectCore prints one SELECT; a lone core also prints the statement's ORDER BY and TOP (as LIMIT).
-func (t *translator) selectCore(c *selectCore, parent *scope, orderBy []orderItem, lone bool) (*scope, error) {
+func (t *translator) selectCore(c *selectCore, parent *scope, orderBy []orderItem, lone bool) error {
 	s := &scope{parent: parent, aliases: map[string]bool{}}
 	// FROM is resolved first: its tables give the select list its names.
 	for _, f := range c.from {
 		if err := t.bindFrom(s, f); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	t.w("SELECT ")
@@ -335,7 +333,7 @@ func (t *translator) selectCore(c *selectCore, parent *scope, orderBy []orderIte
 		switch {
 		case it.star && it.qual == nil:
 			if len(s.entries) == 0 {
-				return nil, errorf("SELECT * needs a FROM clause")
+				return errorf("SELECT * needs a FROM clause")
 			}
 			for j, e := range s.entries {
 				if j > 0 {
@@ -347,17 +345,17 @@ func (t *translator) selectCore(c *selectCore, parent *scope, orderBy []orderIte
 		case it.star:
 			e, err := s.qualifier(it.qual, true)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			t.w(e.emit, ".*")
 			t.noteColumns(e.table)
 		default:
 			if err := t.expr(s, it.x); err != nil {
-				return nil, err
+				return err
 			}
 			if it.alias != nil {
 				if err := checkAlias(it.alias.text); err != nil {
-					return nil, err
+					return err
 				}
 				t.w(" AS ", quoteIdent(it.alias.text))
 				s.aliases[strings.ToLower(it.alias.text)] = true
@@ -371,13 +369,13 @@ func (t *translator) selectCore(c *selectCore, parent *scope, orderBy []orderIte
 			t.w(", ")
 		}
 		if err := t.printFrom(s, f); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if c.where != nil {
 		t.w(" WHERE ")
 		if err := t.expr(s, c.where); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	for i, g := range c.groupBy {
@@ -387,13 +385,13 @@ func (t *translator) selectCore(c *selectCore, parent *scope, orderBy []orderIte
 			t.w(", ")
 		}
 		if err := t.expr(s, g); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if c.having != nil {
 		t.w(" HAVING ")
 		if err := t.expr(s, c.having); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if lone {
@@ -405,7 +403,7 @@ func (t *translator) selectCore(c *selectCore, parent *scope, orderBy []orderIte
 				t.w(", ")
 			}
 			if err := t.expr(s, o.x); err != nil {
-				return nil, err
+				return err
 			}
 			if o.desc {
 				t.w(" DESC")
@@ -416,7 +414,7 @@ func (t *translator) selectCore(c *selectCore, parent *scope, orderBy []orderIte
 			t.w(" LIMIT ", strconv.Itoa(c.top))
 		}
 	}
-	return s, nil
+	return nil
 }
 
 // checkAlias refuses select-list aliases the databases would mangle (PostgreSQL truncates names past 63 bytes).
