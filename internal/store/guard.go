@@ -180,23 +180,21 @@ func (db *DB) guardedPostgres(ctx context.Context, g Guard, fn func(ctx context.
 			conn.Raw(func(any) error { return driver.ErrBadConn }) //nolint:errcheck // closes the connection
 		}
 	}()
-	err = db.runLocal(ctx, conn, g, fn)
+	err = runLocal(ctx, conn, g, fn)
 	// Whatever the statement did to the session (set_config(..., false) commits with the
-	// transaction), none of it may reach the next user of this connection.
+	// transaction), none of it may reach the next user of this connection. After a COMMIT the
+	// ROLLBACK only draws a notice.
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	if _, rerr := conn.ExecContext(rctx, "RESET SESSION AUTHORIZATION; RESET ROLE; RESET ALL"); rerr == nil {
+	if _, rerr := conn.ExecContext(rctx, "ROLLBACK; RESET SESSION AUTHORIZATION; RESET ROLE; RESET ALL"); rerr == nil {
 		clean = true
 	}
 	return err
 }
 
-func (db *DB) runLocal(ctx context.Context, conn *sql.Conn, g Guard, fn func(ctx context.Context, q Querier) error) error {
-	tx, err := conn.BeginTx(ctx, &sql.TxOptions{ReadOnly: g.ReadOnly})
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
+// runLocal runs fn inside a transaction opened by hand, so that BEGIN and the SET LOCAL settings
+// travel in one round trip (simple protocol); guardedPostgres ends it.
+func runLocal(ctx context.Context, conn *sql.Conn, g Guard, fn func(ctx context.Context, q Querier) error) error {
 	timeout := "0"
 	if d, ok := ctx.Deadline(); ok {
 		ms := time.Until(d).Milliseconds()
@@ -206,15 +204,19 @@ func (db *DB) runLocal(ctx context.Context, conn *sql.Conn, g Guard, fn func(ctx
 		timeout = strconv.FormatInt(ms, 10)
 	}
 	// SET LOCAL statements rather than set_config(), so that an operator can revoke set_config from
-	// PUBLIC (docs/security.md) without breaking Gatehouse. All three end with the transaction.
-	q := "SET LOCAL statement_timeout = " + timeout + "; SET LOCAL standard_conforming_strings = on"
+	// PUBLIC (docs/security.md) without breaking Gatehouse. All of them end with the transaction.
+	q := "BEGIN"
+	if g.ReadOnly {
+		q += " READ ONLY"
+	}
+	q += "; SET LOCAL statement_timeout = " + timeout + "; SET LOCAL standard_conforming_strings = on"
 	if g.Role != "" {
 		q += `; SET LOCAL ROLE "` + g.Role + `"`
 	}
-	if _, err := tx.ExecContext(ctx, q); err != nil {
+	if _, err := conn.ExecContext(ctx, q); err != nil {
 		return fmt.Errorf("store: prepare the script SQL transaction: %w", err)
 	}
-	if err := fn(ctx, tx); err != nil {
+	if err := fn(ctx, conn); err != nil {
 		return err
 	}
 	if g.Role != "" {
@@ -222,7 +224,7 @@ func (db *DB) runLocal(ctx context.Context, conn *sql.Conn, g Guard, fn func(ctx
 		// that did is refused and its rows and writes discarded. Revoking set_config from PUBLIC
 		// closes this at the source (docs/security.md).
 		var cur string
-		if err := tx.QueryRowContext(ctx, `SELECT current_user`).Scan(&cur); err != nil {
+		if err := conn.QueryRowContext(ctx, `SELECT current_user`).Scan(&cur); err != nil {
 			return err
 		}
 		if cur != g.Role {
@@ -230,9 +232,10 @@ func (db *DB) runLocal(ctx context.Context, conn *sql.Conn, g Guard, fn func(ctx
 		}
 	}
 	if g.ReadOnly {
-		return tx.Rollback()
+		return nil // rolled back by guardedPostgres
 	}
-	return tx.Commit()
+	_, err := conn.ExecContext(ctx, "COMMIT")
+	return err
 }
 
 // grant gives role what script SQL needs on the app tables, once per table and process (GRANT is
