@@ -75,7 +75,12 @@ func mountScripts(ctx context.Context, srv *server.Server, cfg *config.Config, d
 	if engine == nil {
 		return nil
 	}
-	engine.SetServices(&table.ScriptAPI{Service: tables}, script.NewSQL(db, tables))
+	sqlsvc := script.NewSQL(db, tables)
+	sqlsvc.Role, sqlsvc.Timeout = cfg.Scripts.SQLRole, cfg.Scripts.SQLTimeout
+	if sqlsvc.Role != "" && db.Dialect != store.Postgres {
+		log.Warn("scripts.sql_role applies to PostgreSQL only; SQLite statements are confined by the authorizer")
+	}
+	engine.SetServices(&table.ScriptAPI{Service: tables}, sqlsvc)
 	if err := engine.Startup(ctx); err != nil {
 		return fmt.Errorf("app directory: %w", err)
 	}

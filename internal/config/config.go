@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -128,6 +129,10 @@ type Scripts struct {
 	HTTPAllowlist   []string // hosts require('request') may call
 	AppSettings     map[string]string
 	Jobs            map[string]time.Duration
+
+	// mssql.query (docs/security.md)
+	SQLRole    string        // PostgreSQL role statements run as ("": the connection's)
+	SQLTimeout time.Duration // bound of one statement
 }
 
 type kind int
@@ -235,6 +240,8 @@ func baseSettings() []setting {
 		{"scripts.reload_interval", []string{"GATEHOUSE_SCRIPT_RELOAD_INTERVAL"}, "", "2s", kDuration, "how often the app directory is checked for changed scripts (0s: no hot reload)", func(c *Config) any { return &c.Scripts.ReloadInterval }},
 		{"scripts.app_settings", []string{"GATEHOUSE_APP_SETTINGS"}, "", "", kCSV, "app settings scripts see in process.env and mobileservice-config appSettings: NAME=value,NAME2=value2", func(c *Config) any { return &c.Scripts.AppSettingsList }},
 		{"scripts.http_allowlist", []string{"GATEHOUSE_SCRIPT_HTTP_ALLOWLIST"}, "", "", kCSV, "hosts scripts may call with require('request'): api.example.com,*.example.net (empty: no outbound HTTP)", func(c *Config) any { return &c.Scripts.HTTPAllowlist }},
+		{"scripts.sql_timeout", []string{"GATEHOUSE_SCRIPT_SQL_TIMEOUT"}, "", "5s", kDuration, "time limit of one mssql.query statement (statement_timeout on PostgreSQL)", func(c *Config) any { return &c.Scripts.SQLTimeout }},
+		{"scripts.sql_role", []string{"GATEHOUSE_SCRIPT_SQL_ROLE"}, "", "", kString, "PostgreSQL role mssql.query statements run as (SET LOCAL ROLE; Gatehouse grants it the app's gh_* tables); see docs/security.md", func(c *Config) any { return &c.Scripts.SQLRole }},
 		{"scripts.jobs", []string{"GATEHOUSE_JOBS"}, "", "", kCSV, "schedule of scheduler/<job>.js: job=interval,... e.g. cleanup=15m,report=24h", func(c *Config) any { return &c.Scripts.JobsList }},
 	}
 }
@@ -601,6 +608,9 @@ func (c *Config) validate() error {
 	return nil
 }
 
+// sqlRoleRE is a role name that needs no quoting (store.ValidRole checks the same).
+var sqlRoleRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
+
 func (c *Config) validateScripts() error {
 	sc := &c.Scripts
 	if sc.Timeout < 10*time.Millisecond {
@@ -614,6 +624,12 @@ func (c *Config) validateScripts() error {
 	}
 	if sc.ReloadInterval < 0 {
 		return &Error{Setting: "scripts.reload_interval", Value: sc.ReloadInterval.String(), Reason: "must not be negative"}
+	}
+	if sc.SQLTimeout < 10*time.Millisecond {
+		return &Error{Setting: "scripts.sql_timeout", Value: sc.SQLTimeout.String(), Reason: "must be at least 10ms"}
+	}
+	if sc.SQLRole != "" && !sqlRoleRE.MatchString(sc.SQLRole) {
+		return &Error{Setting: "scripts.sql_role", Value: sc.SQLRole, Reason: "must be a plain PostgreSQL role name: letters, digits and _, starting with a letter or _, at most 63"}
 	}
 	sc.AppSettings = map[string]string{}
 	for _, kv := range sc.AppSettingsList {

@@ -18,7 +18,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/odata"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx"
-	_ "modernc.org/sqlite"             // registers "sqlite"
+	_ "modernc.org/sqlite"             // registers "sqlite"; guard.go uses its authorizer
 )
 
 // Dialect names the SQL flavour.
@@ -36,6 +36,8 @@ type DB struct {
 	Dialect Dialect
 	// Location is a printable description (file path or host/db, never a password).
 	Location string
+	// grants remembers the app tables the script SQL role was granted (guard.go).
+	grants sync.Map
 }
 
 // Open connects to the database named by dsn ("" = SQLite file gatehouse.db in dataDir) and runs
