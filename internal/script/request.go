@@ -230,7 +230,7 @@ func (m *vm) doRequest(method string, opts goja.Value) (goja.Value, goja.Value, 
 	_ = res.Set("statusCode", resp.StatusCode)
 	hdrs := m.rt.NewObject()
 	for k, vs := range resp.Header {
-		_ = hdrs.Set(strings.ToLower(k), strings.Join(vs, ", "))
+		setOwn(hdrs, strings.ToLower(k), m.rt.ToValue(strings.Join(vs, ", ")))
 	}
 	_ = res.Set("headers", hdrs)
 	var bodyVal goja.Value = m.rt.ToValue(string(data))

@@ -131,7 +131,8 @@ func (m *vm) later(fn goja.Callable, args func() []goja.Value) {
 }
 
 // toJS turns a JSON-able Go value into plain JavaScript objects (through JSON, so scripts get
-// ordinary objects and arrays they can change freely).
+// ordinary objects and arrays they can change freely). Members become own data properties, as
+// JSON.parse makes them: a "__proto__" member is a property named __proto__, never the prototype.
 func (m *vm) toJS(v any) goja.Value {
 	switch x := v.(type) {
 	case nil:
@@ -160,7 +161,7 @@ func (m *vm) toJS(v any) goja.Value {
 		}
 		sortStrings(keys)
 		for _, k := range keys {
-			_ = o.Set(k, m.toJS(x[k]))
+			setOwn(o, k, m.toJS(x[k]))
 		}
 		return o
 	case []any:
@@ -187,6 +188,13 @@ func (m *vm) toJS(v any) goja.Value {
 		panic(m.rt.NewGoError(err))
 	}
 	return m.parseJSON(string(b))
+}
+
+// setOwn gives o an own, writable, enumerable, configurable data property k, as JSON.parse and object
+// literals with computed keys do. Object.Set would assign instead: for k == "__proto__" that runs
+// Object.prototype's __proto__ setter and replaces o's prototype with a client's object.
+func setOwn(o *goja.Object, k string, v goja.Value) {
+	_ = o.DefineDataProperty(k, v, goja.FLAG_TRUE, goja.FLAG_TRUE, goja.FLAG_TRUE)
 }
 
 func (m *vm) parseJSON(s string) goja.Value {
