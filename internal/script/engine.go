@@ -366,12 +366,20 @@ func (e *Engine) SetServices(t Tables, s SQL) {
 
 // ---- runtime pool and invocations -------------------------------------------------------------
 
+// get takes a pooled runtime of v, or builds one. Runtimes built under other keys are dropped: module
+// code that read a key at load time would otherwise keep a retired key (and mint tokens that fail
+// once it is revoked).
 func (e *Engine) get(v *Version) (*vm, error) {
-	select {
-	case m := <-v.pool:
-		return m, nil
-	default:
-		return newVM(e, v)
+	keys := e.opt.Keys()
+	for {
+		select {
+		case m := <-v.pool:
+			if m.keys == keys {
+				return m, nil
+			}
+		default:
+			return newVM(e, v)
+		}
 	}
 }
 

@@ -37,6 +37,10 @@ type vm struct {
 	users                         map[*goja.Object]*auth.Caller
 	protoReq, protoRes, protoUser *goja.Object
 
+	// keys are the keys in force when the runtime was built: a runtime whose modules may have copied
+	// older keys (var masterKey = require('mobileservice-config').masterKey) is not reused.
+	keys Keys
+
 	jsonParse, jsonStringify goja.Callable
 	bufferFrom               goja.Callable // Buffer.from(arrayBuffer)
 	bufferCtor               *goja.Object
@@ -72,7 +76,7 @@ func newVM(e *Engine, ver *Version) (*vm, error) {
 	rt := goja.New()
 	rt.SetMaxCallStackSize(maxCallStack)
 	m := &vm{rt: rt, e: e, ver: ver, loop: newLoop(), modules: map[string]*goja.Object{}, routes: map[string][]apiRoute{}, scripts: map[string]*goja.Object{},
-		calls: map[*goja.Object]*apiCall{}, users: map[*goja.Object]*auth.Caller{}}
+		calls: map[*goja.Object]*apiCall{}, users: map[*goja.Object]*auth.Caller{}, keys: e.opt.Keys()}
 	j := rt.Get("JSON").ToObject(rt)
 	m.jsonParse, _ = goja.AssertFunction(j.Get("parse"))
 	m.jsonStringify, _ = goja.AssertFunction(j.Get("stringify"))
