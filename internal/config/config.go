@@ -234,7 +234,7 @@ func baseSettings() []setting {
 		{"scripts.alloc_limit_mb", []string{"GATEHOUSE_SCRIPT_ALLOC_LIMIT_MB"}, "", "64", kInt, "what one invocation may allocate through Buffer and crypto (MiB)", func(c *Config) any { return &c.Scripts.AllocLimitMB }},
 		{"scripts.reload_interval", []string{"GATEHOUSE_SCRIPT_RELOAD_INTERVAL"}, "", "2s", kDuration, "how often the app directory is checked for changed scripts (0s: no hot reload)", func(c *Config) any { return &c.Scripts.ReloadInterval }},
 		{"scripts.app_settings", []string{"GATEHOUSE_APP_SETTINGS"}, "", "", kCSV, "app settings scripts see in process.env and mobileservice-config appSettings: NAME=value,NAME2=value2", func(c *Config) any { return &c.Scripts.AppSettingsList }},
-		{"scripts.http_allowlist", []string{"GATEHOUSE_SCRIPT_HTTP_ALLOWLIST"}, "", "", kCSV, "hosts scripts may call with require('request'): api.example.com,*.example.net (empty: no outbound HTTP)", func(c *Config) any { return &c.Scripts.HTTPAllowlist }},
+		{"scripts.http_allowlist", []string{"GATEHOUSE_SCRIPT_HTTP_ALLOWLIST"}, "", "", kCSV, "hosts scripts may call with require('request'): api.example.com,*.example.net; names resolving to loopback/private/reserved addresses are refused unless the address or a CIDR range (10.1.0.0/16) is listed too (empty: no outbound HTTP)", func(c *Config) any { return &c.Scripts.HTTPAllowlist }},
 		{"scripts.jobs", []string{"GATEHOUSE_JOBS"}, "", "", kCSV, "schedule of scheduler/<job>.js: job=interval,... e.g. cleanup=15m,report=24h", func(c *Config) any { return &c.Scripts.JobsList }},
 	}
 }
