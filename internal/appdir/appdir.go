@@ -61,37 +61,13 @@ type TableOptions struct {
 // Permission returns the permission of an operation (Admin when none is set).
 func (t *Table) Permission(op Operation) auth.Permission { return t.Permissions[op] }
 
-// API is a custom API's permission metadata.
+// API is a custom API's permission metadata (api/<name>.json). Permissions are looked up by the
+// route a request matched (RoutePermission in route.go).
 type API struct {
-	Name string
-	// Routes maps a route ("*" or a sub-path without surrounding slashes) to method → permission,
-	// method lower-case or "*".
-	Routes map[string]map[string]auth.Permission
-	File   string
-}
-
-// Permission looks up the permission of method on subPath as the original did: route trimmed of
-// slashes, falling back to "*"; method lower-cased, falling back to "*"; nothing found ⇒ Admin.
-func (a *API) Permission(subPath, method string) auth.Permission {
-	if a == nil {
-		return auth.Admin
-	}
-	route := strings.Trim(subPath, "/")
-	method = strings.ToLower(method)
-	for _, r := range []string{route, "*"} {
-		methods, ok := a.Routes[r]
-		if !ok {
-			continue
-		}
-		if p, ok := methods[method]; ok {
-			return p
-		}
-		if p, ok := methods["*"]; ok {
-			return p
-		}
-		return auth.Admin
-	}
-	return auth.Admin
+	Name  string
+	rules []routeRule // every route of the file but "*"
+	star  []routeRule // the "*" route: applies when no rule names the matched route
+	File  string
 }
 
 // Job is a declared scheduler job.
@@ -115,6 +91,9 @@ func Empty() *App {
 
 // Table finds a table by name, case-insensitively.
 func (a *App) Table(name string) (*Table, bool) {
+	if !validName(name) {
+		return nil, false // strings.ToLower would fold e.g. the Kelvin sign onto "k"
+	}
 	t, ok := a.tables[strings.ToLower(name)]
 	return t, ok
 }
@@ -126,6 +105,9 @@ func (a *App) Tables() []*Table {
 
 // API finds a custom API by name, case-insensitively.
 func (a *App) API(name string) (*API, bool) {
+	if !validName(name) {
+		return nil, false
+	}
 	x, ok := a.apis[strings.ToLower(name)]
 	return x, ok
 }
@@ -144,6 +126,9 @@ func sortedByName[T any](m map[string]*T, name func(*T) string) []*T {
 
 // Job finds a job by name, case-insensitively.
 func (a *App) Job(name string) (*Job, bool) {
+	if !validName(name) {
+		return nil, false
+	}
 	j, ok := a.jobs[strings.ToLower(name)]
 	return j, ok
 }
@@ -447,25 +432,34 @@ func (a *App) loadTableFile(path, name string) error {
 		if err != nil {
 			return err
 		}
-		for route, methods := range routes {
-			if route != "*" && route != "" {
-				return &FileError{File: path, Key: "routes." + route, Err: errors.New("table routes must be \"*\" or \"/\"")}
+		// The original read a table's permissions from the "/" route, else "*". Both may be written;
+		// where both name an operation the more restrictive wins (never the map order).
+		set := map[Operation]auth.Permission{}
+		for _, r := range routes {
+			if r.norm != "*" && r.norm != "" {
+				return &FileError{File: path, Key: "routes." + r.norm, Err: errors.New("table routes must be \"*\" or \"/\"")}
 			}
-			for op, p := range methods {
-				if op == "*" {
-					for _, o := range operations {
-						t.Permissions[o] = p
-					}
+			for op := range r.methods {
+				if op != "*" && !isOperation(op) {
+					return &FileError{File: path, Key: "routes." + r.key + "." + op, Err: fmt.Errorf("unknown operation %q (read, insert, update, delete or *)", op)}
 				}
 			}
-			for op, p := range methods {
-				if op == "*" {
+			for _, o := range operations {
+				p, ok := r.methods[string(o)]
+				if !ok {
+					p, ok = r.methods["*"]
+				}
+				if !ok {
 					continue
 				}
-				if err := setOpPermission(t, op, p.String()); err != nil {
-					return &FileError{File: path, Key: "routes." + route + "." + op, Err: err}
+				if prev, seen := set[o]; seen {
+					p = min(prev, p)
 				}
+				set[o] = p
 			}
+		}
+		for o, p := range set {
+			t.Permissions[o] = p
 		}
 	}
 	if err := t.Options.validate(); err != nil {
@@ -474,23 +468,41 @@ func (a *App) loadTableFile(path, name string) error {
 	return nil
 }
 
+// fileRoute is one entry of a metadata file's "routes".
+type fileRoute struct {
+	key     string // as written
+	norm    string // trimmed of slashes: "" is the root, "*" every other route
+	methods map[string]auth.Permission
+}
+
+func isOperation(op string) bool {
+	for _, o := range operations {
+		if Operation(op) == o {
+			return true
+		}
+	}
+	return false
+}
+
 // parseRoutes reads {"routes": {"<route>": {"<op-or-method>": {"permission": "..."}}}}. The only
-// allowed key in a leaf is "permission", as in the original.
-func parseRoutes(path string, raw json.RawMessage) (map[string]map[string]auth.Permission, error) {
+// allowed key in a leaf is "permission", as in the original. Routes come back sorted by key.
+func parseRoutes(path string, raw json.RawMessage) ([]fileRoute, error) {
 	var routes map[string]map[string]map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &routes); err != nil {
 		return nil, &FileError{File: path, Key: "routes", Err: errors.New(`must look like {"*": {"get": {"permission": "public"}}}`)}
 	}
-	out := map[string]map[string]auth.Permission{}
-	for route, methods := range routes {
-		r := strings.Trim(route, "/")
-		if r == "" {
-			r = "*"
+	keys := make([]string, 0, len(routes))
+	for k := range routes {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	out := make([]fileRoute, 0, len(routes))
+	for _, route := range keys {
+		if route == "" {
+			return nil, &FileError{File: path, Key: "routes", Err: errors.New("a route may not be empty (\"/\" is the root)")}
 		}
-		if out[r] == nil {
-			out[r] = map[string]auth.Permission{}
-		}
-		for method, leaf := range methods {
+		fr := fileRoute{key: route, norm: strings.Trim(route, "/"), methods: map[string]auth.Permission{}}
+		for method, leaf := range routes[route] {
 			key := "routes." + route + "." + method
 			for lk := range leaf {
 				if lk != "permission" {
@@ -505,8 +517,13 @@ func parseRoutes(path string, raw json.RawMessage) (map[string]map[string]auth.P
 			if err != nil {
 				return nil, &FileError{File: path, Key: key + ".permission", Err: err}
 			}
-			out[r][strings.ToLower(method)] = p
+			m := strings.ToLower(method)
+			if prev, dup := fr.methods[m]; dup {
+				p = min(prev, p) // "GET" and "get" in one route: the more restrictive
+			}
+			fr.methods[m] = p
 		}
+		out = append(out, fr)
 	}
 	return out, nil
 }
@@ -538,7 +555,7 @@ func (a *App) loadAPIFiles(dir string) error {
 		}
 		api, ok := a.apis[strings.ToLower(name)]
 		if !ok {
-			api = &API{Name: name, Routes: map[string]map[string]auth.Permission{}, File: filepath.Join(dir, n)}
+			api = &API{Name: name, File: filepath.Join(dir, n)}
 			a.apis[strings.ToLower(name)] = api
 		}
 		if strings.HasSuffix(n, ".json") {
@@ -555,7 +572,15 @@ func (a *App) loadAPIFiles(dir string) error {
 				if err != nil {
 					return err
 				}
-				api.Routes = routes
+				api.rules, api.star = nil, nil
+				for _, r := range routes {
+					rule := routeRule{pattern: ParsePattern(r.norm), methods: r.methods}
+					if r.norm == "*" {
+						api.star = append(api.star, rule)
+					} else {
+						api.rules = append(api.rules, rule)
+					}
+				}
 			}
 			api.File = path
 		}

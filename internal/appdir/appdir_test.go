@@ -71,12 +71,12 @@ func TestLoadOriginalLayout(t *testing.T) {
 		{"", "GET", auth.Public}, {"/", "post", auth.User}, {"", "DELETE", auth.Admin},
 		{"/admin/stuff/", "GET", auth.Admin}, {"open", "PATCH", auth.Public}, {"unknown/sub", "GET", auth.Public},
 	} {
-		if got := hello.Permission(c.path, c.method); got != c.want {
+		if got := hello.RoutePermission(ParsePattern(c.path), c.method); got != c.want {
 			t.Errorf("hello %s %q = %s, want %s", c.method, c.path, got, c.want)
 		}
 	}
 	noperm, ok := a.API("noperm")
-	if !ok || noperm.Permission("", "GET") != auth.Admin {
+	if !ok || noperm.RoutePermission(Pattern{}, "GET") != auth.Admin {
 		t.Errorf("API without metadata must be admin-only")
 	}
 	if _, ok := a.Job("Nightly"); !ok {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/dop251/goja"
 
+	"github.com/gatehouse/gatehouse/internal/appdir"
 	"github.com/gatehouse/gatehouse/internal/auth"
 	"github.com/gatehouse/gatehouse/internal/httpx"
 )
@@ -34,14 +35,18 @@ type apiResponse struct {
 }
 
 func (h *APIHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	segs := strings.SplitN(strings.TrimPrefix(r.URL.Path, "/"), "/", 3)
-	if len(segs) < 2 || segs[1] == "" {
+	// The path is taken as sent (escaped), split on "/" and decoded per segment: the one canonical
+	// form that both the permission lookup and the dispatch below see (appdir/route.go).
+	first, rest, _ := strings.Cut(strings.TrimPrefix(r.URL.EscapedPath(), "/"), "/")
+	nameEsc, subEsc := rest, ""
+	if i := strings.IndexByte(rest, '/'); i >= 0 {
+		nameEsc, subEsc = rest[:i], rest[i:] // subEsc keeps its leading "/" so that "//x" is seen
+	}
+	api, err1 := url.PathUnescape(first)
+	name, err2 := url.PathUnescape(nameEsc)
+	if err1 != nil || err2 != nil || !appdir.FoldEqual(api, "api") || name == "" {
 		httpx.Error(w, r, http.StatusNotFound, httpx.MsgNotFound)
 		return
-	}
-	name, sub := segs[1], ""
-	if len(segs) == 3 {
-		sub = segs[2]
 	}
 	caller := httpx.CallerOf(r)
 	v := h.Engine.Current()
@@ -59,8 +64,15 @@ func (h *APIHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpx.Error(w, r, http.StatusNotFound, httpx.MsgNotFound)
 		return
 	}
-	if !caller.Allows(meta.Permission(sub, r.Method)) {
+	// A caller that no route of the API admits is refused before the body is read; the permission
+	// of the route the request matches is checked in startAPI, just before its handler runs.
+	if !caller.Allows(meta.Loosest()) {
 		unauthorized(w, r)
+		return
+	}
+	segs, err := appdir.SplitPath(subEsc)
+	if err != nil {
+		httpx.Error(w, r, http.StatusNotFound, httpx.MsgNotFound)
 		return
 	}
 	raw, err := io.ReadAll(r.Body)
@@ -81,7 +93,7 @@ func (h *APIHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	resp := &apiResponse{header: http.Header{}}
 	script := v.rel(path)
 	err = h.Engine.run(r.Context(), v, script, func(m *vm) error {
-		return m.startAPI(path, name, sub, r, caller, raw, body, resp)
+		return m.startAPI(path, meta, segs, r, caller, raw, body, resp)
 	}, func() bool { return resp.sent })
 	if resp.sent {
 		if err != nil {
@@ -96,6 +108,10 @@ func (h *APIHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		w.WriteHeader(status)
 		w.Write(resp.body.Bytes()) //nolint:errcheck // the client went away
+		return
+	}
+	if errors.Is(err, errRouteForbidden) {
+		unauthorized(w, r)
 		return
 	}
 	var nf *routeNotFound
@@ -139,6 +155,9 @@ func logFailure(log *slog.Logger, script string, r *http.Request, err error, not
 }
 
 type routeNotFound struct{ allow []string }
+
+// errRouteForbidden: the caller may not use the route the request matched.
+var errRouteForbidden = errors.New("the caller may not use this route")
 
 func (e *routeNotFound) Error() string { return "no handler for this method and path" }
 
@@ -185,52 +204,65 @@ func queryObject(vals url.Values) map[string]any {
 // apiRoute is a route registered by exports.register(api).
 type apiRoute struct {
 	method  string // lower-case or "all"
-	pattern []string
+	pattern appdir.Pattern
 	handler goja.Callable
 }
 
-// startAPI finds the handler for the request and calls it with request and response objects.
-func (m *vm) startAPI(path, name, sub string, r *http.Request, caller *auth.Caller, raw []byte, body any, resp *apiResponse) error {
+// selectRoute is the dispatch half of the route matcher: the first registered route (Express's
+// order) whose method and pattern match, or -1.
+func selectRoute(routes []apiRoute, method string, segs []string) (int, map[string]string) {
+	for i, rt := range routes {
+		if rt.method != method && rt.method != "all" {
+			continue
+		}
+		if p, ok := rt.pattern.Match(segs); ok {
+			return i, p
+		}
+	}
+	return -1, nil
+}
+
+// startAPI finds the handler for the request, checks the caller against the permission of the
+// route it matched (the same route, so lookup and dispatch cannot disagree), and calls the handler
+// with request and response objects.
+func (m *vm) startAPI(path string, meta *appdir.API, segs []string, r *http.Request, caller *auth.Caller, raw []byte, body any, resp *apiResponse) error {
 	exports, err := m.exportsOf(path)
 	if err != nil {
 		return err
 	}
 	ex, ok := exports.(*goja.Object)
 	if !ok {
-		return &routeNotFound{}
+		ex = m.rt.NewObject()
 	}
 	method := strings.ToLower(r.Method)
-	var handler goja.Callable
-	params := map[string]string{}
 	routes, err := m.apiRoutes(path, ex)
 	if err != nil {
 		return err
 	}
-	subSegs := splitPath(sub)
-	for _, rt := range routes {
-		if rt.method != method && rt.method != "all" {
-			continue
-		}
-		if p, ok := matchRoute(rt.pattern, subSegs); ok {
-			handler, params = rt.handler, p
-			break
-		}
+	var handler goja.Callable
+	route := appdir.Literal(segs) // no route matched: the path itself decides who may learn that
+	i, params := selectRoute(routes, method, segs)
+	if i >= 0 {
+		handler, route = routes[i].handler, routes[i].pattern
 	}
-	if handler == nil && len(subSegs) == 0 {
+	if handler == nil && len(segs) == 0 {
 		keys := []string{method}
 		if method == "delete" {
 			keys = append(keys, "del")
 		}
 		for _, k := range keys {
 			if f, ok := goja.AssertFunction(ex.Get(k)); ok {
-				handler = f
+				handler, route, params = f, appdir.Pattern{}, map[string]string{}
 				break
 			}
 		}
 	}
+	if !caller.Allows(meta.RoutePermission(route, r.Method)) {
+		return errRouteForbidden
+	}
 	if handler == nil {
 		var allow []string
-		if len(subSegs) == 0 {
+		if len(segs) == 0 {
 			for _, k := range []string{"get", "post", "put", "patch", "delete"} {
 				_, ok1 := goja.AssertFunction(ex.Get(k))
 				_, ok2 := goja.AssertFunction(ex.Get("del"))
@@ -245,45 +277,6 @@ func (m *vm) startAPI(path, name, sub string, r *http.Request, caller *auth.Call
 	req := m.apiRequest(r, caller, raw, body, params, resp, res)
 	_, err = handler(goja.Undefined(), req, res)
 	return err
-}
-
-func splitPath(p string) []string {
-	var out []string
-	for _, s := range strings.Split(p, "/") {
-		if s != "" {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-// matchRoute matches Express-style patterns: literal segments (case-insensitive), :name parameters,
-// and a trailing *.
-func matchRoute(pattern, segs []string) (map[string]string, bool) {
-	params := map[string]string{}
-	for i, p := range pattern {
-		if p == "*" {
-			params["0"] = strings.Join(segs[min(i, len(segs)):], "/")
-			return params, true
-		}
-		if i >= len(segs) {
-			if strings.HasPrefix(p, ":") && strings.HasSuffix(p, "?") {
-				continue
-			}
-			return nil, false
-		}
-		switch {
-		case strings.HasPrefix(p, ":"):
-			v, err := url.PathUnescape(segs[i])
-			if err != nil {
-				return nil, false
-			}
-			params[strings.TrimSuffix(p[1:], "?")] = v
-		case !strings.EqualFold(p, segs[i]):
-			return nil, false
-		}
-	}
-	return params, len(segs) <= len(pattern)
 }
 
 // apiRoutes runs exports.register(api) once per runtime and remembers the routes.
@@ -304,7 +297,7 @@ func (m *vm) apiRoutes(path string, ex *goja.Object) ([]apiRoute, error) {
 				if !ok {
 					m.throwType("api.%s requires a handler function", meth)
 				}
-				routes = append(routes, apiRoute{method: method, pattern: splitPath(c.Argument(0).String()), handler: f})
+				routes = append(routes, apiRoute{method: method, pattern: appdir.ParsePattern(c.Argument(0).String()), handler: f})
 				return goja.Undefined()
 			})
 		}

@@ -46,13 +46,13 @@ func (m *vm) apiRequest(r *http.Request, caller *auth.Caller, raw []byte, body a
 	query := rt.NewObject()
 	for k, vs := range r.URL.Query() {
 		if len(vs) == 1 {
-			_ = query.Set(k, vs[0])
+			setOwn(query, k, rt.ToValue(vs[0]))
 		} else {
 			items := make([]any, len(vs))
 			for i, v := range vs {
 				items[i] = v
 			}
-			_ = query.Set(k, rt.NewArray(items...))
+			setOwn(query, k, rt.NewArray(items...))
 		}
 	}
 	_ = req.Set("query", query)
@@ -71,12 +71,12 @@ func (m *vm) apiRequest(r *http.Request, caller *auth.Caller, raw []byte, body a
 	_ = req.Set("rawBody", string(raw))
 	headers := rt.NewObject()
 	for k, vs := range r.Header {
-		_ = headers.Set(strings.ToLower(k), strings.Join(vs, ", "))
+		setOwn(headers, strings.ToLower(k), rt.ToValue(strings.Join(vs, ", ")))
 	}
 	_ = req.Set("headers", headers)
 	p := rt.NewObject()
 	for k, v := range params {
-		_ = p.Set(k, v)
+		setOwn(p, k, rt.ToValue(v))
 	}
 	_ = req.Set("params", p)
 	if r.TLS != nil {

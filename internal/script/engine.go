@@ -23,6 +23,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -62,11 +63,15 @@ type Options struct {
 	AppSettings map[string]string
 	// Keys returns the current keys (nil: empty keys).
 	Keys func() Keys
-	// HTTPAllow lists the hosts require('request') may call ("api.example.com", "*.example.com");
-	// empty: no outbound HTTP.
+	// HTTPAllow lists the hosts require('request') may call ("api.example.com", "*.example.com"),
+	// and the addresses or CIDR ranges it may reach although they are not public ("10.0.0.5",
+	// "10.1.0.0/16"); empty: no outbound HTTP. See request.go.
 	HTTPAllow []string
-	// HTTPClient is the base client for outbound HTTP (default: 30 s timeout).
+	// HTTPClient is the base client for outbound HTTP (default: 30 s timeout). Its transport, if
+	// set, must be an *http.Transport: a copy gets the address-checking dialer.
 	HTTPClient *http.Client
+	// LookupIP resolves host names for outbound HTTP (nil: the system resolver).
+	LookupIP func(ctx context.Context, host string) ([]netip.Addr, error)
 	// Tables serves tables.getTable (nil: every table call fails).
 	Tables Tables
 	// SQL serves mssql (nil: mssql calls fail with "mssql is not configured").
@@ -84,6 +89,9 @@ type Engine struct {
 	cur     atomic.Pointer[Version]
 	prelude *goja.Program
 	reload  sync.Mutex
+
+	out    *outbound
+	client *http.Client
 
 	runMu    sync.Mutex
 	running  map[*invocation]struct{}
@@ -134,6 +142,12 @@ func New(dir string, opt Options) (*Engine, error) {
 		return nil, fmt.Errorf("script: prelude: %w", err)
 	}
 	e := &Engine{opt: opt, dir: dir, prelude: prelude, running: map[*invocation]struct{}{}}
+	if e.out, err = newOutbound(opt.HTTPAllow, opt.LookupIP); err != nil {
+		return nil, err
+	}
+	if e.client, err = newHTTPClient(opt.HTTPClient, e.out); err != nil {
+		return nil, err
+	}
 	v, err := e.load()
 	if err != nil {
 		return nil, err
@@ -388,12 +402,20 @@ func (e *Engine) SetServices(t Tables, s SQL) {
 
 // ---- runtime pool and invocations -------------------------------------------------------------
 
+// get takes a pooled runtime of v, or builds one. Runtimes built under other keys are dropped: module
+// code that read a key at load time would otherwise keep a retired key (and mint tokens that fail
+// once it is revoked).
 func (e *Engine) get(v *Version) (*vm, error) {
-	select {
-	case m := <-v.pool:
-		return m, nil
-	default:
-		return newVM(e, v)
+	keys := e.opt.Keys()
+	for {
+		select {
+		case m := <-v.pool:
+			if m.keys == keys {
+				return m, nil
+			}
+		default:
+			return newVM(e, v)
+		}
 	}
 }
 

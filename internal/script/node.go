@@ -168,9 +168,12 @@ func (m *vm) processObject() *goja.Object {
 	for k, v := range m.e.opt.AppSettings {
 		_ = env.Set(k, v)
 	}
-	keys := m.e.opt.Keys()
-	_ = env.Set("MS_MasterKey", keys.MasterKey)
-	_ = env.Set("MS_ApplicationKey", keys.ApplicationKey)
+	// The keys are read at each access, so that a rotation reaches scripts (as mobileservice-config).
+	key := func(f func(Keys) string) goja.Value {
+		return rt.ToValue(func() string { return f(m.e.opt.Keys()) })
+	}
+	_ = env.DefineAccessorProperty("MS_MasterKey", key(func(k Keys) string { return k.MasterKey }), nil, goja.FLAG_TRUE, goja.FLAG_TRUE)
+	_ = env.DefineAccessorProperty("MS_ApplicationKey", key(func(k Keys) string { return k.ApplicationKey }), nil, goja.FLAG_TRUE, goja.FLAG_TRUE)
 	_ = env.Set("MS_MobileServiceName", m.e.opt.ServiceName)
 	_ = p.Set("env", env)
 	_ = p.Set("version", nodeVersion)

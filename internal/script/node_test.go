@@ -187,12 +187,15 @@ func TestTranslatePredicate(t *testing.T) {
 }
 
 func TestHostAllowed(t *testing.T) {
-	allow := []string{"api.example.com", "*.example.net", " "}
+	o, err := newOutbound([]string{"api.example.com", "*.example.net", " "}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for host, want := range map[string]bool{
 		"api.example.com": true, "API.example.com.": true, "example.com": false, "x.api.example.com": false,
 		"a.example.net": true, "a.b.example.net": true, "example.net": false, "badexample.net": false, "": false,
 	} {
-		if got := hostAllowed(allow, host); got != want {
+		if got := o.hostAllowed(host); got != want {
 			t.Errorf("%q: %v, want %v", host, got, want)
 		}
 	}

@@ -228,7 +228,7 @@ var querystring = {
       var x = p.replace(/\+/g, '%20'), i = x.indexOf(eq), k, v;
       if (i >= 0) { k = x.substr(0, i); v = x.substr(i + eq.length); } else { k = x; v = ''; }
       k = qsUnescape(k); v = qsUnescape(v);
-      if (!Object.prototype.hasOwnProperty.call(obj, k)) obj[k] = v;
+      if (!Object.prototype.hasOwnProperty.call(obj, k)) Object.defineProperty(obj, k, { value: v, writable: true, enumerable: true, configurable: true });
       else if (Array.isArray(obj[k])) obj[k].push(v);
       else obj[k] = [obj[k], v];
     });
@@ -303,7 +303,9 @@ function finish(op, options, item) {
       console.error("Error in '%s': %s", op, err && err.message);
       return;
     }
-    if (item && res && typeof res === 'object' && !Array.isArray(res)) Object.keys(res).forEach(function (k) { item[k] = res[k]; });
+    if (item && res && typeof res === 'object' && !Array.isArray(res)) Object.keys(res).forEach(function (k) {
+      Object.defineProperty(item, k, { value: res[k], writable: true, enumerable: true, configurable: true }); // never item.__proto__ = …
+    });
     if (typeof options.success === 'function') options.success(item || res);
   };
 }

@@ -7,26 +7,75 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/dop251/goja"
 )
 
 // Outbound HTTP: require('request') in the style of the npm "request" module the original's scripts
-// used, limited to the hosts of Options.HTTPAllow (exact names or "*.example.com"); redirects are
-// followed only to allowed hosts; the response body is bounded by the allocation limit. With an empty
-// allowlist every call fails with "outbound HTTP is not allowed to <host>".
+// used, limited to the hosts of Options.HTTPAllow; the response body is bounded by the allocation
+// limit. With an empty allowlist every call fails with "outbound HTTP is not allowed to <host>".
+//
+// Two checks, both on every hop of a redirect:
+//   - by name, before the request: the URL's host must match an entry ("api.example.com",
+//     "*.example.com", or an address or range for hosts written as addresses);
+//   - by address, when the connection is dialled: every address the name resolves to must be a
+//     public unicast address, unless the allowlist lists it (an address or a CIDR range). A name
+//     that resolves to loopback, private, link-local, CGNAT, multicast or other special-purpose
+//     addresses is refused, and the address checked is the one dialled (no second lookup to
+//     rebind). No proxy is used: a proxy would make the dial check meaningless.
 
-// hostAllowed matches a host (no port) against the allowlist.
-func hostAllowed(allow []string, host string) bool {
-	host = strings.ToLower(strings.TrimSuffix(host, "."))
-	for _, p := range allow {
-		p = strings.ToLower(strings.TrimSpace(p))
+// outbound is the parsed allowlist.
+type outbound struct {
+	names    []string       // lower case: exact names, or "*.suffix"
+	prefixes []netip.Prefix // addresses (as /32 or /128) and ranges the operator listed
+	lookup   func(ctx context.Context, host string) ([]netip.Addr, error)
+}
+
+func newOutbound(allow []string, lookup func(ctx context.Context, host string) ([]netip.Addr, error)) (*outbound, error) {
+	o := &outbound{lookup: lookup}
+	if o.lookup == nil {
+		o.lookup = func(ctx context.Context, host string) ([]netip.Addr, error) {
+			return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+		}
+	}
+	for _, entry := range allow {
+		p := strings.ToLower(strings.TrimSpace(entry))
+		p = strings.TrimSuffix(strings.TrimPrefix(p, "["), "]")
 		switch {
 		case p == "":
+		case strings.Contains(p, "/"):
+			pre, err := netip.ParsePrefix(p)
+			if err != nil {
+				return nil, fmt.Errorf("script: http allowlist entry %q is not a CIDR range: %w", entry, err)
+			}
+			o.prefixes = append(o.prefixes, pre.Masked())
+		default:
+			if a, err := netip.ParseAddr(p); err == nil {
+				a = a.Unmap()
+				o.prefixes = append(o.prefixes, netip.PrefixFrom(a, a.BitLen()))
+				continue
+			}
+			o.names = append(o.names, strings.TrimSuffix(p, "."))
+		}
+	}
+	return o, nil
+}
+
+// hostAllowed is the check by name: host (no port) against the allowlist.
+func (o *outbound) hostAllowed(host string) bool {
+	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	if a, err := netip.ParseAddr(host); err == nil {
+		return o.listed(a)
+	}
+	for _, p := range o.names {
+		switch {
 		case strings.HasPrefix(p, "*."):
 			if strings.HasSuffix(host, p[1:]) && len(host) > len(p)-1 {
 				return true
@@ -38,22 +87,136 @@ func hostAllowed(allow []string, host string) bool {
 	return false
 }
 
-func (e *Engine) httpClient() *http.Client {
-	base := e.opt.HTTPClient
+func (o *outbound) listed(a netip.Addr) bool {
+	a = a.Unmap().WithZone("")
+	for _, p := range o.prefixes {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// addrAllowed is the check by address, at dial time.
+func (o *outbound) addrAllowed(a netip.Addr) bool { return o.listed(a) || publicAddr(a) }
+
+// specialPurpose are the IANA special-purpose ranges (RFC 6890 and successors) that are not
+// reachable public hosts, beyond what netip's predicates cover.
+var specialPurpose = func() []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range []string{
+		"0.0.0.0/8", "100.64.0.0/10", "192.0.0.0/24", "192.0.2.0/24", "192.88.99.0/24", "198.18.0.0/15",
+		"198.51.100.0/24", "203.0.113.0/24", "240.0.0.0/4",
+		"::/96", "64:ff9b::/96", "64:ff9b:1::/48", "100::/64", "2001::/23", "2001:db8::/32", "2002::/16",
+		"3fff::/20", "fec0::/10",
+	} {
+		out = append(out, netip.MustParsePrefix(s))
+	}
+	return out
+}()
+
+// publicAddr reports whether a is a public unicast address: not loopback, private (RFC 1918, ULA),
+// link-local, multicast, unspecified, CGNAT, documentation, benchmarking, reserved, or an IPv6 form
+// that embeds an IPv4 address (mapped, compatible, NAT64, 6to4, Teredo).
+func publicAddr(a netip.Addr) bool {
+	a = a.Unmap()
+	if !a.IsValid() || !a.IsGlobalUnicast() || a.IsPrivate() || a.IsLoopback() || a.IsLinkLocalUnicast() {
+		return false
+	}
+	for _, p := range specialPurpose {
+		if p.Contains(a.WithZone("")) {
+			return false
+		}
+	}
+	return true
+}
+
+// dial connects to addr ("host:port") on an address that passes addrAllowed.
+func (o *outbound) dial(ctx context.Context, d *net.Dialer, network, addr string) (net.Conn, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	var addrs []netip.Addr
+	if a, err := netip.ParseAddr(host); err == nil {
+		addrs = []netip.Addr{a}
+	} else if addrs, err = o.lookup(ctx, host); err != nil {
+		return nil, err
+	}
+	var refused netip.Addr
+	var lastErr error
+	for _, a := range addrs {
+		if !o.addrAllowed(a) {
+			refused = a
+			continue
+		}
+		c, err := d.DialContext(ctx, network, net.JoinHostPort(a.Unmap().String(), port))
+		if err == nil {
+			return c, nil
+		}
+		lastErr = err
+	}
+	if lastErr != nil {
+		return nil, lastErr
+	}
+	if refused.IsValid() {
+		return nil, fmt.Errorf("outbound HTTP is not allowed to %s: it resolves to %s, a loopback, private or reserved address (list the address in scripts.http_allowlist to allow it)", host, refused)
+	}
+	return nil, fmt.Errorf("outbound HTTP: %s has no address", host)
+}
+
+// newHTTPClient is the client scripts' requests go through: base's settings (timeout, TLS roots),
+// our dialer, no proxy, the redirect checks.
+func newHTTPClient(base *http.Client, o *outbound) (*http.Client, error) {
 	if base == nil {
 		base = &http.Client{Timeout: 30 * time.Second}
 	}
+	var tr *http.Transport
+	switch t := base.Transport.(type) {
+	case nil:
+		tr = http.DefaultTransport.(*http.Transport).Clone()
+	case *http.Transport:
+		tr = t.Clone()
+	default:
+		return nil, fmt.Errorf("script: the HTTP client's transport must be an *http.Transport (it gets the address checks), not %T", t)
+	}
+	d := &net.Dialer{
+		Timeout:   10 * time.Second,
+		KeepAlive: 30 * time.Second,
+		// Control sees the address actually connected to: a second line behind dial's checks.
+		Control: func(network, address string, _ syscall.RawConn) error {
+			ap, err := netip.ParseAddrPort(address)
+			if err != nil || !o.addrAllowed(ap.Addr()) {
+				return fmt.Errorf("outbound HTTP is not allowed to %s", address)
+			}
+			return nil
+		},
+	}
+	tr.Proxy = nil
+	tr.DialTLSContext = nil
+	//lint:ignore SA1019 a base transport's deprecated dialer would otherwise bypass ours
+	tr.DialTLS = nil
+	//lint:ignore SA1019 idem
+	tr.Dial = nil
+	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return o.dial(ctx, d, network, addr)
+	}
 	c := *base
+	c.Transport = tr
+	c.Jar = nil
 	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
 		if len(via) >= 5 {
 			return errors.New("stopped after 5 redirects")
 		}
-		if !hostAllowed(e.opt.HTTPAllow, req.URL.Hostname()) {
+		if req.URL.Scheme != "http" && req.URL.Scheme != "https" {
+			return fmt.Errorf("outbound HTTP: redirect to a %s: URL", req.URL.Scheme)
+		}
+		if !o.hostAllowed(req.URL.Hostname()) {
 			return fmt.Errorf("outbound HTTP is not allowed to %s (redirect)", req.URL.Hostname())
 		}
 		return nil
 	}
-	return &c
+	return &c, nil
 }
 
 // requestModule is require('request').
@@ -124,7 +287,7 @@ func (m *vm) doRequest(method string, opts goja.Value) (goja.Value, goja.Value, 
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, nil, msgError(fmt.Sprintf("Invalid URI %q", target))
 	}
-	if !hostAllowed(m.e.opt.HTTPAllow, u.Hostname()) {
+	if !m.e.out.hostAllowed(u.Hostname()) {
 		return nil, nil, fmt.Errorf("outbound HTTP is not allowed to %s (scripts.http_allowlist)", u.Hostname())
 	}
 	get := func(k string) goja.Value {
@@ -208,7 +371,7 @@ func (m *vm) doRequest(method string, opts goja.Value) (goja.Value, goja.Value, 
 		return nil, nil, err
 	}
 	req.Header = header
-	resp, err := m.e.httpClient().Do(req)
+	resp, err := m.e.client.Do(req)
 	if err != nil {
 		var ue *url.Error
 		if errors.As(err, &ue) {
@@ -230,7 +393,7 @@ func (m *vm) doRequest(method string, opts goja.Value) (goja.Value, goja.Value, 
 	_ = res.Set("statusCode", resp.StatusCode)
 	hdrs := m.rt.NewObject()
 	for k, vs := range resp.Header {
-		_ = hdrs.Set(strings.ToLower(k), strings.Join(vs, ", "))
+		setOwn(hdrs, strings.ToLower(k), m.rt.ToValue(strings.Join(vs, ", ")))
 	}
 	_ = res.Set("headers", hdrs)
 	var bodyVal goja.Value = m.rt.ToValue(string(data))

@@ -604,7 +604,7 @@ func (t *tableRun) successValue(rec *recorder) goja.Value {
 		if rec.body.Len() > 0 {
 			if o, ok := m.parseJSON(rec.body.String()).(*goja.Object); ok {
 				for _, k := range o.Keys() {
-					_ = t.item.Set(k, o.Get(k))
+					setOwn(t.item, k, o.Get(k))
 				}
 			}
 		}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/dop251/goja"
 
@@ -36,6 +37,10 @@ type vm struct {
 	calls                         map[*goja.Object]*apiCall
 	users                         map[*goja.Object]*auth.Caller
 	protoReq, protoRes, protoUser *goja.Object
+
+	// keys are the keys in force when the runtime was built: a runtime whose modules may have copied
+	// older keys (var masterKey = require('mobileservice-config').masterKey) is not reused.
+	keys Keys
 
 	jsonParse, jsonStringify goja.Callable
 	bufferFrom               goja.Callable // Buffer.from(arrayBuffer)
@@ -72,7 +77,7 @@ func newVM(e *Engine, ver *Version) (*vm, error) {
 	rt := goja.New()
 	rt.SetMaxCallStackSize(maxCallStack)
 	m := &vm{rt: rt, e: e, ver: ver, loop: newLoop(), modules: map[string]*goja.Object{}, routes: map[string][]apiRoute{}, scripts: map[string]*goja.Object{},
-		calls: map[*goja.Object]*apiCall{}, users: map[*goja.Object]*auth.Caller{}}
+		calls: map[*goja.Object]*apiCall{}, users: map[*goja.Object]*auth.Caller{}, keys: e.opt.Keys()}
 	j := rt.Get("JSON").ToObject(rt)
 	m.jsonParse, _ = goja.AssertFunction(j.Get("parse"))
 	m.jsonStringify, _ = goja.AssertFunction(j.Get("stringify"))
@@ -131,7 +136,8 @@ func (m *vm) later(fn goja.Callable, args func() []goja.Value) {
 }
 
 // toJS turns a JSON-able Go value into plain JavaScript objects (through JSON, so scripts get
-// ordinary objects and arrays they can change freely).
+// ordinary objects and arrays they can change freely). Members become own data properties, as
+// JSON.parse makes them: a "__proto__" member is a property named __proto__, never the prototype.
 func (m *vm) toJS(v any) goja.Value {
 	switch x := v.(type) {
 	case nil:
@@ -160,7 +166,7 @@ func (m *vm) toJS(v any) goja.Value {
 		}
 		sortStrings(keys)
 		for _, k := range keys {
-			_ = o.Set(k, m.toJS(x[k]))
+			setOwn(o, k, m.toJS(x[k]))
 		}
 		return o
 	case []any:
@@ -187,6 +193,13 @@ func (m *vm) toJS(v any) goja.Value {
 		panic(m.rt.NewGoError(err))
 	}
 	return m.parseJSON(string(b))
+}
+
+// setOwn gives o an own, writable, enumerable, configurable data property k, as JSON.parse and object
+// literals with computed keys do. Object.Set would assign instead: for k == "__proto__" that runs
+// Object.prototype's __proto__ setter and replaces o's prototype with a client's object.
+func setOwn(o *goja.Object, k string, v goja.Value) {
+	_ = o.DefineDataProperty(k, v, goja.FLAG_TRUE, goja.FLAG_TRUE, goja.FLAG_TRUE)
 }
 
 func (m *vm) parseJSON(s string) goja.Value {
@@ -354,7 +367,7 @@ func (m *vm) exportsOf(path string) (goja.Value, error) {
 		return mod.Get("exports"), nil
 	}
 	var out goja.Value
-	err := m.protect(func() { out = m.require("", path) })
+	err := m.protect(func() { out = m.load(path) }) // a file of the version, not a script's require
 	return out, err
 }
 
@@ -372,24 +385,54 @@ func (e *outsideError) Error() string {
 	return "Cannot find module '" + e.name + "' (outside the app directory)"
 }
 
-// resolve finds the file a require names. Relative and absolute names resolve against the requiring
-// file; bare names look in node_modules folders from the requiring file's folder up to the app
-// directory. Nothing outside the app directory resolves.
+// checkModuleName refuses, before the filesystem is touched, module names that could leave the
+// folder they are resolved from: absolute paths, backslashes, NUL and control characters, percent
+// signs, empty segments, and "." or ".." anywhere but at the start of a relative name ("./x",
+// "../../shared/x"). Bare names ("pkg", "pkg/sub", "@scope/pkg") may not contain them at all, so
+// "x/../../../etc/pkg" never reaches a lookup.
+func checkModuleName(name string) error {
+	bad := msgError(fmt.Sprintf("Cannot find module '%s' (invalid module name)", name))
+	if name == "" || len(name) > 1024 || strings.HasPrefix(name, "/") || filepath.IsAbs(name) || filepath.VolumeName(name) != "" {
+		return bad
+	}
+	for _, c := range name {
+		if c < 0x20 || c == 0x7f || c == '\\' || c == '%' || c == utf8.RuneError {
+			return bad
+		}
+	}
+	relative := name == "." || name == ".." || strings.HasPrefix(name, "./") || strings.HasPrefix(name, "../")
+	leading := relative // still in the leading "." / ".." run of a relative name
+	for i, seg := range strings.Split(name, "/") {
+		switch {
+		case seg == "":
+			return bad
+		case seg == "." && leading && i == 0:
+		case seg == ".." && leading:
+		case seg == "." || seg == "..":
+			return bad
+		default:
+			leading = false
+		}
+	}
+	return nil
+}
+
+// resolve finds the file a require names. Relative names resolve against the requiring file; bare
+// names look in node_modules folders from the requiring file's folder up to the app directory, then
+// in shared/. The name is checked first (checkModuleName); every candidate must lie inside the app
+// directory both as written and after symbolic links are resolved, and the real path is returned
+// (as Node's module cache does).
 func (v *Version) resolve(from, name string) (string, error) {
+	if err := checkModuleName(name); err != nil {
+		return "", err
+	}
 	base := v.root
 	if from != "" {
 		base = filepath.Dir(from)
 	}
 	notFound := msgError(fmt.Sprintf("Cannot find module '%s'", name))
-	if name == "" {
-		return "", notFound
-	}
-	if strings.HasPrefix(name, "./") || strings.HasPrefix(name, "../") || name == "." || name == ".." || strings.HasPrefix(name, "/") || filepath.IsAbs(name) {
-		p := name
-		if !filepath.IsAbs(p) {
-			p = filepath.Join(base, name)
-		}
-		p = filepath.Clean(p)
+	if name == "." || name == ".." || strings.HasPrefix(name, "./") || strings.HasPrefix(name, "../") {
+		p := filepath.Join(base, filepath.FromSlash(name))
 		if !v.inside(p) {
 			return "", &outsideError{name: name}
 		}
@@ -398,11 +441,8 @@ func (v *Version) resolve(from, name string) (string, error) {
 		}
 		return "", notFound
 	}
-	if strings.Contains(name, "\\") || strings.Contains(name, "\x00") {
-		return "", notFound
-	}
 	for dir := base; v.inside(dir); dir = filepath.Dir(dir) {
-		p := filepath.Join(dir, "node_modules", name)
+		p := filepath.Join(dir, "node_modules", filepath.FromSlash(name))
 		if v.inside(p) {
 			if f, ok := v.resolveFile(p); ok {
 				return f, nil
@@ -413,51 +453,72 @@ func (v *Version) resolve(from, name string) (string, error) {
 		}
 	}
 	// The original also looked under the scripts folder's shared/ for bare names.
-	if f, ok := v.resolveFile(filepath.Join(v.scripts, "shared", name)); ok && v.inside(f) {
-		return f, nil
+	if p := filepath.Join(v.scripts, "shared", filepath.FromSlash(name)); v.inside(p) {
+		if f, ok := v.resolveFile(p); ok {
+			return f, nil
+		}
 	}
 	return "", notFound
 }
 
 func (v *Version) inside(p string) bool {
 	rel, err := filepath.Rel(v.root, p)
-	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) && !filepath.IsAbs(rel)
+}
+
+// realInside is p with symbolic links resolved, if that lies inside the app directory.
+func (v *Version) realInside(p string) (string, bool) {
+	if !v.inside(p) {
+		return "", false
+	}
+	real, err := filepath.EvalSymlinks(p)
+	if err != nil || !v.inside(real) {
+		return "", false
+	}
+	return real, true
 }
 
 // resolveFile applies Node's file and directory rules: p, p.js, p.json, p/package.json "main",
-// p/index.js, p/index.json. Symbolic links that lead outside the app directory do not count.
+// p/index.js, p/index.json. Nothing is read or returned whose real path is outside the app directory
+// (package.json included).
 func (v *Version) resolveFile(p string) (string, bool) {
-	isFile := func(f string) bool {
-		st, err := os.Stat(f)
-		if err != nil || st.IsDir() {
-			return false
+	file := func(f string) (string, bool) {
+		real, ok := v.realInside(f)
+		if !ok {
+			return "", false
 		}
-		real, err := filepath.EvalSymlinks(f)
-		return err == nil && v.inside(real)
+		st, err := os.Stat(real)
+		if err != nil || st.IsDir() {
+			return "", false
+		}
+		return real, true
 	}
 	for _, f := range []string{p, p + ".js", p + ".json"} {
-		if isFile(f) {
-			return f, true
+		if real, ok := file(f); ok {
+			return real, true
 		}
 	}
-	if b, err := os.ReadFile(filepath.Join(p, "package.json")); err == nil {
-		var pkg struct {
-			Main string `json:"main"`
-		}
-		if json.Unmarshal(b, &pkg) == nil && pkg.Main != "" {
-			m := filepath.Clean(filepath.Join(p, pkg.Main))
-			if v.inside(m) {
-				for _, f := range []string{m, m + ".js", m + ".json", filepath.Join(m, "index.js")} {
-					if isFile(f) {
-						return f, true
+	if pj, ok := file(filepath.Join(p, "package.json")); ok {
+		if b, err := v.readFile(pj); err == nil {
+			var pkg struct {
+				Main string `json:"main"`
+			}
+			if json.Unmarshal(b, &pkg) == nil && pkg.Main != "" {
+				main := strings.TrimPrefix(pkg.Main, "./")
+				if checkModuleName("./"+main) == nil && !strings.HasPrefix(main, "../") && main != ".." {
+					m := filepath.Join(p, filepath.FromSlash(main))
+					for _, f := range []string{m, m + ".js", m + ".json", filepath.Join(m, "index.js")} {
+						if real, ok := file(f); ok {
+							return real, true
+						}
 					}
 				}
 			}
 		}
 	}
 	for _, f := range []string{filepath.Join(p, "index.js"), filepath.Join(p, "index.json")} {
-		if isFile(f) {
-			return f, true
+		if real, ok := file(f); ok {
+			return real, true
 		}
 	}
 	return "", false
