@@ -298,3 +298,6 @@ func (s *Store) Live(ctx context.Context, now time.Time, liveness time.Duration)
 	}
 	return out, rows.Err()
 }
+
+// DB is the database the store uses.
+func (s *Store) DB() *store.DB { return s.db }
