@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/keys"
+	"github.com/gatehouse/gatehouse/internal/store/storetest"
 )
 
 func newKEKString(t *testing.T) string {
@@ -138,5 +139,28 @@ func TestKeyRingSQLite(t *testing.T) {
 	}
 	if code, _, errs := runCmd(t, map[string]string{"GATEHOUSE_KEY_ENCRYPTION_KEY": "not a key at all, far too weak"}, "keys", "status", "--data", data); code != 1 || !strings.Contains(errs, "openssl rand") || strings.Contains(errs, "far too weak") {
 		t.Fatalf("malformed KEK: %d %q", code, errs)
+	}
+}
+
+// PostgreSQL without a key-encryption key: the first instance declares its keys' fingerprints; an
+// instance with another system key (or any other) refuses to start; `keys rotate` refuses.
+func TestDeclaredKeysOnPostgres(t *testing.T) {
+	dsn := storetest.PostgresURL(t)
+	env := map[string]string{"MS_MasterKey": keys.Generate(), "MS_ApplicationKey": keys.Generate(), "MS_ApplicationSystemKey": keys.Generate()}
+	_, _, stop := startServer(t, []string{"--data", filepath.Join(t.TempDir(), "a"), "--database", dsn}, env)
+	defer stop()
+	// Same keys, another data directory: starts.
+	_, _, stop2 := startServer(t, []string{"--data", filepath.Join(t.TempDir(), "b"), "--database", dsn}, env)
+	stop2()
+	// The system key from a fresh keys.json: refused, naming where it came from.
+	partial := map[string]string{"MS_MasterKey": env["MS_MasterKey"], "MS_ApplicationKey": env["MS_ApplicationKey"]}
+	data := filepath.Join(t.TempDir(), "c")
+	code, _, errs := runCmd(t, partial, "serve", "--data", data, "--database", dsn, "--listen", "127.0.0.1:0")
+	if code != 1 || !strings.Contains(errs, "system key from "+keys.Path(data)+" has fingerprint") {
+		t.Fatalf("other system key: exit %d %q", code, errs)
+	}
+	code, _, errs = runCmd(t, nil, "keys", "rotate", "--data", data, "--database", dsn)
+	if code != 1 || !strings.Contains(errs, "key-encryption key") {
+		t.Fatalf("rotate without a KEK on PostgreSQL: exit %d %q", code, errs)
 	}
 }
