@@ -14,6 +14,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/keyring"
 	"github.com/gatehouse/gatehouse/internal/keys"
+	"github.com/gatehouse/gatehouse/internal/notify"
 	"github.com/gatehouse/gatehouse/internal/store"
 )
 
@@ -209,68 +210,37 @@ func rotateRing(ctx context.Context, cfg *config.Config, kek *keyring.KEK, w key
 	if err != nil {
 		return err
 	}
-	start := time.Now()
-	live, err := st.Live(ctx, start, keyring.Liveness(cfg.KeyRing.Poll))
+	n, _, err := newNotifier(ctx, cfg, st.DB(), slog.New(slog.DiscardHandler))
 	if err != nil {
 		return err
 	}
-	for _, in := range live {
-		for _, k := range in.ConfigKeys {
-			if k == w {
-				return fmt.Errorf("instance %s (%s) was started with the %s key from its configuration, which would keep winning there and make it refuse to restart: remove it from that instance's configuration (the ring keeps the key), restart it, and rotate again", in.ID, in.Host, w)
-			}
-		}
-	}
-	before, _, _ := openRingCurrent(ctx, st, w)
-	r, added, err := st.Rotate(ctx, w, revoke, start, ringKeep(cfg))
+	wctx, cancel := context.WithTimeout(ctx, cfg.KeyRing.Grace+5*time.Second)
+	defer cancel()
+	res, err := st.RotateAndWait(wctx, w, revoke, ringRotateOptions(cfg, n))
 	if errors.Is(err, keyring.ErrRotationPending) {
 		return errors.New("a rotation of this key is still in progress (its new key waits for every instance): try again in a few seconds")
 	}
 	if err != nil {
 		return err
 	}
-	n, _, err := newNotifier(ctx, cfg, st.DB(), slog.New(slog.DiscardHandler))
-	if err != nil {
-		return err
-	}
-	if err := n.Publish(ctx, "keys", "rotated"); err != nil {
-		fmt.Fprintf(stdout, "warning: notifying the instances failed (%v); they load the new key at their next poll\n", err)
-	}
-	if added.State == keyring.Accepted {
-		wctx, cancel := context.WithTimeout(ctx, cfg.KeyRing.Grace+5*time.Second)
-		defer cancel()
-		r, err = keyring.WaitPromoted(wctx, st, n, []string{added.Fingerprint}, cfg.KeyRing.Grace, cfg.KeyRing.Poll, ringKeep(cfg), time.Now)
-		if err != nil {
-			return err
-		}
-	}
 	fmt.Fprintf(stdout, "%s key rotated: fingerprint %s -> %s (ring version %d, %d live instances, signing after %s)\n",
-		w, before, added.Fingerprint, r.Version, len(live), time.Since(start).Round(time.Millisecond))
-	sec, err := r.Secrets(nil)
-	if err != nil {
-		return err
-	}
+		w, res.Previous, res.New.Fingerprint, res.Ring.Version, res.Live, res.Took.Round(time.Millisecond))
 	switch w {
 	case keys.Master:
-		fmt.Fprintf(stdout, "new master key: %s\n", sec.MasterKey)
+		fmt.Fprintf(stdout, "new master key: %s\n", res.Secret)
 		if revoke {
 			fmt.Fprintln(stdout, "previous master keys revoked: tokens they signed no longer verify.")
 		} else {
 			fmt.Fprintf(stdout, "tokens signed with the previous key keep working until they expire (at most %s).\n", cfg.TokenMaxTTL)
 		}
 	case keys.Application:
-		fmt.Fprintf(stdout, "new application key: %s (the previous one is refused from now on)\n", sec.ApplicationKey)
+		fmt.Fprintf(stdout, "new application key: %s (the previous one is refused from now on)\n", res.Secret)
 	}
 	return nil
 }
 
-func openRingCurrent(ctx context.Context, st *keyring.Store, w keys.Which) (string, bool, error) {
-	r, err := st.Load(ctx)
-	if err != nil {
-		return "", false, err
-	}
-	k, ok := r.Current(w)
-	return k.Fingerprint, ok, nil
+func ringRotateOptions(cfg *config.Config, n notify.Notifier) keyring.RotateOptions {
+	return keyring.RotateOptions{Grace: cfg.KeyRing.Grace, Poll: cfg.KeyRing.Poll, Keep: ringKeep(cfg), Notifier: n}
 }
 
 // keysShow prints the ring (status: fingerprints, states, instances; show: also the master and

@@ -3,6 +3,8 @@ package main
 import (
 	"crypto/rand"
 	"encoding/base64"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -62,6 +64,28 @@ func TestEnvironmentKeysAreNeverShownOrWritten(t *testing.T) {
 	if code, _, errs := runCmd(t, nil, "keys", "rotate", "--data", data, "--which", "system"); code != 0 {
 		t.Fatalf("rotate system (from keys.json): exit %d %s", code, errs)
 	}
+	// Without a key ring the admin API says what to configure.
+	base, _, stop = startServer(t, []string{"--data", data}, env)
+	defer stop()
+	if code, body := post(t, base+"/admin/keys/rotate", map[string]string{"X-ZUMO-MASTER": env["MS_MasterKey"]}, `{"which":"master"}`); code != 409 || !strings.Contains(body, "key_encryption_key") {
+		t.Fatalf("admin rotate without a ring: %d %s", code, body)
+	}
+}
+
+func post(t *testing.T, url string, headers map[string]string, body string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", url, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
 }
 
 // The key ring on a single SQLite node with a key-encryption key: the CLI rotates it (two-phase, the
@@ -119,6 +143,28 @@ func TestKeyRingSQLite(t *testing.T) {
 	code, out, _ = runCmd(t, env, "keys", "status", "--data", data)
 	if code != 0 || strings.Contains(out, newMaster[1]) || !strings.Contains(out, "retired") {
 		t.Fatalf("keys status: %q", out)
+	}
+
+	// The admin API: status without secrets, strict bodies, a rotation.
+	admin := map[string]string{"X-ZUMO-MASTER": newMaster[1]}
+	if code, body := get(t, base+"/admin/keys", admin); code != 200 || !strings.Contains(body, `"state":"retired"`) || strings.Contains(body, newMaster[1]) {
+		t.Fatalf("GET /admin/keys: %d %s", code, body)
+	}
+	if code, _ := get(t, base+"/admin/keys", nil); code != 401 {
+		t.Fatalf("GET /admin/keys without the master key: %d", code)
+	}
+	for _, bad := range []string{`{"wich":"master"}`, `{"which":"nope"}`, `{"which":1}`, `[]`, `{"which":"master"} {}`} {
+		if code, body := post(t, base+"/admin/keys/rotate", admin, bad); code != 400 {
+			t.Fatalf("rotate %s: %d %s", bad, code, body)
+		}
+	}
+	code, body := post(t, base+"/admin/keys/rotate", admin, `{"which":"application"}`)
+	appKey := regexp.MustCompile(`"key":"([^"]+)"`).FindStringSubmatch(body)
+	if code != 200 || appKey == nil {
+		t.Fatalf("rotate application: %d %s", code, body)
+	}
+	if code, body := post(t, base+"/admin/keys/rotate", admin, `{"which":"system"}`); code != 200 || strings.Contains(body, `"key"`) {
+		t.Fatalf("rotate system: %d %s", code, body)
 	}
 
 	// Refusals.

@@ -16,6 +16,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/account"
 	"github.com/gatehouse/gatehouse/internal/auth"
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/keyring"
 	"github.com/gatehouse/gatehouse/internal/keys"
 	"github.com/gatehouse/gatehouse/internal/metrics"
 	"github.com/gatehouse/gatehouse/internal/server"
@@ -141,6 +142,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		Config: cfg, Auth: authn, App: app, DB: db, Metrics: m, Logger: log, Version: version,
 		Minter: &auth.Minter{Auth: authn, DefaultTTL: cfg.TokenTTL, MaxTTL: cfg.TokenMaxTTL},
 	})
+
+	var ringStore *keyring.Store
+	if ks.agent != nil {
+		ringStore = ks.agent.Store
+	}
+	srv.Mount("/admin/keys", "/admin/keys", server.RequirePermission(auth.Admin, &keyring.AdminHandler{
+		Store: ringStore, Options: ringRotateOptions(cfg, notifier), Log: log}))
 
 	th := &table.Handler{Service: tables, Log: log, PublicURL: cfg.PublicURL}
 	srv.Mount("tables", "/tables/{table}", th)

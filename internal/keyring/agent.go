@@ -2,7 +2,6 @@ package keyring
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -212,7 +211,7 @@ func WaitPromoted(ctx context.Context, st *Store, n notify.Notifier, fingerprint
 		}
 		select {
 		case <-ctx.Done():
-			return r, errors.New("keyring: the new key is published (every instance accepts it) but not yet signing; an instance promotes it within the grace period")
+			return r, ErrNotPromoted
 		case <-t.C:
 		case <-sub:
 		}
