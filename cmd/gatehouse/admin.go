@@ -262,7 +262,13 @@ func keysShow(ctx context.Context, cfg *config.Config, secrets bool, stdout io.W
 			fmt.Fprintf(stdout, "keys in %s; set by configuration: %v; retired master keys: %d\n", keys.Path(cfg.DataDir), s.Configured, len(s.Previous))
 			return nil
 		}
-		fmt.Fprint(stdout, keys.Banner(cfg.DataDir, &keys.Set{MasterKey: s.MasterKey, ApplicationKey: s.ApplicationKey}))
+		// Only what keys.json holds: keys set by configuration are never printed.
+		if s.MasterKey != "" && !s.IsConfigured(keys.Master) {
+			fmt.Fprintf(stdout, "master key (X-ZUMO-MASTER):           %s\n", s.MasterKey)
+		}
+		if s.ApplicationKey != "" && !s.IsConfigured(keys.Application) {
+			fmt.Fprintf(stdout, "application key (X-ZUMO-APPLICATION): %s\n", s.ApplicationKey)
+		}
 		return nil
 	}
 	r, st, err := openRing(ctx, cfg, kek)

@@ -90,7 +90,7 @@ func (h *AdminHandler) status(w http.ResponseWriter, r *http.Request) {
 	}
 	ins := make([]instanceView, 0, len(live))
 	for _, in := range live {
-		ins = append(ins, instanceView{ID: in.ID, Host: in.Host, StartedAt: in.StartedAt, HeartbeatAt: in.HeartbeatAt, RingVersion: in.RingVersion, ConfigKeys: in.ConfigKeys})
+		ins = append(ins, instanceView(in))
 	}
 	httpx.JSON(w, http.StatusOK, map[string]any{"version": ring.Version, "keyEncryptionKey": ring.KEKID, "keys": viewKeys(ring), "instances": ins})
 }

@@ -357,6 +357,7 @@ func (svc *Service) ensureColumns(ctx context.Context, s *Schema, add []Column) 
 	if err != nil {
 		return nil, err
 	}
+	added := false
 	for _, c := range add {
 		if existing, ok := cur.Column(c.Name); ok {
 			if existing.Type != c.Type {
@@ -367,7 +368,10 @@ func (svc *Service) ensureColumns(ctx context.Context, s *Schema, add []Column) 
 		if err := svc.st.AddColumn(ctx, cur, c); err != nil {
 			return nil, err
 		}
-		defer svc.changed(ctx, s.Name)
+		if !added {
+			added = true
+			defer svc.changed(ctx, s.Name)
+		}
 		svc.log.Info("column added by dynamic schema", "table", s.Name, "column", c.Name, "type", string(c.Type))
 	}
 	return svc.Refresh(ctx, s.Name)
