@@ -121,7 +121,12 @@ func accountUsersCmd(ctx context.Context, args []string, stdin io.Reader, stdout
 	}
 	defer db.Close()
 	log := newLogger(cfg, stderr)
-	dir, err := user.NewDirectory(user.NewSQL(db), user.Options{})
+	n, _, err := newNotifier(ctx, cfg, db, log)
+	if err != nil {
+		return true, err
+	}
+	// Running servers enforce a revocation this command writes at once (set-password ends sessions).
+	dir, err := user.NewDirectory(user.NewSQL(db), user.Options{OnRevoke: publishRevocation(nil, n, log)})
 	if err != nil {
 		return true, err
 	}

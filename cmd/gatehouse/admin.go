@@ -1,13 +1,21 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/auth"
+	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/keyring"
 	"github.com/gatehouse/gatehouse/internal/keys"
+	"github.com/gatehouse/gatehouse/internal/notify"
+	"github.com/gatehouse/gatehouse/internal/store"
 )
 
 func tokenCmd(args []string, stdout, stderr io.Writer, getenv func(string) string) error {
@@ -27,12 +35,9 @@ func tokenCmd(args []string, stdout, stderr io.Writer, getenv func(string) strin
 	if user == "" {
 		return fmt.Errorf("%w: --user is required", errUsage)
 	}
-	res, sec, err := secrets(cfg, time.Now())
+	sec, err := cliSecrets(context.Background(), cfg, stderr)
 	if err != nil {
 		return err
-	}
-	if res.Generated {
-		fmt.Fprint(stderr, keys.Banner(cfg.DataDir, &res.Set))
 	}
 	a, err := auth.New(sec, auth.Options{ClockSkew: cfg.ClockSkew, MaxTTL: cfg.TokenMaxTTL})
 	if err != nil {
@@ -47,25 +52,86 @@ func tokenCmd(args []string, stdout, stderr io.Writer, getenv func(string) strin
 	return nil
 }
 
+// cliSecrets returns the keys in force for a CLI command: the cluster key ring when a key-encryption
+// key is configured, else the configuration over keys.json (created, and its new keys shown once,
+// if missing).
+func cliSecrets(ctx context.Context, cfg *config.Config, stderr io.Writer) (auth.Secrets, error) {
+	kek, err := loadKEK(cfg)
+	if err != nil {
+		return auth.Secrets{}, err
+	}
+	if kek == nil {
+		res, sec, err := secrets(cfg, time.Now())
+		if err != nil {
+			return auth.Secrets{}, err
+		}
+		if res.Generated {
+			fmt.Fprint(stderr, keys.Banner(cfg.DataDir, &res.Shown))
+		}
+		return sec, nil
+	}
+	r, _, err := openRing(ctx, cfg, kek)
+	if err != nil {
+		return auth.Secrets{}, err
+	}
+	return r.Secrets(extraPrevious(cfg))
+}
+
+// openRing loads the sealed ring (and returns its store and database, closed when ctx... by the caller).
+func openRing(ctx context.Context, cfg *config.Config, kek *keyring.KEK) (*keyring.Ring, *keyring.Store, error) {
+	db, err := store.Open(ctx, cfg.Database, cfg.DataDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	context.AfterFunc(ctx, func() { db.Close() })
+	st := keyring.NewStore(db, kek)
+	r, err := st.Load(ctx)
+	if errors.Is(err, keyring.ErrNoRing) {
+		return nil, nil, errors.New("the database has no key ring yet: start a server with the key-encryption key once (it creates the ring)")
+	}
+	if err == nil && !r.Sealed() {
+		return nil, nil, errors.New("the cluster's keys are declared in the database by fingerprint only: restart an instance with the key-encryption key configured to seal them into the database")
+	}
+	return r, st, err
+}
+
+func isPostgres(dsn string) bool {
+	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
+}
+
 func keysCmd(args []string, stdout, stderr io.Writer, getenv func(string) string) error {
 	if len(args) == 0 {
-		return fmt.Errorf("%w: gatehouse keys generate|rotate", errUsage)
+		return fmt.Errorf("%w: gatehouse keys generate|rotate|show|status", errUsage)
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	switch args[0] {
 	case "generate":
 		cfg, _, err := loadConfig("keys generate", args[1:], stderr, getenv, nil)
 		if err != nil {
 			return err
 		}
-		s, created, err := keys.Ensure(cfg.DataDir, time.Now())
+		if cfg.KeyRing.KEK != "" || cfg.KeyRing.KEKFile != "" {
+			return errors.New("with a key-encryption key the keys live in the database: a server creates them on its first start; read them with 'gatehouse keys show'")
+		}
+		res, err := keys.Resolve(cfg.DataDir, keys.Configured{MasterKey: cfg.MasterKey, ApplicationKey: cfg.ApplicationKey, SystemKey: cfg.SystemKey}, time.Now(), cfg.TokenMaxTTL)
 		if err != nil {
 			return err
 		}
-		if !created {
+		if !res.Generated {
+			if len(res.FromFile) == 0 {
+				return errors.New("every key is set by the configuration: there is nothing to generate")
+			}
 			return fmt.Errorf("%s already exists; use 'gatehouse keys rotate' to replace a key", keys.Path(cfg.DataDir))
 		}
-		fmt.Fprint(stdout, keys.Banner(cfg.DataDir, s))
+		fmt.Fprint(stdout, keys.Banner(cfg.DataDir, &res.Shown))
 		return nil
+	case "show", "status":
+		cfg, _, err := loadConfig("keys "+args[0], args[1:], stderr, getenv, nil)
+		if err != nil {
+			return err
+		}
+		return keysShow(ctx, cfg, args[0] == "show", stdout)
 	case "rotate":
 		var which string
 		var revoke bool
@@ -76,35 +142,161 @@ func keysCmd(args []string, stdout, stderr io.Writer, getenv func(string) string
 		if err != nil {
 			return err
 		}
-		if cfg.Sources["master_key"] != "default" && which == "master" {
-			return fmt.Errorf("the master key is set by %s; change it there (list the old one in previous_master_keys until its tokens expire)", cfg.Sources["master_key"])
+		w := keys.Which(which)
+		if w != keys.Master && w != keys.Application && w != keys.System {
+			return fmt.Errorf("%w: unknown key %q (master, application or system)", errUsage, which)
+		}
+		kek, err := loadKEK(cfg)
+		if err != nil {
+			return err
+		}
+		if kek != nil {
+			return rotateRing(ctx, cfg, kek, w, revoke, stdout)
+		}
+		return rotateFile(cfg, w, revoke, stdout)
+	}
+	return fmt.Errorf("%w: unknown keys command %q (generate, rotate, show or status)", errUsage, args[0])
+}
+
+// rotateFile rotates a key in keys.json (a single node without a key-encryption key). It refuses when
+// the rotation would change nothing: the key comes from configuration, here or in the servers.
+func rotateFile(cfg *config.Config, w keys.Which, revoke bool, stdout io.Writer) error {
+	if isPostgres(cfg.Database) {
+		return errors.New("this cluster has no key-encryption key: each instance's keys come from its own configuration or keys.json and must equal the fingerprints declared in the database, so rotating one data directory would only make its instance refuse to start; configure key_encryption_key on every instance to keep the keys in the database, then rotate (docs/operations.md)")
+	}
+	setting := string(w) + "_key"
+	if src := cfg.Sources[setting]; src != "default" {
+		return fmt.Errorf("the %s key is set by %s, which wins over keys.json: rotating it there would change nothing; change it where it is set (list a retired master key in previous_master_keys until its tokens expire)", w, src)
+	}
+	s, err := keys.Load(cfg.DataDir)
+	if err != nil {
+		return fmt.Errorf("%w (run 'gatehouse keys generate' or start the server once)", err)
+	}
+	if s.IsConfigured(w) {
+		return fmt.Errorf("the servers using %s take the %s key from their configuration (the environment or a configuration file), which wins over keys.json: rotating it there would change nothing; change it where it is set", cfg.DataDir, w)
+	}
+	now := time.Now()
+	if err := s.Rotate(w, now, cfg.TokenMaxTTL, revoke); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if err := s.Save(cfg.DataDir); err != nil {
+		return err
+	}
+	switch w {
+	case keys.Master:
+		fmt.Fprintf(stdout, "new master key: %s\n", s.MasterKey)
+		if revoke {
+			fmt.Fprintln(stdout, "previous master keys revoked: tokens they signed no longer verify.")
+		} else {
+			fmt.Fprintf(stdout, "tokens signed with the previous key keep working until they expire (at most %s).\n", cfg.TokenMaxTTL)
+		}
+	case keys.Application:
+		fmt.Fprintf(stdout, "new application key: %s\n", s.ApplicationKey)
+	case keys.System:
+		fmt.Fprintln(stdout, "new system key generated.")
+	}
+	fmt.Fprintln(stdout, "running servers using this data directory pick up the change within seconds.")
+	return nil
+}
+
+// rotateRing rotates a key of the cluster key ring: the new key is published as accepted, and becomes
+// the signing key once every live instance has loaded it (or after key_ring.grace).
+func rotateRing(ctx context.Context, cfg *config.Config, kek *keyring.KEK, w keys.Which, revoke bool, stdout io.Writer) error {
+	given, src := configuredKeys(cfg)
+	if _, ok := given[w]; ok {
+		return fmt.Errorf("the %s key is set by %s here: instances configured with it would refuse to start after this rotation (their key would differ from the ring's); remove it from every instance's configuration (the ring keeps the key) and rotate again", w, src[w])
+	}
+	_, st, err := openRing(ctx, cfg, kek)
+	if err != nil {
+		return err
+	}
+	n, _, err := newNotifier(ctx, cfg, st.DB(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		return err
+	}
+	wctx, cancel := context.WithTimeout(ctx, cfg.KeyRing.Grace+5*time.Second)
+	defer cancel()
+	res, err := st.RotateAndWait(wctx, w, revoke, ringRotateOptions(cfg, n))
+	if errors.Is(err, keyring.ErrRotationPending) {
+		return errors.New("a rotation of this key is still in progress (its new key waits for every instance): try again in a few seconds")
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s key rotated: fingerprint %s -> %s (ring version %d, %d live instances, signing after %s)\n",
+		w, res.Previous, res.New.Fingerprint, res.Ring.Version, res.Live, res.Took.Round(time.Millisecond))
+	switch w {
+	case keys.Master:
+		fmt.Fprintf(stdout, "new master key: %s\n", res.Secret)
+		if revoke {
+			fmt.Fprintln(stdout, "previous master keys revoked: tokens they signed no longer verify.")
+		} else {
+			fmt.Fprintf(stdout, "tokens signed with the previous key keep working until they expire (at most %s).\n", cfg.TokenMaxTTL)
+		}
+	case keys.Application:
+		fmt.Fprintf(stdout, "new application key: %s (the previous one is refused from now on)\n", res.Secret)
+	}
+	return nil
+}
+
+func ringRotateOptions(cfg *config.Config, n notify.Notifier) keyring.RotateOptions {
+	return keyring.RotateOptions{Grace: cfg.KeyRing.Grace, Poll: cfg.KeyRing.Poll, Keep: ringKeep(cfg), Notifier: n}
+}
+
+// keysShow prints the ring (status: fingerprints, states, instances; show: also the master and
+// application keys), or keys.json's keys on a single node.
+func keysShow(ctx context.Context, cfg *config.Config, secrets bool, stdout io.Writer) error {
+	kek, err := loadKEK(cfg)
+	if err != nil {
+		return err
+	}
+	if kek == nil {
+		if isPostgres(cfg.Database) {
+			return errors.New("without a key-encryption key the cluster's keys are not in the database; each instance has its own configuration or keys.json")
 		}
 		s, err := keys.Load(cfg.DataDir)
 		if err != nil {
-			return fmt.Errorf("%w (run 'gatehouse keys generate' or start the server once)", err)
-		}
-		now := time.Now()
-		if err := s.Rotate(keys.Which(which), now, cfg.TokenMaxTTL, revoke); err != nil {
-			return fmt.Errorf("%w: %v", errUsage, err)
-		}
-		if err := s.Save(cfg.DataDir); err != nil {
 			return err
 		}
-		switch keys.Which(which) {
-		case keys.Master:
-			fmt.Fprintf(stdout, "new master key: %s\n", s.MasterKey)
-			if revoke {
-				fmt.Fprintln(stdout, "previous master keys revoked: tokens they signed no longer verify.")
-			} else {
-				fmt.Fprintf(stdout, "tokens signed with the previous key keep working until they expire (at most %s).\n", cfg.TokenMaxTTL)
-			}
-		case keys.Application:
-			fmt.Fprintf(stdout, "new application key: %s\n", s.ApplicationKey)
-		case keys.System:
-			fmt.Fprintln(stdout, "new system key generated.")
+		if !secrets {
+			fmt.Fprintf(stdout, "keys in %s; set by configuration: %v; retired master keys: %d\n", keys.Path(cfg.DataDir), s.Configured, len(s.Previous))
+			return nil
 		}
-		fmt.Fprintln(stdout, "running servers using this data directory pick up the change within seconds.")
+		// Only what keys.json holds: keys set by configuration are never printed.
+		if s.MasterKey != "" && !s.IsConfigured(keys.Master) {
+			fmt.Fprintf(stdout, "master key (X-ZUMO-MASTER):           %s\n", s.MasterKey)
+		}
+		if s.ApplicationKey != "" && !s.IsConfigured(keys.Application) {
+			fmt.Fprintf(stdout, "application key (X-ZUMO-APPLICATION): %s\n", s.ApplicationKey)
+		}
 		return nil
 	}
-	return fmt.Errorf("%w: unknown keys command %q (generate or rotate)", errUsage, args[0])
+	r, st, err := openRing(ctx, cfg, kek)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "key ring version %d (sealed under key-encryption key %s), updated %s\n", r.Version, r.KEKID, r.UpdatedAt.Format(time.RFC3339))
+	for _, k := range r.Keys {
+		line := fmt.Sprintf("  %-11s %-8s %s  created %s", k.Kind, k.State, k.Fingerprint, k.CreatedAt.Format(time.RFC3339))
+		if !k.RetiredAt.IsZero() {
+			line += "  retired " + k.RetiredAt.Format(time.RFC3339)
+		}
+		fmt.Fprintln(stdout, line)
+	}
+	live, err := st.Live(ctx, time.Now(), keyring.Liveness(cfg.KeyRing.Poll))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%d live instances:\n", len(live))
+	for _, in := range live {
+		fmt.Fprintf(stdout, "  %s  %s  ring version %d  heartbeat %s  keys from configuration: %v\n", in.ID, in.Host, in.RingVersion, in.HeartbeatAt.Format(time.RFC3339Nano), in.ConfigKeys)
+	}
+	if secrets {
+		sec, err := r.Secrets(nil)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "master key (X-ZUMO-MASTER):           %s\napplication key (X-ZUMO-APPLICATION): %s\n", sec.MasterKey, sec.ApplicationKey)
+	}
+	return nil
 }

@@ -72,7 +72,9 @@ Usage:
   gatehouse [serve] [flags]          run the server (default command)
   gatehouse token mint --user ID     print an app token for a user id (e.g. custom:123)
   gatehouse keys generate            create the data directory's keys if missing, print them
-  gatehouse keys rotate              rotate a key (--which master|application|system)
+  gatehouse keys rotate              rotate a key (--which master|application|system); with a
+                                     key-encryption key: the cluster's ring, two-phase, all instances
+  gatehouse keys status|show         the key ring's fingerprints and instances (show: also the keys)
   gatehouse table create NAME        create a table (--integer-id --columns a=string,b=number
                                      --permissions read=public,insert=user --soft-delete --per-user)
   gatehouse table list|show NAME|update NAME|delete NAME --yes

@@ -4,12 +4,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"sync"
-	"time"
 
 	"github.com/gatehouse/gatehouse/internal/appdir"
+	"github.com/gatehouse/gatehouse/internal/auth"
 	"github.com/gatehouse/gatehouse/internal/config"
-	"github.com/gatehouse/gatehouse/internal/keys"
 	"github.com/gatehouse/gatehouse/internal/script"
 	"github.com/gatehouse/gatehouse/internal/server"
 	"github.com/gatehouse/gatehouse/internal/store"
@@ -18,7 +16,7 @@ import (
 
 // loadApp loads the app directory and compiles its scripts (an empty app and no engine without
 // --app). A script that does not compile stops start-up with its file and line.
-func loadApp(cfg *config.Config, res *keys.Resolved, log *slog.Logger) (*appdir.App, *script.Engine, error) {
+func loadApp(cfg *config.Config, scriptKeys func() script.Keys, log *slog.Logger) (*appdir.App, *script.Engine, error) {
 	if cfg.AppDir == "" {
 		return appdir.Empty(), nil, nil
 	}
@@ -30,7 +28,7 @@ func loadApp(cfg *config.Config, res *keys.Resolved, log *slog.Logger) (*appdir.
 		ServiceName: cfg.ServiceName,
 		AppSettings: cfg.Scripts.AppSettings,
 		HTTPAllow:   cfg.Scripts.HTTPAllowlist,
-		Keys:        scriptKeys(cfg, res, log),
+		Keys:        scriptKeys,
 		Log:         log.With("component", "script"),
 	})
 	if err != nil {
@@ -46,26 +44,13 @@ func loadApp(cfg *config.Config, res *keys.Resolved, log *slog.Logger) (*appdir.
 	return app, engine, nil
 }
 
-// scriptKeys gives scripts the keys in force, re-read when `gatehouse keys rotate` changes the keys
-// file (only the master and application keys: never the system key or other secrets).
-func scriptKeys(cfg *config.Config, res *keys.Resolved, log *slog.Logger) func() script.Keys {
-	var mu sync.Mutex
-	cur := script.Keys{MasterKey: res.MasterKey, ApplicationKey: res.ApplicationKey}
-	stamp := keys.ModTime(cfg.DataDir)
+// currentScriptKeys gives scripts the keys in force, from the authenticator (so that a rotation,
+// from keys.json or the cluster key ring, reaches them too): only the master and application keys,
+// never the system key or other secrets.
+func currentScriptKeys(a *auth.Authenticator) func() script.Keys {
 	return func() script.Keys {
-		mu.Lock()
-		defer mu.Unlock()
-		if len(res.FromFile) > 0 {
-			if mt := keys.ModTime(cfg.DataDir); !mt.Equal(stamp) {
-				stamp = mt
-				if r, _, err := secrets(cfg, time.Now()); err == nil {
-					cur = script.Keys{MasterKey: r.MasterKey, ApplicationKey: r.ApplicationKey}
-				} else {
-					log.Error("re-reading keys for scripts failed; scripts keep the previous keys", "err", err)
-				}
-			}
-		}
-		return cur
+		s := a.Secrets()
+		return script.Keys{MasterKey: s.MasterKey, ApplicationKey: s.ApplicationKey}
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/account"
 	"github.com/gatehouse/gatehouse/internal/auth"
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/keyring"
 	"github.com/gatehouse/gatehouse/internal/keys"
 	"github.com/gatehouse/gatehouse/internal/metrics"
 	"github.com/gatehouse/gatehouse/internal/server"
@@ -91,23 +92,6 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	}
 	log := newLogger(cfg, stderr)
 
-	res, sec, err := secrets(cfg, started)
-	if err != nil {
-		return err
-	}
-	if res.Generated {
-		fmt.Fprint(stderr, keys.Banner(cfg.DataDir, &res.Set))
-	}
-	authn, err := auth.New(sec, auth.Options{ClockSkew: cfg.ClockSkew, MaxTTL: cfg.TokenMaxTTL})
-	if err != nil {
-		return err
-	}
-
-	app, engine, err := loadApp(cfg, res, log)
-	if err != nil {
-		return err
-	}
-
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
@@ -116,11 +100,42 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		return err
 	}
 	defer db.Close()
+	// Change notifications between instances (LISTEN/NOTIFY on PostgreSQL); polling stays the fallback.
+	notifier, runNotifier, err := newNotifier(ctx, cfg, db, log)
+	if err != nil {
+		return err
+	}
+	go runNotifier(ctx)
+
+	ks, err := setupKeys(ctx, cfg, db, notifier, log, stderr)
+	if err != nil {
+		return err
+	}
+	sec := ks.sec
+	authn, err := auth.New(sec, auth.Options{ClockSkew: cfg.ClockSkew, MaxTTL: cfg.TokenMaxTTL})
+	if err != nil {
+		return err
+	}
+	if ks.agent != nil {
+		ks.agent.Install = authn.SetSecrets
+		agentDone := make(chan struct{})
+		actx, cancelAgent := context.WithCancel(context.WithoutCancel(ctx))
+		go func() { defer close(agentDone); ks.agent.Run(actx) }()
+		// The agent outlives request handling (it acknowledges rotations while draining) and leaves
+		// the instance registry last.
+		defer func() { cancelAgent(); <-agentDone }()
+	}
+
+	app, engine, err := loadApp(cfg, currentScriptKeys(authn), log)
+	if err != nil {
+		return err
+	}
 
 	tables, err := table.NewService(ctx, table.NewSQL(db), app, tableDefaults(cfg), log)
 	if err != nil {
 		return err
 	}
+	tables.Notify(notifier)
 
 	m := metrics.New(version)
 	srv := server.New(server.Deps{
@@ -128,11 +143,18 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		Minter: &auth.Minter{Auth: authn, DefaultTTL: cfg.TokenTTL, MaxTTL: cfg.TokenMaxTTL},
 	})
 
+	var ringStore *keyring.Store
+	if ks.agent != nil {
+		ringStore = ks.agent.Store
+	}
+	srv.Mount("/admin/keys", "/admin/keys", server.RequirePermission(auth.Admin, &keyring.AdminHandler{
+		Store: ringStore, Options: ringRotateOptions(cfg, notifier), Log: log}))
+
 	th := &table.Handler{Service: tables, Log: log, PublicURL: cfg.PublicURL}
 	srv.Mount("tables", "/tables/{table}", th)
 	srv.Mount("/admin/tables", "/admin/tables", &table.AdminHandler{Service: tables})
 	go tables.Run(ctx, 5*time.Second)
-	users, err := mountLogin(ctx, srv, cfg, db, authn, m, log)
+	users, err := mountLogin(ctx, srv, cfg, db, authn, notifier, m, log)
 	if err != nil {
 		return err
 	}
@@ -166,7 +188,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		metricsSrv = newHTTPServer(srv.MetricsHandler(), cfg, log)
 		go func() { errc <- metricsSrv.Serve(mln) }()
 	}
-	if len(res.FromFile) > 0 {
+	if ks.watchFile {
 		go watchKeys(ctx, cfg, authn, log)
 	}
 	log.Info("gatehouse listening", "addr", ln.Addr().String(), "version", version, "database", string(db.Dialect),

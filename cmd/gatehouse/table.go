@@ -67,6 +67,12 @@ func tableCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	if err != nil {
 		return err
 	}
+	// Running servers reload the catalogue as soon as this command changes it.
+	n, _, err := newNotifier(ctx, cfg, db, newLogger(cfg, stderr))
+	if err != nil {
+		return err
+	}
+	svc.Notify(n)
 	name := ""
 	if sub != "list" {
 		if fs.NArg() != 1 {

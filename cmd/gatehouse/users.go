@@ -16,6 +16,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/keyset"
 	"github.com/gatehouse/gatehouse/internal/login"
 	"github.com/gatehouse/gatehouse/internal/metrics"
+	"github.com/gatehouse/gatehouse/internal/notify"
 	"github.com/gatehouse/gatehouse/internal/provider"
 	"github.com/gatehouse/gatehouse/internal/server"
 	"github.com/gatehouse/gatehouse/internal/store"
@@ -63,7 +64,13 @@ func usersCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		return err
 	}
 	defer db.Close()
-	dir, err := user.NewDirectory(user.NewSQL(db), user.Options{})
+	// Running servers learn of a revocation or a disabled user at once (and at their next poll
+	// without notifications).
+	n, _, err := newNotifier(ctx, cfg, db, newLogger(cfg, stderr))
+	if err != nil {
+		return err
+	}
+	dir, err := user.NewDirectory(user.NewSQL(db), user.Options{OnRevoke: publishRevocation(nil, n, newLogger(cfg, stderr))})
 	if err != nil {
 		return err
 	}
@@ -134,10 +141,24 @@ func usersCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	return nil
 }
 
+// publishRevocation applies a cut-off this process just wrote locally and tells the other instances.
+func publishRevocation(apply func(user.Revocation), n notify.Notifier, log *slog.Logger) func(user.Revocation) {
+	return func(r user.Revocation) {
+		if apply != nil {
+			apply(r)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if err := n.Publish(ctx, notify.Revocations, ""); err != nil {
+			log.Warn("notifying other instances of a revocation failed; they apply it at their next poll", "err", err)
+		}
+	}
+}
+
 // mountLogin builds the users directory, the revocation list, the identity providers and the login
 // handlers, mounts /login, /.auth/login, /.auth/refresh, /.auth/logout and /admin/users, and returns
 // the users directory (shared with accounts).
-func mountLogin(ctx context.Context, srv *server.Server, cfg *config.Config, db *store.DB, authn *auth.Authenticator, m *metrics.Metrics, log *slog.Logger) (*user.Directory, error) {
+func mountLogin(ctx context.Context, srv *server.Server, cfg *config.Config, db *store.DB, authn *auth.Authenticator, n notify.Notifier, m *metrics.Metrics, log *slog.Logger) (*user.Directory, error) {
 	// Both sealers read the master keys from the authenticator at every use, so `keys rotate` (and
 	// --revoke-previous) reach them with the same reload that reaches token verification.
 	tokSealer, err := user.NewRotatingSealer("provider tokens", authn, user.SealerOptions{})
@@ -150,10 +171,14 @@ func mountLogin(ctx context.Context, srv *server.Server, cfg *config.Config, db 
 		return nil, err
 	}
 	st := user.NewSQL(db)
-	// Revocations written by this instance apply here at once; other instances see them at their next poll.
+	// Revocations written by this instance apply here at once; other instances reload when notified
+	// (and at their next poll if the notification is lost).
 	revs := user.NewRevocationList(st, cfg.Login.RevocationPoll, log, nil)
+	changes, unsubscribe := n.Subscribe(notify.Revocations)
+	context.AfterFunc(ctx, unsubscribe)
+	revs.Follow(changes)
 	dir, err := user.NewDirectory(st, user.Options{KeepProviderTokens: cfg.Login.KeepProviderTokens, Sealer: tokSealer,
-		RefreshIdle: cfg.Login.RefreshIdle, RefreshLifetime: cfg.Login.RefreshLifetime, OnRevoke: revs.Apply})
+		RefreshIdle: cfg.Login.RefreshIdle, RefreshLifetime: cfg.Login.RefreshLifetime, OnRevoke: publishRevocation(revs.Apply, n, log)})
 	if err != nil {
 		return nil, err
 	}

@@ -135,8 +135,11 @@ type Secrets struct {
 	MasterKey      string
 	ApplicationKey string
 	SystemKey      string
-	// Previous master keys, newest first, with when they were retired.
+	// Previous master keys, newest first, with when they were retired. A key without RetiredAt verifies
+	// without that bound (a key accepted ahead of signing, during a two-phase rotation).
 	Previous []token.Key
+	// SystemPrevious are system keys that still verify (accepted ahead of signing, or retired).
+	SystemPrevious []token.Key
 }
 
 // Options tune token checks.
@@ -209,6 +212,7 @@ func issuedAt(c *token.Claims) (time.Time, bool) {
 }
 
 type state struct {
+	secrets     Secrets
 	master, app [sha256.Size]byte
 	masterKey   string
 	previous    []token.Key
@@ -238,11 +242,14 @@ func (a *Authenticator) SetSecrets(s Secrets) error {
 	if err != nil {
 		return fmt.Errorf("auth: %w", err)
 	}
-	system, err := token.NewVerifier([]token.Key{{Secret: s.SystemKey}}, topt)
+	system, err := token.NewVerifier(append([]token.Key{{Secret: s.SystemKey}}, s.SystemPrevious...), topt)
 	if err != nil {
 		return fmt.Errorf("auth: %w", err)
 	}
+	s.Previous = append([]token.Key(nil), s.Previous...)
+	s.SystemPrevious = append([]token.Key(nil), s.SystemPrevious...)
 	a.state.Store(&state{
+		secrets:   s,
 		master:    sha256.Sum256([]byte(s.MasterKey)),
 		app:       sha256.Sum256([]byte(s.ApplicationKey)),
 		masterKey: s.MasterKey,
@@ -259,6 +266,15 @@ func (a *Authenticator) SetSecrets(s Secrets) error {
 func (a *Authenticator) MasterKeys() (string, []token.Key) {
 	st := a.state.Load()
 	return st.masterKey, st.previous
+}
+
+// Secrets returns the keys in force now (a copy): the one source of current keys for everything that
+// derives from them (sealers, scripts), so that a rotation reaches them too.
+func (a *Authenticator) Secrets() Secrets {
+	s := a.state.Load().secrets
+	s.Previous = append([]token.Key(nil), s.Previous...)
+	s.SystemPrevious = append([]token.Key(nil), s.SystemPrevious...)
+	return s
 }
 
 // keyEqual compares a presented key with a stored one in constant time. Hashing first makes the

@@ -73,6 +73,8 @@ type Config struct {
 	Mail Mail
 	// Accounts configures built-in email/password accounts (package account).
 	Accounts Accounts
+	// KeyRing configures the cluster key ring (keyring.go).
+	KeyRing KeyRing
 	// Scripts configures server scripts (package script).
 	Scripts Scripts
 
@@ -162,7 +164,9 @@ type setting struct {
 	field func(c *Config) any // pointer to the field
 }
 
-func settings() []setting { return append(baseSettings(), loginSettings()...) }
+func settings() []setting {
+	return append(append(baseSettings(), loginSettings()...), keyRingSettings()...)
+}
 
 func baseSettings() []setting {
 	return []setting{
@@ -597,6 +601,9 @@ func (c *Config) validate() error {
 		return &Error{Setting: "accounts.argon2_threads", Value: strconv.Itoa(c.Accounts.Argon2Threads), Reason: "must be at most 255"}
 	}
 	if err := c.validateScripts(); err != nil {
+		return err
+	}
+	if err := c.validateKeyRing(); err != nil {
 		return err
 	}
 	if err := c.validateLogin(); err != nil {

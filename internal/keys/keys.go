@@ -32,6 +32,31 @@ type Set struct {
 	Previous       []Retired `json:"previous_master_keys,omitempty"`
 	CreatedAt      time.Time `json:"created_at"`
 	RotatedAt      time.Time `json:"rotated_at,omitzero"`
+	// Configured lists the keys the servers using this directory take from their configuration
+	// (MS_MasterKey and friends): the file holds no value for them, and `keys rotate` refuses to
+	// rotate them here, where a new value would change nothing.
+	Configured []Which `json:"set_by_configuration,omitempty"`
+}
+
+// IsConfigured reports whether a key is listed in Configured.
+func (s *Set) IsConfigured(w Which) bool {
+	for _, c := range s.Configured {
+		if c == w {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Set) get(w Which) *string {
+	switch w {
+	case Master:
+		return &s.MasterKey
+	case Application:
+		return &s.ApplicationKey
+	default:
+		return &s.SystemKey
+	}
 }
 
 // ErrNotFound is returned by Load when the data directory has no secrets file.
@@ -82,8 +107,10 @@ func Load(dataDir string) (*Set, error) {
 	if err := json.Unmarshal(b, &s); err != nil {
 		return nil, fmt.Errorf("keys: %s is not valid: %w", Path(dataDir), err)
 	}
-	if s.MasterKey == "" || s.ApplicationKey == "" || s.SystemKey == "" {
-		return nil, fmt.Errorf("keys: %s is missing a key", Path(dataDir))
+	for _, w := range []Which{Master, Application, System} {
+		if *s.get(w) == "" && !s.IsConfigured(w) {
+			return nil, fmt.Errorf("keys: %s is missing the %s key", Path(dataDir), w)
+		}
 	}
 	return &s, nil
 }
@@ -91,6 +118,11 @@ func Load(dataDir string) (*Set, error) {
 // Ensure loads the secrets file, creating the data directory and a new file if there is none.
 // created reports whether the keys were just generated (the caller prints them once).
 func Ensure(dataDir string, now time.Time) (s *Set, created bool, err error) {
+	return ensure(dataDir, now, nil)
+}
+
+// ensure is Ensure for a file whose configured keys are not generated (left empty, listed).
+func ensure(dataDir string, now time.Time, configured []Which) (s *Set, created bool, err error) {
 	s, err = Load(dataDir)
 	if err == nil {
 		return s, false, nil
@@ -102,6 +134,10 @@ func Ensure(dataDir string, now time.Time) (s *Set, created bool, err error) {
 		return nil, false, fmt.Errorf("keys: create data directory: %w", err)
 	}
 	s = New(now)
+	for _, w := range configured {
+		*s.get(w) = ""
+	}
+	s.Configured = configured
 	if err := s.create(dataDir); err != nil {
 		// Another process may have won the race to create it: use theirs.
 		if errors.Is(err, os.ErrExist) {

@@ -3,6 +3,7 @@ package keys
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -146,5 +147,60 @@ func TestResolve(t *testing.T) {
 	r, err = Resolve(t.TempDir(), all, now, time.Hour)
 	if err != nil || r.Generated || len(r.FromFile) != 0 || r.ApplicationKey != all.ApplicationKey {
 		t.Fatalf("all configured: %+v %v", r, err)
+	}
+}
+
+// With keys from the configuration, the first start never writes or shows them: the file holds only
+// the generated keys and lists the configured ones (issue 11: the banner printed the environment's
+// keys and keys.json got different random ones).
+func TestResolveNeverWritesConfiguredKeys(t *testing.T) {
+	now := time.Now()
+	const master, app = "env-master-key-0123456789abcdef", "env-application-key-0123456789"
+	dir := t.TempDir()
+	r, err := Resolve(dir, Configured{MasterKey: master, ApplicationKey: app}, now, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.MasterKey != master || r.ApplicationKey != app || r.SystemKey == "" {
+		t.Fatalf("resolved %+v", r.Set)
+	}
+	if !r.Generated || r.Shown.MasterKey != "" || r.Shown.ApplicationKey != "" || r.Shown.SystemKey != r.SystemKey {
+		t.Fatalf("shown: %+v", r.Shown)
+	}
+	banner := Banner(dir, &r.Shown)
+	b, err := os.ReadFile(Path(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, out := range []string{banner, string(b)} {
+		if strings.Contains(out, master) || strings.Contains(out, app) {
+			t.Fatalf("a configured key was written or shown:\n%s", out)
+		}
+	}
+	f, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.MasterKey != "" || f.ApplicationKey != "" || !f.IsConfigured(Master) || !f.IsConfigured(Application) || f.IsConfigured(System) {
+		t.Fatalf("file: %+v", f)
+	}
+	// The master key is no longer configured: one is generated into the file and shown once.
+	r, err = Resolve(dir, Configured{ApplicationKey: app}, now, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.Generated || r.Shown.MasterKey == "" || r.Shown.MasterKey != r.MasterKey || r.Shown.ApplicationKey != "" {
+		t.Fatalf("after unsetting the master key: %+v", r.Shown)
+	}
+	if f, _ := Load(dir); f.IsConfigured(Master) || f.MasterKey != r.MasterKey {
+		t.Fatal("file not updated")
+	}
+	// All three configured and no file: none is created.
+	empty := t.TempDir()
+	if _, err := Resolve(empty, Configured{MasterKey: master, ApplicationKey: app, SystemKey: "env-system-key-0123456789abcdef"}, now, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(Path(empty)); !os.IsNotExist(err) {
+		t.Fatalf("keys.json created with every key configured: %v", err)
 	}
 }

@@ -113,6 +113,22 @@ CREATE TABLE gatehouse_account_throttle (key TEXT PRIMARY KEY, failures INTEGER 
 		SQLite:   `CREATE TABLE gatehouse_job_leases (job TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at INTEGER NOT NULL)`,
 		Postgres: `CREATE TABLE gatehouse_job_leases (job TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at BIGINT NOT NULL)`,
 	},
+	{
+		// The cluster key ring (package keyring): one row; doc is the public part (fingerprints, states,
+		// times), sealed the secrets under the key-encryption key named by kek_id ("" = fingerprints
+		// only), bound to doc and version. instances are the running servers: heartbeat_at and the
+		// ring version each has loaded (its acknowledgement of a rotation). Times are Unix milliseconds.
+		Version: 50,
+		Name:    "key ring and instances",
+		SQLite: `CREATE TABLE gatehouse_key_ring (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL, doc TEXT NOT NULL,
+	kek_id TEXT NOT NULL, sealed TEXT NOT NULL, updated_at INTEGER NOT NULL);
+CREATE TABLE gatehouse_instances (id TEXT PRIMARY KEY, host TEXT NOT NULL, started_at INTEGER NOT NULL, heartbeat_at INTEGER NOT NULL,
+	ring_version INTEGER NOT NULL, config_keys TEXT NOT NULL)`,
+		Postgres: `CREATE TABLE gatehouse_key_ring (id INTEGER PRIMARY KEY CHECK (id = 1), version BIGINT NOT NULL, doc TEXT NOT NULL,
+	kek_id TEXT NOT NULL, sealed TEXT NOT NULL, updated_at BIGINT NOT NULL);
+CREATE TABLE gatehouse_instances (id TEXT PRIMARY KEY, host TEXT NOT NULL, started_at BIGINT NOT NULL, heartbeat_at BIGINT NOT NULL,
+	ring_version BIGINT NOT NULL, config_keys TEXT NOT NULL)`,
+	},
 }
 
 // Migrations returns the schema history (for tests and `gatehouse version`).

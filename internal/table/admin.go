@@ -13,6 +13,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/appdir"
 	"github.com/gatehouse/gatehouse/internal/auth"
 	"github.com/gatehouse/gatehouse/internal/httpx"
+	"github.com/gatehouse/gatehouse/internal/notify"
 )
 
 // Info is a table's description for the CLI and the admin API.
@@ -224,9 +225,15 @@ func (a *AdminHandler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	}
 }
 
-// Run reloads the catalogue periodically so that changes made by the CLI or another instance
-// (permissions, options, new columns) reach this one within interval.
+// Run reloads the catalogue when another instance or the CLI says it changed (Notify), and every
+// interval as the fallback, so that changes (permissions, options, new columns) reach this one.
 func (svc *Service) Run(ctx context.Context, interval time.Duration) {
+	var changes <-chan string
+	if svc.notifier != nil {
+		c, stop := svc.notifier.Subscribe(notify.Tables)
+		defer stop()
+		changes = c
+	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -234,9 +241,10 @@ func (svc *Service) Run(ctx context.Context, interval time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := svc.reload(ctx); err != nil && ctx.Err() == nil {
-				svc.log.Warn("reloading the table catalogue failed", "err", err)
-			}
+		case <-changes:
+		}
+		if err := svc.reload(ctx); err != nil && ctx.Err() == nil {
+			svc.log.Warn("reloading the table catalogue failed", "err", err)
 		}
 	}
 }

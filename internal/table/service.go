@@ -16,6 +16,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/appdir"
 	"github.com/gatehouse/gatehouse/internal/auth"
+	"github.com/gatehouse/gatehouse/internal/notify"
 )
 
 // Defaults apply to tables that do not set their own.
@@ -37,6 +38,23 @@ type Service struct {
 	mu     sync.RWMutex
 	tables map[string]*Schema
 	ddl    sync.Mutex // serialises this instance's schema changes
+
+	notifier notify.Notifier // nil: other instances see changes at their next poll
+}
+
+// Notify makes the service tell the other instances about every catalogue change it makes, and (in
+// Run) reload when they tell it about theirs. Call before Run and before serving.
+func (svc *Service) Notify(n notify.Notifier) { svc.notifier = n }
+
+// changed tells the other instances that a table's schema or permissions changed. The change is
+// committed: a failure only delays them to their next poll, so it is logged, not returned.
+func (svc *Service) changed(ctx context.Context, name string) {
+	if svc.notifier == nil {
+		return
+	}
+	if err := svc.notifier.Publish(context.WithoutCancel(ctx), notify.Tables, strings.ToLower(name)); err != nil {
+		svc.log.Warn("notifying other instances of a table change failed; they reload at their next poll", "table", name, "err", err)
+	}
 }
 
 // NewService loads the catalogue and makes sure every table the app directory declares exists with
@@ -250,6 +268,7 @@ func (svc *Service) Create(ctx context.Context, sp Spec) (*Schema, error) {
 	if err := svc.st.Create(ctx, s); err != nil {
 		return nil, err
 	}
+	defer svc.changed(ctx, sp.Name)
 	if err := svc.createIndexes(ctx, s, sp.Indexes); err != nil {
 		return nil, err
 	}
@@ -284,6 +303,7 @@ func (svc *Service) Update(ctx context.Context, sp Spec) (*Schema, error) {
 	if err := svc.st.SetOptions(ctx, &ns); err != nil {
 		return nil, err
 	}
+	defer svc.changed(ctx, sp.Name)
 	names := make([]string, 0, len(sp.Columns))
 	for n := range sp.Columns {
 		names = append(names, n)
@@ -326,6 +346,7 @@ func (svc *Service) Drop(ctx context.Context, name string) error {
 	if err := svc.st.Drop(ctx, s); err != nil {
 		return err
 	}
+	defer svc.changed(ctx, name)
 	return svc.reload(ctx)
 }
 
@@ -340,6 +361,7 @@ func (svc *Service) ensureColumns(ctx context.Context, s *Schema, add []Column) 
 	if err != nil {
 		return nil, err
 	}
+	added := false
 	for _, c := range add {
 		if existing, ok := cur.Column(c.Name); ok {
 			if existing.Type != c.Type {
@@ -349,6 +371,10 @@ func (svc *Service) ensureColumns(ctx context.Context, s *Schema, add []Column) 
 		}
 		if err := svc.st.AddColumn(ctx, cur, c); err != nil {
 			return nil, err
+		}
+		if !added {
+			added = true
+			defer svc.changed(ctx, s.Name)
 		}
 		svc.log.Info("column added by dynamic schema", "table", s.Name, "column", c.Name, "type", string(c.Type))
 	}

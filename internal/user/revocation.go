@@ -23,6 +23,8 @@ type RevocationList struct {
 	now      func() time.Time
 	log      *slog.Logger
 
+	wake <-chan string // change notifications (Follow); nil: polling only
+
 	mu      sync.Mutex // serialises Sync
 	cursor  time.Time
 	entries atomic.Pointer[map[string]Revocation]
@@ -111,6 +113,10 @@ func (l *RevocationList) Sync(ctx context.Context) error {
 	return nil
 }
 
+// Follow makes Run reload at once when c delivers (change notifications from other instances,
+// package notify), besides polling. Call before Run.
+func (l *RevocationList) Follow(c <-chan string) { l.wake = c }
+
 // Run polls until ctx ends. Failures are logged and retried at the next tick; the last good list
 // stays in force.
 func (l *RevocationList) Run(ctx context.Context) {
@@ -122,6 +128,7 @@ func (l *RevocationList) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-l.wake:
 		}
 		if err := l.Sync(ctx); err != nil {
 			fails++
