@@ -79,7 +79,7 @@ type Options struct {
 	// Identities serves user.getIdentities from the users directory (nil: the token's own
 	// credentials only, as the original without its users feature).
 	Identities Identities
-	Log *slog.Logger
+	Log        *slog.Logger
 }
 
 // Engine owns the current app version and runs scripts.
