@@ -142,7 +142,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		account.UserDirectory{Dir: users, Refresh: cfg.Login.RefreshTokens}, log); err != nil {
 		return err
 	}
-	if err := mountScripts(ctx, srv, cfg, db, tables, th, engine, log); err != nil {
+	if err := mountScripts(ctx, srv, cfg, db, tables, th, engine, m, log); err != nil {
 		return err
 	}
 

@@ -113,6 +113,24 @@ CREATE TABLE gatehouse_account_throttle (key TEXT PRIMARY KEY, failures INTEGER 
 		SQLite:   `CREATE TABLE gatehouse_job_leases (job TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at INTEGER NOT NULL)`,
 		Postgres: `CREATE TABLE gatehouse_job_leases (job TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at BIGINT NOT NULL)`,
 	},
+	{
+		// Job run history and slot claims (package jobs). A scheduled run's slot is the start of its
+		// schedule-aligned time bucket (Unix milliseconds); the unique (job, slot) index is what makes a
+		// slot run once across the cluster (manual runs have a NULL slot, which never conflicts). Times are
+		// Unix milliseconds; deadline is when a run still marked running counts as abandoned.
+		Version: 35,
+		Name:    "job runs",
+		SQLite: `CREATE TABLE gatehouse_job_runs (id TEXT PRIMARY KEY, job TEXT NOT NULL, slot INTEGER, kind TEXT NOT NULL,
+	instance TEXT NOT NULL, started_at INTEGER NOT NULL, finished_at INTEGER, deadline INTEGER NOT NULL,
+	outcome TEXT NOT NULL, error TEXT NOT NULL DEFAULT '');
+CREATE UNIQUE INDEX gatehouse_job_runs_slot ON gatehouse_job_runs (job, slot);
+CREATE INDEX gatehouse_job_runs_started ON gatehouse_job_runs (job, started_at)`,
+		Postgres: `CREATE TABLE gatehouse_job_runs (id TEXT PRIMARY KEY, job TEXT NOT NULL, slot BIGINT, kind TEXT NOT NULL,
+	instance TEXT NOT NULL, started_at BIGINT NOT NULL, finished_at BIGINT, deadline BIGINT NOT NULL,
+	outcome TEXT NOT NULL, error TEXT NOT NULL DEFAULT '');
+CREATE UNIQUE INDEX gatehouse_job_runs_slot ON gatehouse_job_runs (job, slot);
+CREATE INDEX gatehouse_job_runs_started ON gatehouse_job_runs (job, started_at)`,
+	},
 }
 
 // Migrations returns the schema history (for tests and `gatehouse version`).
