@@ -66,7 +66,10 @@ func TestJobSlotsExactlyOnceAcrossInstances(t *testing.T) {
 		var wg sync.WaitGroup
 		for _, s := range scheds {
 			wg.Add(1)
-			go func(s *script.Scheduler) { defer wg.Done(); s.Schedule(ctx, map[string]time.Duration{"cleanup": time.Minute}) }(s)
+			go func(s *script.Scheduler) {
+				defer wg.Done()
+				s.Schedule(ctx, map[string]time.Duration{"cleanup": time.Minute})
+			}(s)
 		}
 		wctx, wcancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer wcancel()
