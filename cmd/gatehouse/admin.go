@@ -27,6 +27,11 @@ func tokenCmd(args []string, stdout, stderr io.Writer, getenv func(string) strin
 	if user == "" {
 		return fmt.Errorf("%w: --user is required", errUsage)
 	}
+	if keysFromDataDir(cfg) {
+		if err := requireDataDir(cfg); err != nil {
+			return err
+		}
+	}
 	res, sec, err := secrets(cfg, time.Now())
 	if err != nil {
 		return err
@@ -78,6 +83,9 @@ func keysCmd(args []string, stdout, stderr io.Writer, getenv func(string) string
 		}
 		if cfg.Sources["master_key"] != "default" && which == "master" {
 			return fmt.Errorf("the master key is set by %s; change it there (list the old one in previous_master_keys until its tokens expire)", cfg.Sources["master_key"])
+		}
+		if err := requireDataDir(cfg); err != nil {
+			return err
 		}
 		s, err := keys.Load(cfg.DataDir)
 		if err != nil {
