@@ -181,6 +181,12 @@ func TestJobsHistoryThroughAdminAPIAndCLI(t *testing.T) {
 	if code, _ := do(t, "GET", base+"/admin/jobs/nothere/runs", "", master); code != 404 {
 		t.Fatalf("unknown job: %d", code)
 	}
+	if code, body := do(t, "GET", base+"/metrics", "", master); code != 200 ||
+		!strings.Contains(body, `gatehouse_job_runs_total{job="tick",outcome="succeeded"} 1`) ||
+		!strings.Contains(body, `gatehouse_job_runs_total{job="nightly",outcome="failed"} 1`) ||
+		!strings.Contains(body, `gatehouse_job_run_duration_seconds_count{job="tick"} 1`) {
+		t.Fatalf("metrics: %d %s", code, body)
+	}
 	code, out, errs := runCmd(t, env, "jobs", "runs", "tick", "--data", data)
 	if code != 0 || !strings.Contains(out, "manual") || !strings.Contains(out, "succeeded") {
 		t.Fatalf("jobs runs: %d %s %s", code, out, errs)

@@ -11,7 +11,6 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -121,19 +120,6 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (job, slot) DO NOTHING`),
 		return Run{}, false, fmt.Errorf("jobs: claim %s: %w", job, err)
 	}
 	return run, n == 1, nil
-}
-
-// SlotOwner returns the instance that claimed a slot ("" if none).
-func (l *Ledger) SlotOwner(ctx context.Context, job string, slot time.Time) (string, error) {
-	var inst string
-	err := l.db.QueryRowContext(ctx, l.db.Rebind(`SELECT instance FROM gatehouse_job_runs WHERE job = ? AND slot = ?`), Key(job), slot.UnixMilli()).Scan(&inst)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", nil
-	}
-	if err != nil {
-		return "", fmt.Errorf("jobs: %w", err)
-	}
-	return inst, nil
 }
 
 // StartManual records a manual run (the caller holds the job's lease).
@@ -321,7 +307,10 @@ func scanRun(s scanner, now time.Time) (Run, error) {
 	return r, nil
 }
 
+// truncate bounds an error text and makes it storable: valid UTF-8 without NUL (PostgreSQL text
+// refuses both; script errors may contain anything).
 func truncate(s string, n int) string {
+	s = strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
 	if len(s) <= n {
 		return s
 	}
