@@ -234,7 +234,7 @@ func (l *Ledger) Runs(ctx context.Context, job string, limit int, before time.Ti
 		q += ` AND started_at < ?`
 		args = append(args, before.UnixMilli())
 	}
-	q += ` ORDER BY started_at DESC, id DESC LIMIT ?`
+	q += ` ORDER BY started_at DESC, COALESCE(slot, started_at) DESC, id DESC LIMIT ?`
 	args = append(args, limit)
 	rows, err := l.db.QueryContext(ctx, l.db.Rebind(q), args...)
 	if err != nil {

@@ -188,7 +188,9 @@ func openSQLite(path string, create bool) (*DB, error) {
 		q.Add("_pragma", p)
 	}
 	q.Set("_txlock", "immediate")
-	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	// The path is percent-encoded: SQLite reads "file:" names as URIs, where a raw '#' or '?' would end
+	// the path and open (and create) a different file.
+	db, err := sql.Open("sqlite", "file:"+(&url.URL{Path: path}).EscapedPath()+"?"+q.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}

@@ -184,3 +184,35 @@ func TestBookkeepingFromBeforeTheAdditiveFlag(t *testing.T) {
 		}
 	})
 }
+
+// TestSQLitePathWithURIDelimiters: a data directory whose path holds '#', '?', '%' or a space keeps its
+// database there (mode 0600), not in a file named by the path's prefix.
+func TestSQLitePathWithURIDelimiters(t *testing.T) {
+	parent := t.TempDir()
+	dir := filepath.Join(parent, "data #1?x=%41 y")
+	db, err := store.Open(context.Background(), "", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(context.Background(), `INSERT INTO gatehouse_meta (key, value) VALUES ('k', 'v')`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	st, err := os.Stat(filepath.Join(dir, "gatehouse.db"))
+	if err != nil || st.Mode().Perm() != 0o600 || st.Size() == 0 {
+		t.Fatalf("database file: %v %v", st, err)
+	}
+	entries, _ := os.ReadDir(parent)
+	if len(entries) != 1 {
+		t.Fatalf("files beside the data directory: %v", entries)
+	}
+	again, err := store.OpenWith(context.Background(), "", dir, store.Options{Schema: store.RequireCurrent})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	var v string
+	if err := again.QueryRowContext(context.Background(), `SELECT value FROM gatehouse_meta WHERE key = 'k'`).Scan(&v); err != nil || v != "v" {
+		t.Fatalf("reopened: %q %v", v, err)
+	}
+}
