@@ -388,3 +388,31 @@ func TestPostgresDumpRestore(t *testing.T) {
 	}
 	stop2()
 }
+
+// TestServeOnNewerSchema: this binary, as the previous release of a rolling upgrade, starts on a
+// database a newer release migrated additively (with a warning) and refuses a non-additive one.
+func TestServeOnNewerSchema(t *testing.T) {
+	data := t.TempDir()
+	newer := append(store.Migrations(), store.Migration{Version: 9000, Name: "audit log", Additive: true,
+		SQLite: `CREATE TABLE gatehouse_audit (id TEXT PRIMARY KEY)`, Postgres: `CREATE TABLE gatehouse_audit (id TEXT PRIMARY KEY)`})
+	db, err := store.OpenWith(context.Background(), "", data, store.Options{Schema: store.Migrate, Migrations: newer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	_, stderr, stop := startServer(t, []string{"--data", data}, nil)
+	if stop() != 0 || !strings.Contains(stderr.String(), "newer additive migration") || !strings.Contains(stderr.String(), "audit log") {
+		t.Fatalf("serve on an additively newer schema: %s", stderr.String())
+	}
+	if code, out, _ := runCmd(t, nil, "migrate", "status", "--data", data); code != 0 || !strings.Contains(out, "unknown to this binary") || !strings.Contains(out, "this binary runs on it") {
+		t.Fatalf("status: %s", out)
+	}
+	newer = append(newer, store.Migration{Version: 9001, Name: "drop meta", SQLite: `DROP TABLE gatehouse_meta`, Postgres: `DROP TABLE gatehouse_meta`})
+	if db, err = store.OpenWith(context.Background(), "", data, store.Options{Schema: store.Migrate, Migrations: newer}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if code, _, errs := runCmd(t, nil, "serve", "--listen", "127.0.0.1:0", "--data", data); code != 1 || !strings.Contains(errs, "migration 9001 (drop meta)") || !strings.Contains(errs, "not backward compatible") {
+		t.Fatalf("serve on a non-additively newer schema: %d %s", code, errs)
+	}
+}
