@@ -115,7 +115,7 @@ func accountUsersCmd(ctx context.Context, args []string, stdin io.Reader, stdout
 	if err != nil {
 		return true, err
 	}
-	db, err := store.Open(ctx, cfg.Database, cfg.DataDir)
+	db, err := openAdminDB(ctx, cfg)
 	if err != nil {
 		return true, err
 	}

@@ -18,6 +18,10 @@ import (
 func TestUsersAccountCommands(t *testing.T) {
 	data := t.TempDir()
 	env := map[string]string{"GATEHOUSE_ACCOUNTS_ENABLED": "true", "GATEHOUSE_ACCOUNTS_ARGON2_MEMORY_KIB": "1024", "GATEHOUSE_ACCOUNTS_ARGON2_TIME": "1"}
+	// Admin commands never migrate (issue 11): the schema is created first.
+	if code, _, errs := runCmd(t, env, "migrate", "up", "--data", data); code != 0 {
+		t.Fatalf("migrate up: %s", errs)
+	}
 	cli := func(stdin string, args ...string) (string, string, error) {
 		var out, errb bytes.Buffer
 		handled, err := accountUsersCmd(context.Background(), append(args, "--data", data), strings.NewReader(stdin), &out, &errb, envOf(env))

@@ -15,7 +15,6 @@ import (
 	"github.com/gatehouse/gatehouse/internal/keyring"
 	"github.com/gatehouse/gatehouse/internal/keys"
 	"github.com/gatehouse/gatehouse/internal/notify"
-	"github.com/gatehouse/gatehouse/internal/store"
 )
 
 func tokenCmd(args []string, stdout, stderr io.Writer, getenv func(string) string) error {
@@ -34,6 +33,11 @@ func tokenCmd(args []string, stdout, stderr io.Writer, getenv func(string) strin
 	}
 	if user == "" {
 		return fmt.Errorf("%w: --user is required", errUsage)
+	}
+	if keysFromDataDir(cfg) {
+		if err := requireDataDir(cfg); err != nil {
+			return err
+		}
 	}
 	sec, err := cliSecrets(context.Background(), cfg, stderr)
 	if err != nil {
@@ -79,7 +83,7 @@ func cliSecrets(ctx context.Context, cfg *config.Config, stderr io.Writer) (auth
 
 // openRing loads the sealed ring (and returns its store and database, closed when ctx... by the caller).
 func openRing(ctx context.Context, cfg *config.Config, kek *keyring.KEK) (*keyring.Ring, *keyring.Store, error) {
-	db, err := store.Open(ctx, cfg.Database, cfg.DataDir)
+	db, err := openAdminDB(ctx, cfg)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -253,6 +257,9 @@ func keysShow(ctx context.Context, cfg *config.Config, secrets bool, stdout io.W
 	if kek == nil {
 		if isPostgres(cfg.Database) {
 			return errors.New("without a key-encryption key the cluster's keys are not in the database; each instance has its own configuration or keys.json")
+		}
+		if err := requireDataDir(cfg); err != nil {
+			return err
 		}
 		s, err := keys.Load(cfg.DataDir)
 		if err != nil {

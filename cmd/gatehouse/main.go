@@ -43,6 +43,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		if handled, err = accountUsersCmd(ctx, args, os.Stdin, stdout, stderr, getenv); !handled {
 			err = usersCmd(ctx, args, stdout, stderr, getenv)
 		}
+	case "migrate":
+		err = migrateCmd(ctx, args, stdout, stderr, getenv)
+	case "jobs":
+		err = jobsCmd(ctx, args, stdout, stderr, getenv)
+	case "backup":
+		err = backupCmd(ctx, args, stdout, stderr, getenv)
+	case "restore":
+		err = restoreCmd(ctx, args, stdout, stderr, getenv)
 	case "version":
 		fmt.Fprintf(stdout, "gatehouse %s\n", version)
 	case "help", "-h", "--help":
@@ -83,8 +91,13 @@ Usage:
   gatehouse users import [--format csv|json] FILE   import accounts with legacy hashes
   gatehouse users list|show ID       list users, show one with its identities (--json)
   gatehouse users disable|revoke ID  disable a user / end all its sessions (tokens refused within seconds)
+  gatehouse migrate status|up        show the schema's migrations / apply the pending ones
+  gatehouse jobs list|runs NAME      the cluster's jobs and their run history (--json, --limit N)
+  gatehouse backup --out FILE        archive the SQLite database and keys.json (online, mode 0600)
+  gatehouse restore --in FILE        restore an archive into the data directory (--force to replace)
   gatehouse version                  print the version
 
 Every command takes --config FILE and --data DIR; run "gatehouse serve -h" for all flags.
+Only serve (with auto_migrate) and migrate up change the schema, and only serve creates a data directory.
 `)
 }

@@ -224,6 +224,13 @@ func TestKeysGenerateAndConfiguredMaster(t *testing.T) {
 
 func TestTableCLI(t *testing.T) {
 	data := t.TempDir()
+	// Admin commands never migrate: a database without the schema is refused, naming migrate up.
+	if code, _, errs := runCmd(t, nil, "table", "list", "--data", data); code != 1 || !strings.Contains(errs, "gatehouse migrate up") {
+		t.Fatalf("table list on an empty data directory: %d %s", code, errs)
+	}
+	if code, out, errs := runCmd(t, nil, "migrate", "up", "--data", data); code != 0 || !strings.Contains(out, "migration(s) applied") {
+		t.Fatalf("migrate up: %d %s %s", code, out, errs)
+	}
 	code, out, errs := runCmd(t, nil, "table", "create", "movies", "--data", data, "--integer-id", "--columns", "title=string,year=number", "--permissions", "read=public,*=user", "--soft-delete")
 	if code != 0 || !strings.Contains(out, "read=public insert=user") || !strings.Contains(out, "title=string, year=number") || !strings.Contains(out, "soft delete:    true") {
 		t.Fatalf("create: %d %s %s", code, out, errs)

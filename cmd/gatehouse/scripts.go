@@ -4,10 +4,13 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 
 	"github.com/gatehouse/gatehouse/internal/appdir"
 	"github.com/gatehouse/gatehouse/internal/auth"
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/jobs"
+	"github.com/gatehouse/gatehouse/internal/metrics"
 	"github.com/gatehouse/gatehouse/internal/script"
 	"github.com/gatehouse/gatehouse/internal/server"
 	"github.com/gatehouse/gatehouse/internal/store"
@@ -56,7 +59,7 @@ func currentScriptKeys(a *auth.Authenticator) func() script.Keys {
 
 // mountScripts connects the script engine: table scripts on the tables handler, /api, /jobs, the
 // startup hook, the job schedule and hot reload.
-func mountScripts(ctx context.Context, srv *server.Server, cfg *config.Config, db *store.DB, tables *table.Service, th *table.Handler, engine *script.Engine, log *slog.Logger) error {
+func mountScripts(ctx context.Context, srv *server.Server, cfg *config.Config, db *store.DB, tables *table.Service, th *table.Handler, engine *script.Engine, m *metrics.Metrics, log *slog.Logger) error {
 	if engine == nil {
 		return nil
 	}
@@ -70,12 +73,41 @@ func mountScripts(ctx context.Context, srv *server.Server, cfg *config.Config, d
 		return fmt.Errorf("app directory: %w", err)
 	}
 	th.Scripts = &script.TableHook{Engine: engine}
-	sched := &script.Scheduler{Engine: engine, DB: db, Log: log.With("component", "scheduler")}
+	jm := metrics.NewJobs(m.Registry)
+	sched := &script.Scheduler{Engine: engine, DB: db, Holder: instanceID(), Log: log.With("component", "scheduler"),
+		OnRun: func(r jobs.Run) { jm.Run(r.Job, string(r.Outcome), r.Duration()) }}
 	srv.Mount("api", "/api/{name}", &script.APIHandler{Engine: engine})
 	srv.Mount("jobs", "/jobs/{job}", &script.JobHandler{Scheduler: sched, Context: ctx})
+	srv.Mount("/admin/jobs", "/admin/jobs", server.RequirePermission(auth.Admin, &jobs.AdminHandler{
+		Ledger: jobs.NewLedger(db), Defs: func() []jobs.Def { return jobDefs(engine.App(), cfg) }}))
 	go sched.Schedule(ctx, cfg.Scripts.Jobs)
 	if cfg.Scripts.ReloadInterval > 0 {
 		go engine.Watch(ctx, cfg.Scripts.ReloadInterval)
 	}
 	return nil
+}
+
+// jobDefs lists the app's jobs with their configured schedule.
+func jobDefs(app *appdir.App, cfg *config.Config) []jobs.Def {
+	var defs []jobs.Def
+	for _, j := range app.Jobs() {
+		d := jobs.Def{Name: j.Name}
+		for name, every := range cfg.Scripts.Jobs {
+			if jobs.Key(name) == jobs.Key(j.Name) {
+				d.Every = every
+			}
+		}
+		defs = append(defs, d)
+	}
+	return defs
+}
+
+// instanceID names this instance in the job history: the host name and a random suffix (several
+// instances may share a host).
+func instanceID() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "gatehouse"
+	}
+	return host + "-" + jobs.NewID()[:8]
 }

@@ -95,7 +95,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	db, err := store.Open(ctx, cfg.Database, cfg.DataDir)
+	policy := store.RequireCurrent
+	if cfg.AutoMigrate {
+		policy = store.Migrate
+	}
+	db, err := store.OpenWith(ctx, cfg.Database, cfg.DataDir, store.Options{Schema: policy, CreateDataDir: true})
 	if err != nil {
 		return err
 	}
@@ -129,6 +133,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	app, engine, err := loadApp(cfg, currentScriptKeys(authn), log)
 	if err != nil {
 		return err
+	}
+	for _, m := range db.Newer {
+		log.Warn("the database has a newer additive migration this binary does not know: running on it (rolling upgrade); upgrade this instance",
+			"migration", m.Version, "name", m.Name)
 	}
 
 	tables, err := table.NewService(ctx, table.NewSQL(db), app, tableDefaults(cfg), log)
@@ -167,7 +175,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	if engine != nil && users != nil {
 		engine.SetIdentities(users)
 	}
-	if err := mountScripts(ctx, srv, cfg, db, tables, th, engine, log); err != nil {
+	if err := mountScripts(ctx, srv, cfg, db, tables, th, engine, m, log); err != nil {
 		return err
 	}
 

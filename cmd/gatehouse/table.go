@@ -13,7 +13,6 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/appdir"
 	"github.com/gatehouse/gatehouse/internal/config"
-	"github.com/gatehouse/gatehouse/internal/store"
 	"github.com/gatehouse/gatehouse/internal/table"
 )
 
@@ -52,7 +51,7 @@ func tableCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	if err != nil {
 		return err
 	}
-	db, err := store.Open(ctx, cfg.Database, cfg.DataDir)
+	db, err := openAdminDB(ctx, cfg)
 	if err != nil {
 		return err
 	}

@@ -59,7 +59,7 @@ func usersCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	default:
 		return fmt.Errorf("%w: unknown users subcommand %q (list, show, disable, enable, revoke, add, set-password, import)", errUsage, sub)
 	}
-	db, err := store.Open(ctx, cfg.Database, cfg.DataDir)
+	db, err := openAdminDB(ctx, cfg)
 	if err != nil {
 		return err
 	}

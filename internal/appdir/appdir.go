@@ -124,6 +124,9 @@ func sortedByName[T any](m map[string]*T, name func(*T) string) []*T {
 	return out
 }
 
+// Jobs lists the declared jobs sorted by name.
+func (a *App) Jobs() []*Job { return sortedByName(a.jobs, func(j *Job) string { return j.Name }) }
+
 // Job finds a job by name, case-insensitively.
 func (a *App) Job(name string) (*Job, bool) {
 	if !validName(name) {

@@ -29,6 +29,8 @@ type Config struct {
 	AppDir        string
 	Database      string
 	PublicURL     string
+	// AutoMigrate lets serve apply pending migrations (other commands never migrate).
+	AutoMigrate bool
 
 	MasterKey      string
 	ApplicationKey string
@@ -175,6 +177,7 @@ func baseSettings() []setting {
 		{"data", []string{"GATEHOUSE_DATA"}, "data", "./gatehouse-data", kString, "data directory: SQLite database and generated keys (created, mode 0700)", func(c *Config) any { return &c.DataDir }},
 		{"app", []string{"GATEHOUSE_APP"}, "app", "", kString, "app directory in the Mobile Services layout (datamodel.json, table/, api/, ...)", func(c *Config) any { return &c.AppDir }},
 		{"database", []string{"GATEHOUSE_DATABASE"}, "database", "", kString, "database URL: empty for SQLite in the data directory, sqlite:///path/file.db, or postgres://user@host/db", func(c *Config) any { return &c.Database }},
+		{"auto_migrate", []string{"GATEHOUSE_AUTO_MIGRATE"}, "", "true", kBool, "serve applies pending database migrations at start (false: serve refuses a database that is behind; run gatehouse migrate up). Other commands never migrate", func(c *Config) any { return &c.AutoMigrate }},
 		{"public_url", []string{"GATEHOUSE_PUBLIC_URL"}, "public-url", "", kURL, "external base URL (https://api.example.com); used for redirects and callbacks instead of the Host header", func(c *Config) any { return &c.PublicURL }},
 		{"master_key", []string{"GATEHOUSE_MASTER_KEY", "MS_MasterKey"}, "", "", kSecret, "master key (admin access, token signing); generated into the data directory when unset", func(c *Config) any { return &c.MasterKey }},
 		{"application_key", []string{"GATEHOUSE_APPLICATION_KEY", "MS_ApplicationKey"}, "", "", kSecret, "application key (permission \"application\"); generated when unset", func(c *Config) any { return &c.ApplicationKey }},

@@ -17,6 +17,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/auth"
 	"github.com/gatehouse/gatehouse/internal/httpx"
+	"github.com/gatehouse/gatehouse/internal/jobs"
 	"github.com/gatehouse/gatehouse/internal/store"
 )
 
@@ -24,25 +25,40 @@ import (
 var (
 	ErrNoJob      = errors.New("script: no such job")
 	ErrJobRunning = errors.New("script: the job is already running")
+	// ErrJobClaim: the database could not be asked who runs the job (an outage); the run did not start.
+	ErrJobClaim = errors.New("script: the job could not be claimed: the database is unavailable")
 )
 
-// Scheduler runs scheduler/<job>.js (spec §5.4): on POST /jobs/<job> and on an in-process schedule.
-// A job never runs twice at once on one instance; with DB set, a lease row makes sure only one
-// instance sharing the database runs it.
+// DefaultJobHistory is how long job run history is kept.
+const DefaultJobHistory = 30 * 24 * time.Hour
+
+// Scheduler runs scheduler/<job>.js (spec §5.4): on POST /jobs/<job> and on a schedule. With DB set,
+// every instance sharing the database runs the same schedule and the database decides: each
+// (job, schedule slot) is claimed by exactly one instance (package jobs), a lease keeps two runs of a
+// job from overlapping anywhere in the cluster, and every run is recorded in the history. Without DB
+// (one instance, tests) only the in-process guard applies and nothing is recorded.
 type Scheduler struct {
 	Engine *Engine
-	// DB holds the leases; nil runs without (one instance).
+	// DB holds the slot claims, leases and history; nil runs without (one instance).
 	DB *store.DB
-	// Holder identifies this instance in lease rows (default: random).
+	// Holder identifies this instance in the history (default: random).
 	Holder string
 	Log    *slog.Logger
-	// Now is the clock for leases (default time.Now).
-	Now func() time.Time
-	// OnFinish, when set, is called after every run (tests, metrics).
+	// Clock is the time source of the schedule, claims and leases (default the wall clock).
+	Clock jobs.Clock
+	// History is how long run history is kept (default DefaultJobHistory).
+	History time.Duration
+	// OnFinish, when set, is called after every run that executed the job (tests).
 	OnFinish func(job string, err error)
+	// OnRun, when set, is called with every run recorded: finished, skipped or missed (metrics).
+	OnRun func(jobs.Run)
+	// OnClaim, when set, reports each attempt at claiming a slot: won, lost to another instance, or
+	// failed with err.
+	OnClaim func(job string, slot time.Time, won bool, err error)
 
 	mu      sync.Mutex
 	running map[string]bool
+	ledger  *jobs.Ledger
 	bg      sync.WaitGroup
 }
 
@@ -57,53 +73,132 @@ func (s *Scheduler) init() {
 		rand.Read(b) //nolint:errcheck // crypto/rand does not fail on supported platforms
 		s.Holder = hex.EncodeToString(b)
 	}
-	if s.Now == nil {
-		s.Now = time.Now
+	if s.Clock == nil {
+		s.Clock = jobs.SystemClock{}
 	}
 	if s.Log == nil {
 		s.Log = s.Engine.opt.Log
+	}
+	if s.History <= 0 {
+		s.History = DefaultJobHistory
+	}
+	if s.DB != nil && s.ledger == nil {
+		s.ledger = jobs.NewLedger(s.DB)
 	}
 }
 
 // Wait blocks until background runs started by the HTTP handler or the schedule have finished.
 func (s *Scheduler) Wait() { s.bg.Wait() }
 
-// Run runs a job now and waits for it: ErrNoJob, ErrJobRunning (here or, with a lease, on another
-// instance), or the job's own failure.
-func (s *Scheduler) Run(ctx context.Context, name string) error {
-	s.init()
+// claim is a run this instance may execute: the in-process guard is set, and with a database the
+// lease is held and the run recorded.
+type claim struct {
+	name  string // the job's declared name
+	v     *Version
+	path  string
+	run   jobs.Run
+	guard bool // holds the in-process guard
+	lease bool // holds the database lease (holder = run id)
+	saved bool // the run row exists
+}
+
+func (s *Scheduler) resolve(name string) (*claim, error) {
 	v := s.Engine.Current()
 	job, ok := v.App.Job(name)
 	if !ok {
-		return ErrNoJob
+		return nil, ErrNoJob
 	}
 	path, ok := v.ScriptPath("scheduler", job.Name+".js")
 	if !ok {
-		return ErrNoJob
+		return nil, ErrNoJob
 	}
-	key := strings.ToLower(job.Name)
+	return &claim{name: job.Name, v: v, path: path}, nil
+}
+
+// leaseTTL bounds a run: the engine stops a job at JobTimeout, so a lease (or a run row still marked
+// running) older than this belongs to an instance that died.
+func (s *Scheduler) leaseTTL() time.Duration { return s.Engine.opt.JobTimeout + time.Minute }
+
+func (s *Scheduler) takeGuard(c *claim) bool {
 	s.mu.Lock()
-	if s.running[key] {
-		s.mu.Unlock()
-		return ErrJobRunning
+	defer s.mu.Unlock()
+	k := jobs.Key(c.name)
+	if s.running[k] {
+		return false
 	}
-	s.running[key] = true
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		delete(s.running, key)
-		s.mu.Unlock()
+	s.running[k] = true
+	c.guard = true
+	return true
+}
+
+// claimManual claims a manual run: one at a time in the whole cluster.
+func (s *Scheduler) claimManual(ctx context.Context, name string) (*claim, error) {
+	c, err := s.resolve(name)
+	if err != nil {
+		return nil, err
+	}
+	now := s.Clock.Now()
+	c.run = jobs.Run{ID: jobs.NewID(), Job: jobs.Key(c.name), Kind: jobs.Manual, Instance: s.Holder, Started: now, Outcome: jobs.Running, Deadline: now.Add(s.leaseTTL())}
+	if !s.takeGuard(c) {
+		s.Log.Info("manual job run refused: the job is running on this instance", "job", c.name)
+		return nil, ErrJobRunning
+	}
+	if s.ledger == nil {
+		return c, nil
+	}
+	ok, err := s.ledger.AcquireLease(ctx, c.name, c.run.ID, now, c.run.Deadline)
+	if err != nil {
+		s.end(c)
+		s.Log.Error("manual job run not started: claiming the job failed", "job", c.name, "err", err)
+		return nil, fmt.Errorf("%w: %w", ErrJobClaim, err)
+	}
+	if !ok {
+		s.end(c)
+		s.Log.Info("manual job run refused: the job is running elsewhere in the cluster", "job", c.name)
+		return nil, ErrJobRunning
+	}
+	c.lease = true
+	if c.run, err = s.ledger.StartManual(ctx, c.run.ID, c.name, s.Holder, now, c.run.Deadline); err != nil {
+		s.end(c)
+		s.Log.Error("manual job run not started: recording it failed", "job", c.name, "err", err)
+		return nil, fmt.Errorf("%w: %w", ErrJobClaim, err)
+	}
+	c.saved = true
+	return c, nil
+}
+
+// Run runs a job now and waits for it: ErrNoJob, ErrJobRunning (here or elsewhere in the cluster),
+// ErrJobClaim, or the job's own failure.
+func (s *Scheduler) Run(ctx context.Context, name string) error {
+	s.init()
+	c, err := s.claimManual(ctx, name)
+	if err != nil {
+		return err
+	}
+	return s.execute(ctx, c)
+}
+
+// Start claims a manual run and runs it in the background: the claim's error (ErrNoJob,
+// ErrJobRunning, ErrJobClaim) is returned before anything runs.
+func (s *Scheduler) Start(ctx context.Context, name string) error {
+	s.init()
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	c, err := s.claimManual(cctx, name)
+	if err != nil {
+		return err
+	}
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		s.execute(ctx, c) //nolint:errcheck // logged and recorded by execute
 	}()
-	if s.DB != nil {
-		ok, err := s.acquire(ctx, key)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return ErrJobRunning
-		}
-		defer s.release(key)
-	}
+	return nil
+}
+
+// execute runs a claimed job and records its end.
+func (s *Scheduler) execute(ctx context.Context, c *claim) error {
+	v, path := c.v, c.path
 	err := s.Engine.runFor(ctx, s.Engine.opt.JobTimeout, v, v.rel(path), func(m *vm) error {
 		fns, err := m.runScript(path)
 		if err != nil {
@@ -111,45 +206,166 @@ func (s *Scheduler) Run(ctx context.Context, name string) error {
 		}
 		f, ok := goja.AssertFunction(fns.Get("job"))
 		if !ok {
-			return fmt.Errorf("%s does not define function %s", m.inv.script, job.Name)
+			return fmt.Errorf("%s does not define function %s", m.inv.script, c.name)
 		}
 		_, err = f(goja.Undefined())
 		return err
 	}, func() bool { return false })
+	outcome, msg := jobs.Succeeded, ""
 	if err != nil {
-		logFailure(s.Log, v.rel(path), nil, err, "scheduled job")
-	} else {
-		s.Log.Info("job finished", "job", job.Name)
+		logFailure(s.Log, v.rel(path), nil, err, string(c.run.Kind)+" job run "+c.run.ID)
+		outcome, msg = jobs.Failed, describe(err)
+	}
+	s.finish(c, outcome, msg)
+	if err == nil {
+		s.Log.Info("job finished", "job", c.name, "trigger", string(c.run.Kind), "run", c.run.ID, "duration", c.run.Duration().String())
 	}
 	if s.OnFinish != nil {
-		s.OnFinish(job.Name, err)
+		s.OnFinish(c.name, err)
 	}
 	return err
 }
 
-// acquire takes the job's lease (or renews our own); false when another instance holds it.
-func (s *Scheduler) acquire(ctx context.Context, job string) (bool, error) {
-	now := s.Now().UnixMilli()
-	exp := s.Now().Add(s.Engine.opt.JobTimeout + time.Minute).UnixMilli()
-	res, err := s.DB.ExecContext(ctx, s.DB.Rebind(`INSERT INTO gatehouse_job_leases (job, holder, expires_at) VALUES (?, ?, ?)
-ON CONFLICT (job) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
-WHERE gatehouse_job_leases.expires_at < ? OR gatehouse_job_leases.holder = ?`), job, s.Holder, exp, now, s.Holder)
-	if err != nil {
-		return false, fmt.Errorf("script: job lease: %w", err)
+func describe(err error) string {
+	msg, where := Describe(err)
+	if where != "" {
+		msg += " (at " + where + ")"
 	}
-	n, err := res.RowsAffected()
-	return n == 1, err
+	return msg
 }
 
-func (s *Scheduler) release(job string) {
-	_, err := s.DB.ExecContext(context.Background(), s.DB.Rebind(`DELETE FROM gatehouse_job_leases WHERE job = ? AND holder = ?`), job, s.Holder)
-	if err != nil {
-		s.Log.Warn("releasing a job lease failed; it expires by itself", "job", job, "err", err)
+// finish records a claimed run's end, then releases what the claim holds.
+func (s *Scheduler) finish(c *claim, outcome jobs.Outcome, msg string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	at := s.Clock.Now()
+	if c.saved {
+		if err := s.ledger.Finish(ctx, &c.run, outcome, msg, at); err != nil {
+			s.Log.Error("recording the end of a job run failed", "job", c.name, "run", c.run.ID, "outcome", string(outcome), "err", err)
+		}
+	} else {
+		c.run.Outcome, c.run.Error, c.run.Finished = outcome, msg, &at
+	}
+	s.end(c)
+	if s.OnRun != nil {
+		s.OnRun(c.run)
 	}
 }
 
-// Schedule runs each job every interval until ctx ends (a run still in progress, here or on another
-// instance, skips that tick).
+// end releases the lease and the in-process guard.
+func (s *Scheduler) end(c *claim) {
+	if c.lease {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := s.ledger.ReleaseLease(ctx, c.name, c.run.ID); err != nil {
+			s.Log.Warn("releasing a job lease failed; it expires by itself", "job", c.name, "expires", c.run.Deadline, "err", err)
+		}
+		c.lease = false
+	}
+	if c.guard {
+		s.mu.Lock()
+		delete(s.running, jobs.Key(c.name))
+		s.mu.Unlock()
+		c.guard = false
+	}
+}
+
+// runSlot claims one schedule slot of a job and, when this instance wins it, starts the run in the
+// background. Every outcome short of a run is logged: a failed claim (database unreachable) as an
+// error, a slot skipped because the job is still running as a warning, a slot another instance won at
+// debug level.
+func (s *Scheduler) runSlot(ctx context.Context, name string, every time.Duration, slot time.Time) {
+	c, err := s.resolve(name)
+	if err != nil {
+		s.Log.Warn("scheduled job does not exist in the app directory", "job", name)
+		return
+	}
+	now := s.Clock.Now()
+	c.run = jobs.Run{ID: jobs.NewID(), Job: jobs.Key(c.name), Kind: jobs.Scheduled, Slot: &slot, Instance: s.Holder, Started: now, Outcome: jobs.Running, Deadline: now.Add(s.leaseTTL())}
+	if s.ledger != nil {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		run, won, err := s.ledger.ClaimSlot(cctx, c.name, slot, s.Holder, now, c.run.Deadline)
+		if s.OnClaim != nil {
+			s.OnClaim(c.name, slot, won, err)
+		}
+		if err != nil {
+			if ctx.Err() == nil {
+				s.Log.Error("scheduled job slot not run: claiming it failed", "job", c.name, "slot", slot, "err", err)
+			}
+			return
+		}
+		if !won {
+			s.Log.Debug("scheduled job slot claimed by another instance", "job", c.name, "slot", slot)
+			return
+		}
+		c.run, c.saved = run, true
+		s.housekeeping(cctx, c.name, every, slot, now)
+	}
+	if !s.takeGuard(c) {
+		s.Log.Warn("scheduled job slot skipped: the previous run is still in progress on this instance", "job", c.name, "slot", slot)
+		s.finish(c, jobs.Skipped, "the previous run was still in progress")
+		return
+	}
+	if s.ledger != nil {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		ok, err := s.ledger.AcquireLease(cctx, c.name, c.run.ID, now, c.run.Deadline)
+		if err != nil {
+			s.Log.Error("scheduled job slot not run: taking the job's lease failed", "job", c.name, "slot", slot, "err", err)
+			s.finish(c, jobs.Failed, "taking the job's lease failed: the database did not answer")
+			return
+		}
+		if !ok {
+			s.Log.Warn("scheduled job slot skipped: the job is still running elsewhere in the cluster", "job", c.name, "slot", slot)
+			s.finish(c, jobs.Skipped, "the job was still running elsewhere in the cluster")
+			return
+		}
+		c.lease = true
+	}
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		s.execute(ctx, c) //nolint:errcheck // logged and recorded by execute
+	}()
+}
+
+// housekeeping runs on the instance that won a slot: it records (and logs, once for the cluster) the
+// slots nobody ran since the previous claim, marks runs of dead instances abandoned and prunes old
+// history. Its failures are logged and do not stop the run.
+func (s *Scheduler) housekeeping(ctx context.Context, job string, every time.Duration, slot, now time.Time) {
+	prev, ok, err := s.ledger.PreviousSlot(ctx, job, slot)
+	if err != nil {
+		s.Log.Warn("checking for missed job slots failed", "job", job, "err", err)
+	} else if ok && every > 0 {
+		if n := int64(slot.Sub(prev)/every) - 1; n > 0 {
+			first, last := prev.Add(every), slot.Add(-every)
+			recorded, err := s.ledger.RecordMissed(ctx, job, first, last, n, s.Holder, now)
+			if err != nil {
+				s.Log.Warn("recording missed job slots failed", "job", job, "missed", n, "err", err)
+			}
+			if recorded {
+				s.Log.Warn("scheduled job missed slots: no instance ran them (were all instances down or the database unreachable?)",
+					"job", job, "missed", n, "from", first, "to", last)
+				if s.OnRun != nil {
+					s.OnRun(jobs.Run{Job: jobs.Key(job), Kind: jobs.Scheduled, Slot: &first, Instance: s.Holder, Started: now, Finished: &now, Outcome: jobs.Missed})
+				}
+			}
+		}
+	}
+	if n, err := s.ledger.AbandonExpired(ctx, job, now); err != nil {
+		s.Log.Warn("marking abandoned job runs failed", "job", job, "err", err)
+	} else if n > 0 {
+		s.Log.Warn("job runs abandoned: their instance stopped before recording their end", "job", job, "runs", n)
+	}
+	if _, err := s.ledger.Prune(ctx, job, now.Add(-s.History)); err != nil {
+		s.Log.Warn("pruning job history failed", "job", job, "err", err)
+	}
+}
+
+// Schedule runs each job once per slot of its interval until ctx ends. Slots are aligned to the Unix
+// epoch, so all instances agree on them; the slot current at start is claimed at once (if no instance
+// ran it yet, it runs now). Missed slots are recorded and logged, not caught up.
 func (s *Scheduler) Schedule(ctx context.Context, every map[string]time.Duration) {
 	s.init()
 	names := make([]string, 0, len(every))
@@ -166,19 +382,17 @@ func (s *Scheduler) Schedule(ctx context.Context, every map[string]time.Duration
 		wg.Add(1)
 		go func(name string) {
 			defer wg.Done()
-			t := time.NewTicker(d)
-			defer t.Stop()
+			var last time.Time
 			for {
+				slot := jobs.SlotOf(s.Clock.Now(), d)
+				if slot.After(last) {
+					s.runSlot(ctx, name, d, slot)
+					last = slot
+				}
 				select {
 				case <-ctx.Done():
 					return
-				case <-t.C:
-				}
-				err := s.Run(ctx, name)
-				if errors.Is(err, ErrJobRunning) {
-					s.Log.Info("scheduled job skipped: already running", "job", name)
-				} else if errors.Is(err, ErrNoJob) {
-					s.Log.Warn("scheduled job does not exist", "job", name)
+				case <-s.Clock.After(last.Add(d).Sub(s.Clock.Now())):
 				}
 			}
 		}(n)
@@ -189,7 +403,8 @@ func (s *Scheduler) Schedule(ctx context.Context, every map[string]time.Duration
 // JobHandler serves POST /jobs/<job>: the master key, or a system-key token minted for this job
 // (uid "cron", urn:microsoft:appid = the service name, urn:microsoft:scope = the job). Unlike the
 // original, a merely present (wrong) master key grants nothing. The job starts in the background and
-// the answer is 200 with an empty body, as in the original; 409 when it is already running.
+// the answer is 200 with an empty body, as in the original; 409 (JSON error) when it is already
+// running anywhere in the cluster; 503 with Retry-After when the database cannot be asked.
 type JobHandler struct {
 	Scheduler *Scheduler
 	// Context is the parent of background runs (server lifetime); default context.Background().
@@ -224,23 +439,23 @@ func (h *JobHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpx.Error(w, r, http.StatusNotFound, fmt.Sprintf("Job '%s' does not exist.", name))
 		return
 	}
-	s.mu.Lock()
-	busy := s.running[strings.ToLower(job.Name)]
-	s.mu.Unlock()
-	if busy {
-		httpx.Error(w, r, http.StatusConflict, "The job is already running.")
-		return
-	}
 	parent := h.Context
 	if parent == nil {
 		parent = context.Background()
 	}
-	s.bg.Add(1)
-	go func() {
-		defer s.bg.Done()
-		s.Run(parent, job.Name) //nolint:errcheck // logged by Run
-	}()
-	w.WriteHeader(http.StatusOK)
+	// The claim is made before answering, so concurrent calls anywhere in the cluster get one 200 and
+	// 409s while that run lasts.
+	switch err := s.Start(parent, job.Name); {
+	case err == nil:
+		w.WriteHeader(http.StatusOK)
+	case errors.Is(err, ErrJobRunning):
+		httpx.Error(w, r, http.StatusConflict, "The job is already running.")
+	case errors.Is(err, ErrNoJob):
+		httpx.Error(w, r, http.StatusNotFound, fmt.Sprintf("Job '%s' does not exist.", name))
+	default:
+		w.Header().Set("Retry-After", "5")
+		httpx.Error(w, r, http.StatusServiceUnavailable, "The job could not be started: the database is unavailable.")
+	}
 }
 
 // jobAllowed is the original's job authorization without its hole: a valid master key, or a valid

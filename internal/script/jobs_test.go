@@ -19,6 +19,11 @@ var jobsApp = map[string]string{
         success: function () { console.log('cleanup inserted a row'); }
     });
 }`,
+	// wait runs for a while, then ends by itself.
+	"scheduler/wait.js": `function wait() {
+    console.log('wait started');
+    setTimeout(function () { console.log('wait done'); }, 1500);
+}`,
 	// slow keeps running (an interval that is never cleared) until its budget or context ends.
 	"scheduler/slow.js": `function slow() {
     console.log('slow started');
@@ -91,7 +96,7 @@ func TestJobNeverTwiceAtOnce(t *testing.T) {
 			t.Fatalf("run on another instance: %v", err)
 		}
 		// An expired lease (its holder died) is taken over.
-		late := &script.Scheduler{Engine: e.engine, DB: db, Holder: "instance-c", Now: func() time.Time { return time.Now().Add(24 * time.Hour) }}
+		late := &script.Scheduler{Engine: e.engine, DB: db, Holder: "instance-c", Clock: shiftedClock{24 * time.Hour}}
 		lateStarted := e.logs.when("slow started")
 		lateCtx, lateCancel := context.WithCancel(context.Background())
 		lateDone := make(chan error, 1)
@@ -141,3 +146,9 @@ func TestJobSchedule(t *testing.T) {
 		t.Fatalf("runs = %d", n)
 	}
 }
+
+// shiftedClock is the wall clock moved by an offset (an instance whose leases look expired).
+type shiftedClock struct{ d time.Duration }
+
+func (c shiftedClock) Now() time.Time                         { return time.Now().Add(c.d) }
+func (c shiftedClock) After(d time.Duration) <-chan time.Time { return time.After(d) }

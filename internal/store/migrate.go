@@ -10,9 +10,17 @@ import (
 // Migration is one schema step. Steps are append-only: never edit one that has shipped. Versions are
 // unique; each missing one is applied in slice order, so migrations added on parallel branches with
 // interleaved numbers are all applied.
+//
+// Additive marks a step the previous release keeps working with once it is applied: new tables, new
+// indexes, new columns that are nullable or have a default, wider constraints. Renaming or dropping
+// anything, changing a type, or a constraint older code would violate is not additive. The flag is
+// recorded in gatehouse_migrations, so an older binary that finds only additive migrations it does not
+// know still starts (rolling upgrades); one non-additive unknown migration makes it refuse. The zero
+// value (not additive) is the safe default.
 type Migration struct {
 	Version  int
 	Name     string
+	Additive bool
 	SQLite   string
 	Postgres string
 }
@@ -22,14 +30,16 @@ var migrations = []Migration{
 	{
 		Version:  1,
 		Name:     "meta",
+		Additive: true,
 		SQLite:   `CREATE TABLE gatehouse_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`,
 		Postgres: `CREATE TABLE gatehouse_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`,
 	},
 	{
 		// Catalogue of the app's tables (package table). name is the lower-cased table name; options
 		// is a JSON object of table options and permissions.
-		Version: 2,
-		Name:    "tables catalogue",
+		Version:  2,
+		Name:     "tables catalogue",
+		Additive: true,
 		SQLite: `CREATE TABLE gatehouse_tables (name TEXT PRIMARY KEY, display_name TEXT NOT NULL, sql_name TEXT NOT NULL UNIQUE,
 	id_type TEXT NOT NULL, options TEXT NOT NULL, source TEXT NOT NULL, created_at TEXT NOT NULL);
 CREATE TABLE gatehouse_columns (table_name TEXT NOT NULL REFERENCES gatehouse_tables(name) ON DELETE CASCADE, name TEXT NOT NULL,
@@ -45,8 +55,9 @@ CREATE TABLE gatehouse_columns (table_name TEXT NOT NULL REFERENCES gatehouse_ta
 		// (issuer, subject), never by email; tokens holds the provider tokens sealed with AES-GCM (empty
 		// unless keeping them is configured). revocations.not_before is the per-user cut-off that every
 		// instance polls into memory.
-		Version: 10,
-		Name:    "users and identities",
+		Version:  10,
+		Name:     "users and identities",
+		Additive: true,
 		SQLite: `CREATE TABLE gatehouse_users (id TEXT PRIMARY KEY, provider TEXT NOT NULL, disabled INTEGER NOT NULL DEFAULT 0,
 	created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, last_login_at INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE gatehouse_identities (issuer TEXT NOT NULL, subject TEXT NOT NULL, provider TEXT NOT NULL,
@@ -82,8 +93,9 @@ CREATE INDEX gatehouse_login_states_expires ON gatehouse_login_states (expires_a
 		// Built-in email/password accounts (package account). Times are Unix milliseconds. email_key is
 		// the lower-cased normalized address (unique); password_stamp changes whenever the password is
 		// set, and emailed reset links are bound to it; user_id links the users directory.
-		Version: 20,
-		Name:    "accounts",
+		Version:  20,
+		Name:     "accounts",
+		Additive: true,
 		SQLite: `CREATE TABLE gatehouse_accounts (id TEXT PRIMARY KEY, email TEXT NOT NULL, email_key TEXT NOT NULL UNIQUE,
 	password_hash TEXT NOT NULL, password_stamp TEXT NOT NULL, email_verified INTEGER NOT NULL DEFAULT 0,
 	disabled INTEGER NOT NULL DEFAULT 0, legacy_user_id TEXT UNIQUE, user_id TEXT, created_at INTEGER NOT NULL,
@@ -110,16 +122,37 @@ CREATE TABLE gatehouse_account_throttle (key TEXT PRIMARY KEY, failures INTEGER 
 		// holding a job's unexpired lease is the only one running it. expires_at is Unix milliseconds.
 		Version:  30,
 		Name:     "job leases",
+		Additive: true,
 		SQLite:   `CREATE TABLE gatehouse_job_leases (job TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at INTEGER NOT NULL)`,
 		Postgres: `CREATE TABLE gatehouse_job_leases (job TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at BIGINT NOT NULL)`,
+	},
+	{
+		// Job run history and slot claims (package jobs). A scheduled run's slot is the start of its
+		// schedule-aligned time bucket (Unix milliseconds); the unique (job, slot) index is what makes a
+		// slot run once across the cluster (manual runs have a NULL slot, which never conflicts). Times are
+		// Unix milliseconds; deadline is when a run still marked running counts as abandoned.
+		Version:  35,
+		Name:     "job runs",
+		Additive: true,
+		SQLite: `CREATE TABLE gatehouse_job_runs (id TEXT PRIMARY KEY, job TEXT NOT NULL, slot INTEGER, kind TEXT NOT NULL,
+	instance TEXT NOT NULL, started_at INTEGER NOT NULL, finished_at INTEGER, deadline INTEGER NOT NULL,
+	outcome TEXT NOT NULL, error TEXT NOT NULL DEFAULT '');
+CREATE UNIQUE INDEX gatehouse_job_runs_slot ON gatehouse_job_runs (job, slot);
+CREATE INDEX gatehouse_job_runs_started ON gatehouse_job_runs (job, started_at)`,
+		Postgres: `CREATE TABLE gatehouse_job_runs (id TEXT PRIMARY KEY, job TEXT NOT NULL, slot BIGINT, kind TEXT NOT NULL,
+	instance TEXT NOT NULL, started_at BIGINT NOT NULL, finished_at BIGINT, deadline BIGINT NOT NULL,
+	outcome TEXT NOT NULL, error TEXT NOT NULL DEFAULT '');
+CREATE UNIQUE INDEX gatehouse_job_runs_slot ON gatehouse_job_runs (job, slot);
+CREATE INDEX gatehouse_job_runs_started ON gatehouse_job_runs (job, started_at)`,
 	},
 	{
 		// The cluster key ring (package keyring): one row; doc is the public part (fingerprints, states,
 		// times), sealed the secrets under the key-encryption key named by kek_id ("" = fingerprints
 		// only), bound to doc and version. instances are the running servers: heartbeat_at and the
 		// ring version each has loaded (its acknowledgement of a rotation). Times are Unix milliseconds.
-		Version: 50,
-		Name:    "key ring and instances",
+		Version:  50,
+		Name:     "key ring and instances",
+		Additive: true,
 		SQLite: `CREATE TABLE gatehouse_key_ring (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL, doc TEXT NOT NULL,
 	kek_id TEXT NOT NULL, sealed TEXT NOT NULL, updated_at INTEGER NOT NULL);
 CREATE TABLE gatehouse_instances (id TEXT PRIMARY KEY, host TEXT NOT NULL, started_at INTEGER NOT NULL, heartbeat_at INTEGER NOT NULL,
@@ -140,6 +173,172 @@ func SchemaVersion() int { return migrations[len(migrations)-1].Version }
 // advisoryLockID serialises migrations across instances sharing a PostgreSQL database.
 const advisoryLockID = 0x6761746568 // "gateh"
 
+// Applied is a migration recorded in the database.
+type Applied struct {
+	Version   int    `json:"version"`
+	Name      string `json:"name"`
+	Additive  bool   `json:"additive"`
+	AppliedAt string `json:"appliedAt"`
+}
+
+// Status compares the database's schema with this binary's.
+type Status struct {
+	// Applied lists the database's migrations in version order.
+	Applied []Applied `json:"applied"`
+	// Pending are this binary's migrations the database lacks, in the order they would be applied.
+	Pending []Migration `json:"-"`
+	// Unknown are the database's migrations this binary does not know (a newer release applied them).
+	Unknown []Applied `json:"unknown"`
+	// Current is the highest applied version (0: empty database); Target the binary's highest.
+	Current int `json:"current"`
+	Target  int `json:"target"`
+}
+
+// Compatible is nil unless the database has a migration this binary does not know that is not
+// additive: then this binary must not run on it.
+func (st Status) Compatible() error {
+	for _, a := range st.Unknown {
+		if !a.Additive {
+			return fmt.Errorf("store: the database has migration %d (%s), which this binary does not know and which is not backward compatible: upgrade Gatehouse (or restore a backup taken before that migration)", a.Version, a.Name)
+		}
+	}
+	return nil
+}
+
+// BehindError is a database with pending migrations opened by a command that does not migrate.
+type BehindError struct {
+	Location string
+	Status   Status
+}
+
+func (e *BehindError) Error() string {
+	if e.Status.Current == 0 && len(e.Status.Applied) == 0 {
+		return fmt.Sprintf("store: the database at %s has no Gatehouse schema yet: run 'gatehouse migrate up' (or start 'gatehouse serve') first", e.Location)
+	}
+	return fmt.Sprintf("store: the database at %s is behind this binary (%d migration(s) pending, first %d): run 'gatehouse migrate up' first (or 'gatehouse serve', which migrates unless auto_migrate is false)",
+		e.Location, len(e.Status.Pending), e.Status.Pending[0].Version)
+}
+
+// Status reads the applied migrations and compares them with the binary's.
+func (db *DB) Status(ctx context.Context) (Status, error) {
+	ms := db.migrations
+	if ms == nil {
+		ms = migrations
+	}
+	st := Status{Target: ms[len(ms)-1].Version}
+	applied, err := db.applied(ctx, db.DB)
+	if err != nil {
+		return Status{}, err
+	}
+	st.Applied = applied
+	known := map[int]bool{}
+	for _, m := range ms {
+		known[m.Version] = true
+	}
+	have := map[int]bool{}
+	for _, a := range applied {
+		have[a.Version] = true
+		if a.Version > st.Current {
+			st.Current = a.Version
+		}
+		if !known[a.Version] {
+			st.Unknown = append(st.Unknown, a)
+		}
+	}
+	for _, m := range ms {
+		if !have[m.Version] {
+			st.Pending = append(st.Pending, m)
+		}
+	}
+	return st, nil
+}
+
+type querier interface {
+	QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row
+}
+
+// applied lists the recorded migrations; none when the bookkeeping table does not exist. Databases
+// migrated before the additive flag existed have no additive column: their rows count as not additive.
+func (db *DB) applied(ctx context.Context, q querier) ([]Applied, error) {
+	exists, additive, err := db.bookkeeping(ctx, q)
+	if err != nil || !exists {
+		return nil, err
+	}
+	col := "0"
+	if additive {
+		col = "additive"
+	}
+	rows, err := q.QueryContext(ctx, `SELECT version, name, applied_at, `+col+` FROM gatehouse_migrations ORDER BY version`)
+	if err != nil {
+		return nil, fmt.Errorf("store: read migrations: %w", err)
+	}
+	defer rows.Close()
+	var out []Applied
+	for rows.Next() {
+		var a Applied
+		var add int
+		if err := rows.Scan(&a.Version, &a.Name, &a.AppliedAt, &add); err != nil {
+			return nil, fmt.Errorf("store: read migrations: %w", err)
+		}
+		a.Additive = add != 0
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: read migrations: %w", err)
+	}
+	return out, nil
+}
+
+// bookkeeping reports whether gatehouse_migrations exists and has the additive column.
+func (db *DB) bookkeeping(ctx context.Context, q querier) (exists, additive bool, err error) {
+	var n, c int
+	if db.Dialect == Postgres {
+		err = q.QueryRowContext(ctx, `SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = 'gatehouse_migrations'`).Scan(&n)
+		if err == nil && n > 0 {
+			err = q.QueryRowContext(ctx, `SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'gatehouse_migrations' AND column_name = 'additive'`).Scan(&c)
+		}
+	} else {
+		err = q.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'gatehouse_migrations'`).Scan(&n)
+		if err == nil && n > 0 {
+			err = q.QueryRowContext(ctx, `SELECT COUNT(*) FROM pragma_table_info('gatehouse_migrations') WHERE name = 'additive'`).Scan(&c)
+		}
+	}
+	if err != nil {
+		return false, false, fmt.Errorf("store: read migrations: %w", err)
+	}
+	return n > 0, c > 0, nil
+}
+
+// MigrateUp applies the pending migrations and returns those it applied.
+func (db *DB) MigrateUp(ctx context.Context) ([]Migration, error) {
+	before, err := db.Status(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := before.Compatible(); err != nil {
+		return nil, err
+	}
+	if err := db.migrate(ctx); err != nil {
+		return nil, err
+	}
+	after, err := db.Status(ctx)
+	if err != nil {
+		return nil, err
+	}
+	still := map[int]bool{}
+	for _, m := range after.Pending {
+		still[m.Version] = true
+	}
+	var done []Migration
+	for _, m := range before.Pending {
+		if !still[m.Version] {
+			done = append(done, m)
+		}
+	}
+	return done, nil
+}
+
 func (db *DB) migrate(ctx context.Context) error {
 	conn, err := db.Conn(ctx)
 	if err != nil {
@@ -152,8 +351,20 @@ func (db *DB) migrate(ctx context.Context) error {
 		}
 		defer conn.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, advisoryLockID) //nolint:errcheck
 	}
-	if _, err := conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS gatehouse_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)`); err != nil {
+	if _, err := conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS gatehouse_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL, additive INTEGER NOT NULL DEFAULT 0)`); err != nil {
 		return fmt.Errorf("store: migrate: %w", err)
+	}
+	// Databases migrated by releases before the additive flag get the column (a default of 0: their
+	// rows are all known to this binary anyway).
+	if _, additive, err := db.bookkeeping(ctx, conn); err != nil {
+		return err
+	} else if !additive {
+		if _, err := conn.ExecContext(ctx, `ALTER TABLE gatehouse_migrations ADD COLUMN additive INTEGER NOT NULL DEFAULT 0`); err != nil {
+			// Another SQLite process may have added it first (PostgreSQL holds the advisory lock).
+			if _, added, rerr := db.bookkeeping(ctx, conn); rerr != nil || !added {
+				return fmt.Errorf("store: migrate: %w", err)
+			}
+		}
 	}
 	// Each step reads the applied version inside its own write transaction (BEGIN IMMEDIATE on SQLite,
 	// the advisory lock on PostgreSQL), so processes starting together never apply a step twice.
@@ -174,35 +385,34 @@ func (db *DB) migrateStep(ctx context.Context, conn *sql.Conn) (done bool, err e
 		return false, fmt.Errorf("store: migrate: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // after Commit this is a no-op
-	applied := map[int]bool{}
-	rows, err := tx.QueryContext(ctx, `SELECT version FROM gatehouse_migrations`)
+	applied, err := db.applied(ctx, tx)
 	if err != nil {
-		return false, fmt.Errorf("store: migrate: %w", err)
+		return false, err
 	}
-	for rows.Next() {
-		var v int
-		if err := rows.Scan(&v); err != nil {
-			rows.Close()
-			return false, fmt.Errorf("store: migrate: %w", err)
-		}
-		applied[v] = true
+	have := map[int]Applied{}
+	for _, a := range applied {
+		have[a.Version] = a
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return false, fmt.Errorf("store: migrate: %w", err)
+	ms := db.migrations
+	if ms == nil {
+		ms = migrations
 	}
 	known := map[int]bool{}
 	var next *Migration
-	for i := range migrations {
-		known[migrations[i].Version] = true
-		if next == nil && !applied[migrations[i].Version] {
-			next = &migrations[i]
+	for i := range ms {
+		known[ms[i].Version] = true
+		if _, ok := have[ms[i].Version]; next == nil && !ok {
+			next = &ms[i]
 		}
 	}
-	for v := range applied {
-		if !known[v] {
-			return false, fmt.Errorf("store: the database has migration %d, which this binary does not know: upgrade Gatehouse", v)
+	st := Status{}
+	for _, a := range applied {
+		if !known[a.Version] {
+			st.Unknown = append(st.Unknown, a)
 		}
+	}
+	if err := st.Compatible(); err != nil {
+		return false, err
 	}
 	if next == nil {
 		return true, tx.Commit()
@@ -214,7 +424,11 @@ func (db *DB) migrateStep(ctx context.Context, conn *sql.Conn) (done bool, err e
 	if _, err := tx.ExecContext(ctx, stmt); err != nil {
 		return false, fmt.Errorf("store: migrate %d (%s): %w", next.Version, next.Name, err)
 	}
-	if _, err := tx.ExecContext(ctx, db.Rebind(`INSERT INTO gatehouse_migrations (version, name, applied_at) VALUES (?, ?, ?)`), next.Version, next.Name, time.Now().UTC().Format(time.RFC3339Nano)); err != nil {
+	add := 0
+	if next.Additive {
+		add = 1
+	}
+	if _, err := tx.ExecContext(ctx, db.Rebind(`INSERT INTO gatehouse_migrations (version, name, applied_at, additive) VALUES (?, ?, ?, ?)`), next.Version, next.Name, time.Now().UTC().Format(time.RFC3339Nano), add); err != nil {
 		return false, fmt.Errorf("store: migrate %d: %w", next.Version, err)
 	}
 	if err := tx.Commit(); err != nil {

@@ -38,14 +38,61 @@ type DB struct {
 	Location string
 	// grants remembers the app tables the script SQL role was granted (guard.go).
 	grants sync.Map
+
+	// Newer lists migrations the database has and this binary does not know, all additive (a newer
+	// release migrated the database; this one runs on it, see Migration.Additive).
+	Newer []Applied
+
+	migrations []Migration
 }
 
-// Open connects to the database named by dsn ("" = SQLite file gatehouse.db in dataDir) and runs
-// the migrations.
+// SchemaPolicy is what opening a database does about its schema.
+type SchemaPolicy int
+
+// Schema policies.
+const (
+	// RequireCurrent refuses a database with pending migrations (or none at all), naming
+	// `gatehouse migrate up`; nothing is migrated. Every command but serve and migrate up.
+	RequireCurrent SchemaPolicy = iota
+	// Migrate applies the pending migrations (serve with auto_migrate, migrate up).
+	Migrate
+	// AnySchema checks nothing and migrates nothing (migrate status, backup).
+	AnySchema
+)
+
+// Options tune OpenWith.
+type Options struct {
+	Schema SchemaPolicy
+	// CreateDataDir lets the default SQLite database create the data directory; without it a missing
+	// data directory is an error naming --data (admin commands never create one by accident).
+	CreateDataDir bool
+	// CreateDatabase lets a SQLite database file be created (implied by Migrate); otherwise a missing
+	// file is an error instead of an empty database left behind.
+	CreateDatabase bool
+	// Migrations replaces Gatehouse's schema history (tests simulate other releases).
+	Migrations []Migration
+}
+
+// ErrNoDataDir is returned when the data directory does not exist and may not be created.
+var ErrNoDataDir = errors.New("store: the data directory does not exist")
+
+// Open connects to the database named by dsn ("" = SQLite file gatehouse.db in dataDir), creating the
+// data directory if needed, and runs the migrations (what serve does).
 func Open(ctx context.Context, dsn, dataDir string) (*DB, error) {
-	db, err := open(dsn, dataDir)
+	return OpenWith(ctx, dsn, dataDir, Options{Schema: Migrate, CreateDataDir: true})
+}
+
+// OpenWith connects to the database named by dsn ("" = SQLite file gatehouse.db in dataDir) and
+// treats its schema as o says. A database whose newer migrations this binary does not know is
+// accepted only when they are all additive (DB.Newer lists them).
+func OpenWith(ctx context.Context, dsn, dataDir string, o Options) (*DB, error) {
+	db, err := open(dsn, dataDir, o)
 	if err != nil {
 		return nil, err
+	}
+	db.migrations = o.Migrations
+	if db.migrations == nil {
+		db.migrations = migrations
 	}
 	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -53,19 +100,45 @@ func Open(ctx context.Context, dsn, dataDir string) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("store: connect to %s: %w", db.Location, err)
 	}
-	if err := db.migrate(ctx); err != nil {
+	if err := db.checkSchema(ctx, o.Schema); err != nil {
 		db.Close()
 		return nil, err
 	}
 	return db, nil
 }
 
-func open(dsn, dataDir string) (*DB, error) {
+func (db *DB) checkSchema(ctx context.Context, p SchemaPolicy) error {
+	switch p {
+	case AnySchema:
+		return nil
+	case Migrate:
+		if err := db.migrate(ctx); err != nil {
+			return err
+		}
+	}
+	st, err := db.Status(ctx)
+	if err != nil {
+		return err
+	}
+	if err := st.Compatible(); err != nil {
+		return err
+	}
+	if len(st.Pending) > 0 {
+		return &BehindError{Location: db.Location, Status: st}
+	}
+	db.Newer = st.Unknown
+	return nil
+}
+
+func open(dsn, dataDir string, o Options) (*DB, error) {
 	if dsn == "" {
+		if _, err := os.Stat(dataDir); errors.Is(err, os.ErrNotExist) && !o.CreateDataDir {
+			return nil, fmt.Errorf("%w: %s (pass --data DIR, or set GATEHOUSE_DATA, naming the server's data directory; only 'gatehouse serve' creates one)", ErrNoDataDir, dataDir)
+		}
 		if err := os.MkdirAll(dataDir, 0o700); err != nil {
 			return nil, fmt.Errorf("store: create data directory: %w", err)
 		}
-		return openSQLite(filepath.Join(dataDir, "gatehouse.db"))
+		return openSQLite(filepath.Join(dataDir, "gatehouse.db"), o.Schema == Migrate || o.CreateDatabase)
 	}
 	u, err := url.Parse(dsn)
 	if err != nil {
@@ -80,7 +153,7 @@ func open(dsn, dataDir string) (*DB, error) {
 		if p == "" {
 			return nil, errors.New("store: sqlite URL needs a path, e.g. sqlite:///var/lib/gatehouse/gatehouse.db")
 		}
-		return openSQLite(p)
+		return openSQLite(p, o.Schema == Migrate || o.CreateDatabase)
 	case "postgres", "postgresql":
 		db, err := sql.Open("pgx", dsn)
 		if err != nil {
@@ -98,9 +171,13 @@ func open(dsn, dataDir string) (*DB, error) {
 // openSQLite opens a SQLite file in WAL mode with full synchronous writes (a committed write survives
 // a crash or power loss), a busy timeout instead of immediate SQLITE_BUSY, foreign keys on, and
 // BEGIN IMMEDIATE transactions so writers queue instead of deadlocking on lock upgrades.
-func openSQLite(path string) (*DB, error) {
+func openSQLite(path string, create bool) (*DB, error) {
 	if err := registerSQLite(); err != nil {
 		return nil, err
+	}
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) && !create {
+		// Only a migrating open creates the database: anything else would leave an empty file behind.
+		return nil, fmt.Errorf("store: no Gatehouse database at %s (check --data or --database; 'gatehouse migrate up' or 'gatehouse serve' creates it)", path)
 	}
 	// Create the file ourselves so that it (and the -wal and -shm files SQLite derives from it) is
 	// readable by the owner only.
@@ -114,10 +191,9 @@ func openSQLite(path string) (*DB, error) {
 		q.Add("_pragma", p)
 	}
 	q.Set("_txlock", "immediate")
-	// The path is a URI path: '%', '?' and '#' in a directory name would otherwise end it early
-	// (a data directory named "a#b" opened "a").
-	uriPath := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
-	db, err := sql.Open("sqlite", "file:"+uriPath+"?"+q.Encode())
+	// The path is percent-encoded: SQLite reads "file:" names as URIs, where a raw '#' or '?' would end
+	// the path and open (and create) a different file.
+	db, err := sql.Open("sqlite", "file:"+(&url.URL{Path: path}).EscapedPath()+"?"+q.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
