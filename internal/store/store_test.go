@@ -67,3 +67,40 @@ func TestOpenErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestSQLiteMaxLength: every pooled connection carries SQLITE_LIMIT_LENGTH, so a statement that would
+// build a longer string fails instead of allocating it (issue 10 #5), and the default is set too.
+func TestSQLiteMaxLength(t *testing.T) {
+	ctx := context.Background()
+	db, err := store.OpenWith(ctx, storetest.SQLiteURL(t), t.TempDir(), store.Options{SQLiteMaxLength: 4000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	// Hold several connections at once so that more than one is opened.
+	var conns []interface{ Close() error }
+	for range 4 {
+		c, err := db.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+		var n int
+		if err := c.QueryRowContext(ctx, `SELECT length(printf('%.*c', 3000, 'x'))`).Scan(&n); err != nil || n != 3000 {
+			t.Fatalf("3000 bytes under a 4000-byte limit: %d %v", n, err)
+		}
+		err = c.QueryRowContext(ctx, `SELECT length(printf('%.*c', 5000, 'x') || 'y')`).Scan(&n)
+		if err == nil || !strings.Contains(err.Error(), "too big") {
+			t.Fatalf("5000 bytes over a 4000-byte limit: %d %v", n, err)
+		}
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	def := storetest.Open(t, storetest.SQLiteURL(t))
+	var n int
+	err = def.QueryRowContext(ctx, `SELECT length(zeroblob(?))`, store.DefaultSQLiteMaxLength+1).Scan(&n)
+	if err == nil || !strings.Contains(err.Error(), "too big") {
+		t.Fatalf("default limit not set: %d %v", n, err)
+	}
+}

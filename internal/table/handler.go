@@ -304,7 +304,8 @@ func (q *request) includeDeleted() bool {
 }
 
 func (q *request) limits() odata.Limits {
-	l := odata.Limits{PageSize: q.h.Service.defaults.PageSize, MaxTop: q.h.Service.defaults.MaxTop}
+	d := q.h.Service.defaults
+	l := odata.Limits{PageSize: d.PageSize, MaxTop: d.MaxTop, Cost: d.Cost, MaxResultBytes: d.MaxResultBytes}
 	if q.s.Options.PageSize > 0 {
 		l.PageSize = q.s.Options.PageSize
 	}
@@ -374,6 +375,9 @@ func (q *request) read() error {
 			buf = append(buf, ',')
 		}
 		buf = appendRow(buf, q.s, row, v)
+		if oq.MaxBytes > 0 && int64(len(buf)) > oq.MaxBytes {
+			return resultTooLarge(oq.MaxBytes) // JSON escaping made the page longer than its values
+		}
 	}
 	buf = append(buf, ']')
 	if oq.InlineCount {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/appdir"
 	"github.com/gatehouse/gatehouse/internal/auth"
+	"github.com/gatehouse/gatehouse/internal/odata"
 )
 
 // Defaults apply to tables that do not set their own.
@@ -25,7 +26,23 @@ type Defaults struct {
 	DynamicSchema bool // default true (the original's MS_DynamicSchemaEnabled)
 	// Permission for tables created by the CLI or admin API without explicit permissions.
 	Permission auth.Permission
+	// Cost bounds what one read's $filter and $orderby compute per row (odata.CostLimits; zero
+	// fields take odata's defaults).
+	Cost odata.CostLimits
+	// MaxResultBytes bounds the rows one client read returns (default DefaultMaxResultBytes).
+	MaxResultBytes int64
+	// MaxColumns bounds a table's user columns (default DefaultMaxColumns); MaxNewColumns the
+	// columns one request may add through dynamic schema (default DefaultMaxNewColumns).
+	MaxColumns    int
+	MaxNewColumns int
 }
+
+// Defaults of the table limits.
+const (
+	DefaultMaxResultBytes = 32 << 20
+	DefaultMaxColumns     = 500
+	DefaultMaxNewColumns  = 100
+)
 
 // Service is the table catalogue: schemas cached in memory, backed by the store, shared by every
 // instance through the database.
@@ -47,6 +64,15 @@ func NewService(ctx context.Context, st Store, app *appdir.App, d Defaults, log 
 	}
 	if d.MaxTop <= 0 {
 		d.MaxTop = 1000
+	}
+	if d.MaxResultBytes <= 0 {
+		d.MaxResultBytes = DefaultMaxResultBytes
+	}
+	if d.MaxColumns <= 0 {
+		d.MaxColumns = DefaultMaxColumns
+	}
+	if d.MaxNewColumns <= 0 {
+		d.MaxNewColumns = DefaultMaxNewColumns
 	}
 	svc := &Service{st: st, defaults: d, log: log}
 	if err := svc.reload(ctx); err != nil {

@@ -8,11 +8,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/gatehouse/gatehouse/internal/appdir"
 	"github.com/gatehouse/gatehouse/internal/auth"
@@ -529,17 +532,31 @@ func (st *SQL) Query(ctx context.Context, s *Schema, q *odata.Query) ([]*Row, in
 	if err != nil {
 		return nil, 0, err
 	}
+	if !st.pg() {
+		// modernc.org/sqlite interrupts a statement when its context ends only while the first row
+		// is computed; later rows.Next calls run to completion whatever the deadline (a sparse
+		// filter can scan the rest of the table in one step). A materialized CTE makes the first
+		// step compute the whole page, so the request deadline interrupts all the work. The outer
+		// ORDER BY (over the page only) keeps the order; SQLite may otherwise drop a subquery's.
+		query = "WITH page AS MATERIALIZED (" + query + ") SELECT * FROM page ORDER BY " + c.OrderBy
+	}
 	rows, err := st.query(ctx, query, args...)
 	if err != nil {
 		return nil, 0, queryError(s, err)
 	}
 	defer rows.Close()
 	var out []*Row
+	var size int64
 	buf := newScanBuf(s)
 	for rows.Next() {
 		r, err := st.scan(buf, rows)
 		if err != nil {
 			return nil, 0, err
+		}
+		if q.MaxBytes > 0 {
+			if size += rowSize(r); size > q.MaxBytes {
+				return nil, 0, resultTooLarge(q.MaxBytes)
+			}
 		}
 		out = append(out, r)
 	}
@@ -554,6 +571,29 @@ func (st *SQL) Query(ctx context.Context, s *Schema, q *odata.Query) ([]*Row, in
 		}
 	}
 	return out, count, nil
+}
+
+// resultTooLarge is the error of a read whose rows exceed maxBytes (a 400: the client can ask for
+// fewer rows).
+func resultTooLarge(maxBytes int64) error {
+	return &odata.LimitError{Option: "$top", Max: int(min(maxBytes, math.MaxInt32)), Msg: fmt.Sprintf(
+		"The result of this read would be larger than the maximum of %d bytes; request fewer rows with $top.", maxBytes)}
+}
+
+// rowSize approximates the bytes a row takes in memory and in a response: every value read (also of
+// columns $select leaves out, which are read all the same), plus a fixed overhead per value.
+func rowSize(r *Row) int64 {
+	n := int64(128 + len(r.Version))
+	if id, ok := r.ID.(string); ok {
+		n += int64(len(id))
+	}
+	for k, v := range r.Values {
+		n += int64(len(k)) + 16
+		if s, ok := v.(string); ok {
+			n += int64(len(s))
+		}
+	}
+	return n
 }
 
 func allColumns(s *Schema) []odata.Column {
@@ -625,7 +665,7 @@ func (st *SQL) Insert(ctx context.Context, s *Schema, r *Row) (*Row, error) {
 		if isUnique(err) {
 			return nil, ErrDuplicate
 		}
-		return nil, fmt.Errorf("table: insert into %s: %w", s.Name, err)
+		return nil, writeError(s, err)
 	}
 	return out, nil
 }
@@ -684,7 +724,7 @@ func (st *SQL) mutate(ctx context.Context, s *Schema, head string, args []any, i
 		return r, nil
 	}
 	if !errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("table: write %s: %w", s.Name, err)
+		return nil, writeError(s, err)
 	}
 	cur, err := st.Get(ctx, s, id, restrict)
 	if err != nil {
@@ -711,6 +751,22 @@ func (st *SQL) check(ctx context.Context, s *Schema, id any, version string, res
 	return cur, nil
 }
 
+// tooBig reports SQLite's SQLITE_TOOBIG: a string, blob or row longer than the connection's
+// SQLITE_LIMIT_LENGTH (store.Options.SQLiteMaxLength).
+func tooBig(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_TOOBIG
+}
+
+// writeError wraps a failed write; a value or row over the database's length limit is the client's
+// (a 400), anything else ours.
+func writeError(s *Schema, err error) error {
+	if tooBig(err) {
+		return &InputError{Msg: "The item is too large to store."}
+	}
+	return fmt.Errorf("table: write %s: %w", s.Name, err)
+}
+
 func isUnique(err error) bool {
 	if err == nil {
 		return false
@@ -726,6 +782,9 @@ func isUnique(err error) bool {
 // queryError maps a failed read: PostgreSQL data exceptions (SQLSTATE class 22, e.g. numeric overflow
 // in "price mul 1e308") come from the client's expression and are a 400; anything else is ours.
 func queryError(s *Schema, err error) error {
+	if tooBig(err) {
+		return &InputError{Msg: "The query could not be evaluated: it would compute a value larger than the database allows."}
+	}
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) && strings.HasPrefix(pe.Code, "22") {
 		return &InputError{Msg: "The query could not be evaluated: a value is out of range or invalid (" + pe.Message + ")."}
