@@ -521,6 +521,11 @@ func (q *request) readItem() (map[string]any, error) {
 // values validates an item's properties against the schema and returns the values to store (by
 // lower-cased column name), the names submitted, and columns dynamic schema must add first.
 func (q *request) values(item map[string]any, update bool) (map[string]any, map[string]bool, []Column, error) {
+	// Bound the work one body can cause before looking at its properties: a table's columns, the
+	// system properties and id, a few to spare.
+	if maxProps := q.h.Service.defaults.MaxColumns + 16; len(item) > maxProps {
+		return nil, nil, nil, inputf("The item has %d properties; at most %d are accepted.", len(item), maxProps)
+	}
 	vals := map[string]any{}
 	submitted := map[string]bool{}
 	var add []Column

@@ -2,6 +2,8 @@ package table_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/url"
@@ -152,5 +154,147 @@ func TestQueryCancelledAtDeadline(t *testing.T) {
 		if d > time.Second {
 			t.Fatalf("the query ran %v past a 100ms deadline", d)
 		}
+	})
+}
+
+// props is a JSON object with n properties named prefix0 … prefixN-1.
+func props(prefix string, n int) string {
+	parts := make([]string, n)
+	for i := range parts {
+		parts[i] = fmt.Sprintf(`"%s%d":%d`, prefix, i, i)
+	}
+	return "{" + strings.Join(parts, ",") + "}"
+}
+
+func columnCount(t *testing.T, e *env, name string) int {
+	t.Helper()
+	s, err := e.svc.Refresh(context.Background(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(s.Columns())
+}
+
+// TestDynamicSchemaIssueReproduction: issue 10 finding 6 with the default limits. One insert with
+// 2,100 new properties answered 500 after adding 1,995 columns, and every later insert with a new
+// property failed. Now it is a 400 that adds nothing, and the table keeps working.
+func TestDynamicSchemaIssueReproduction(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		e := newEnv(t, db)
+		before := columnCount(t, e, "TodoItem")
+		expect(t, e.do("POST", "/tables/todoitem", props("p", 2100), "X-ZUMO-APPLICATION", appKey), 400, "at most 516")
+		expect(t, e.do("POST", "/tables/todoitem", props("p", 300), "X-ZUMO-APPLICATION", appKey), 400, "one request can add at most 100")
+		if n := columnCount(t, e, "TodoItem"); n != before {
+			t.Fatalf("%d columns added by refused requests", n-before)
+		}
+		expect(t, e.do("POST", "/tables/todoitem", `{"text":"still works","fresh":true}`, "X-ZUMO-APPLICATION", appKey), 201)
+	})
+}
+
+// TestColumnLimits: the per-request and per-table bounds, on inserts, updates and the admin API;
+// a refused request adds no column (all or nothing) and the table stays usable.
+func TestColumnLimits(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		e := newEnvWith(t, db, table.Defaults{DynamicSchema: true, Permission: auth.Application, MaxColumns: 30, MaxNewColumns: 10}, nil)
+		e.adminMount()
+		m := []string{"X-ZUMO-MASTER", masterKey}
+		expect(t, e.do("POST", "/tables/todoitem", props("a", 11)), 400, "at most 10")
+		if n := columnCount(t, e, "TodoItem"); n != 0 {
+			t.Fatalf("%d columns after a refused insert", n)
+		}
+		for _, p := range []string{"a", "b", "c"} {
+			expect(t, e.do("POST", "/tables/todoitem", props(p, 9)), 201)
+		}
+		// 27 columns: 4 more do not fit; none of them is added.
+		r := e.do("POST", "/tables/todoitem", props("d", 4))
+		expect(t, r, 400, "would have 31 columns", "at most 30")
+		if n := columnCount(t, e, "TodoItem"); n != 27 {
+			t.Fatalf("%d columns, want 27", n)
+		}
+		r = e.do("POST", "/tables/todoitem", `{"a1":5}`)
+		expect(t, r, 201)
+		id := r.json(t)["id"].(string)
+		expect(t, e.do("PATCH", "/tables/todoitem/"+id, props("e", 4)), 400, "at most 30")
+		expect(t, e.do("PATCH", "/tables/todoitem/"+id, props("e", 3)), 200)
+		expect(t, e.do("PATCH", "/tables/todoitem/"+id, `{"e9":1}`), 400, "at most 30")
+		expect(t, e.do("PATCH", "/tables/todoitem/"+id, `{"e1":7}`), 200, `"e1":7`)
+		// The admin API: a table with too many columns, and an update past the bound that changes
+		// nothing at all (not even the options it carries).
+		cols := make([]string, 31)
+		for i := range cols {
+			cols[i] = fmt.Sprintf(`"c%d":"string"`, i)
+		}
+		expect(t, e.do("POST", "/admin/tables", `{"name":"Wide","columns":{`+strings.Join(cols, ",")+`}}`, m...), 400, "at most 30")
+		expect(t, e.do("POST", "/admin/tables", `{"name":"Wide","columns":{`+strings.Join(cols[:20], ",")+`}}`, m...), 201)
+		expect(t, e.do("PATCH", "/admin/tables/Wide", `{"softDelete":true,"columns":{`+strings.Join(cols, ",")+`}}`, m...), 400, "would have 31 columns")
+		if s, _ := e.svc.Refresh(context.Background(), "Wide"); s.Options.SoftDelete || len(s.Columns()) != 20 {
+			t.Fatalf("refused update changed the table: softDelete %v, %d columns", s.Options.SoftDelete, len(s.Columns()))
+		}
+		expect(t, e.do("PATCH", "/admin/tables/Wide", `{"columns":{`+strings.Join(cols[:30], ",")+`}}`, m...), 200)
+	})
+}
+
+// legacyShort is how versions before issue 10 shortened a long physical name (57 bytes).
+func legacyShort(prefix, name string) string {
+	n := prefix + strings.ToLower(name)
+	sum := sha256.Sum256([]byte(strings.ToLower(name)))
+	return n[:40] + "_" + hex.EncodeToString(sum[:8])
+}
+
+// TestColumnNameCollision: issue 10 finding 15 (columns). A property named like another column's
+// shortened physical name answered 500; it is a 400 now and the table stays usable. New long names
+// are shortened to 63 bytes, beyond any unshortened name, so a crafted name cannot reach them; names
+// shortened by older versions are still recorded, and checked.
+func TestColumnNameCollision(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		e := newEnv(t, db)
+		long := "a" + strings.Repeat("b", 99)
+		ctx := context.Background()
+		s, err := e.svc.Refresh(ctx, "TodoItem")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A column recorded by an older version with the 57-byte shortening.
+		legacy := legacyShort("c_", long)
+		if err := e.svc.Store().AddColumn(ctx, s, table.Column{Name: long, SQL: legacy, Type: table.String}); err != nil {
+			t.Fatal(err)
+		}
+		crafted := strings.TrimPrefix(legacy, "c_")
+		expect(t, e.do("POST", "/tables/todoitem", `{"`+crafted+`":"x"}`, "X-ZUMO-APPLICATION", appKey), 400, "collides with column '"+long+"'")
+		// With today's shortening the same attack finds nothing to collide with.
+		long2 := "z" + strings.Repeat("y", 99)
+		expect(t, e.do("POST", "/tables/todoitem", `{"`+long2+`":"x"}`, "X-ZUMO-APPLICATION", appKey), 201)
+		crafted2 := strings.TrimPrefix(legacyShort("c_", long2), "c_")
+		expect(t, e.do("POST", "/tables/todoitem", `{"`+crafted2+`":"y"}`, "X-ZUMO-APPLICATION", appKey), 201)
+		r := e.do("POST", "/tables/todoitem", `{"`+long+`":"l","`+long2+`":"m","text":"ok"}`, "X-ZUMO-APPLICATION", appKey)
+		expect(t, r, 201, `"text":"ok"`)
+		r = e.do("GET", "/tables/todoitem?$filter="+url.QueryEscape(long2+" eq 'm'"), "", "X-ZUMO-APPLICATION", appKey)
+		expect(t, r, 200, `"`+long+`":"l"`)
+	})
+}
+
+// TestTableNameCollision: a table name that spells another table's index name (or the reverse) is
+// refused with 400, in either order, for the table's own indexes and declared column indexes.
+func TestTableNameCollision(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		e := newEnv(t, db)
+		e.adminMount()
+		m := []string{"X-ZUMO-MASTER", masterKey}
+		expect(t, e.do("POST", "/admin/tables", `{"name":"x"}`, m...), 201)
+		expect(t, e.do("POST", "/admin/tables", `{"name":"x_updated"}`, m...), 400, "collides")
+		expect(t, e.do("POST", "/admin/tables", `{"name":"y_updated"}`, m...), 201)
+		expect(t, e.do("POST", "/admin/tables", `{"name":"y"}`, m...), 400, "collides")
+		// Movies declares an index on year, named gh_movies_ix_year.
+		expect(t, e.do("POST", "/admin/tables", `{"name":"movies_ix_year"}`, m...), 400, "collides")
+		expect(t, e.do("POST", "/admin/tables", `{"name":"z_ix_n"}`, m...), 201)
+		expect(t, e.do("POST", "/admin/tables", `{"name":"z","columns":{"n":"number"},"indexes":["n"]}`, m...), 400)
+		// Long table names: both shortened names stay distinct and usable.
+		l1, l2 := "t"+strings.Repeat("q", 90)+"1", "t"+strings.Repeat("q", 90)+"2"
+		for _, n := range []string{l1, l2} {
+			expect(t, e.do("POST", "/admin/tables", `{"name":"`+n+`","permissions":{"*":"public"},"perUser":false}`, m...), 201)
+			expect(t, e.do("POST", "/tables/"+n, `{"v":"`+n[len(n)-1:]+`"}`), 201)
+		}
+		expect(t, e.do("GET", "/tables/"+l2, ""), 200, `"v":"2"`)
+		expect(t, e.do("GET", "/tables/x", "", m...), 200)
 	})
 }

@@ -124,6 +124,9 @@ func (svc *Service) syncDeclared(ctx context.Context, t *appdir.Table) error {
 	for n, typ := range t.Options.Columns {
 		cols[n] = ColumnType(typ)
 	}
+	if len(cols) > svc.defaults.MaxColumns {
+		return fmt.Errorf("%d columns declared; a table can have at most %d (max_columns)", len(cols), svc.defaults.MaxColumns)
+	}
 	existing, ok := svc.cached(t.Name)
 	if !ok {
 		s, err := NewSchema(t.Name, id, opt, cols)
@@ -147,16 +150,22 @@ func (svc *Service) syncDeclared(ctx context.Context, t *appdir.Table) error {
 	if err := svc.st.SetOptions(ctx, &ns); err != nil {
 		return err
 	}
-	for n, typ := range cols {
+	var add []Column
+	for _, n := range sortedKeys(cols) {
+		typ := cols[n]
 		if c, ok := existing.Column(n); ok {
 			if c.Type != typ {
 				return fmt.Errorf("column %s is declared %s but exists as %s", n, typ, c.Type)
 			}
 			continue
 		}
-		if err := svc.st.AddColumn(ctx, existing, Column{Name: n, SQL: physicalColumn(n), Type: typ}); err != nil {
-			return err
+		if !ValidColumnName(n) {
+			return fmt.Errorf("invalid column name %q", n)
 		}
+		add = append(add, Column{Name: n, SQL: physicalColumn(n), Type: typ})
+	}
+	if err := svc.st.AddColumns(ctx, existing, add, svc.defaults.MaxColumns); err != nil {
+		return err
 	}
 	if len(t.Options.Indexes) > 0 {
 		tables, err := svc.st.Load(ctx)
@@ -264,6 +273,9 @@ func (svc *Service) Create(ctx context.Context, sp Spec) (*Schema, error) {
 	for op, p := range sp.Permissions {
 		opt.Permissions[op] = p
 	}
+	if len(sp.Columns) > svc.defaults.MaxColumns {
+		return nil, inputf("A table can have at most %d columns; %d were given.", svc.defaults.MaxColumns, len(sp.Columns))
+	}
 	s, err := NewSchema(sp.Name, sp.IDType, opt, sp.Columns)
 	if err != nil {
 		return nil, &InputError{Msg: err.Error()}
@@ -303,15 +315,9 @@ func (svc *Service) Update(ctx context.Context, sp Spec) (*Schema, error) {
 	}
 	ns.Options.SoftDelete = boolOr(sp.SoftDelete, s.Options.SoftDelete)
 	ns.Options.DynamicSchema = boolOr(sp.Dynamic, s.Options.DynamicSchema)
-	if err := svc.st.SetOptions(ctx, &ns); err != nil {
-		return nil, err
-	}
-	names := make([]string, 0, len(sp.Columns))
-	for n := range sp.Columns {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
+	// Columns are checked before anything changes, and added in one transaction.
+	var add []Column
+	for _, n := range sortedKeys(sp.Columns) {
 		if c, ok := s.Column(n); ok {
 			if c.Type != sp.Columns[n] {
 				return nil, &InputError{Msg: fmt.Sprintf("column %s exists with type %s", c.Name, c.Type)}
@@ -321,9 +327,19 @@ func (svc *Service) Update(ctx context.Context, sp Spec) (*Schema, error) {
 		if !ValidColumnName(n) {
 			return nil, &InputError{Msg: fmt.Sprintf("invalid column name %q", n)}
 		}
-		if err := svc.st.AddColumn(ctx, s, Column{Name: n, SQL: physicalColumn(n), Type: sp.Columns[n]}); err != nil {
-			return nil, err
-		}
+		add = append(add, Column{Name: n, SQL: physicalColumn(n), Type: sp.Columns[n]})
+	}
+	if n := len(s.Columns()) + len(add); n > svc.defaults.MaxColumns {
+		return nil, inputf("Table '%s' would have %d columns; a table can have at most %d.", s.Name, n, svc.defaults.MaxColumns)
+	}
+	if err := checkColumns(s.Columns(), add); err != nil {
+		return nil, err
+	}
+	if err := svc.st.SetOptions(ctx, &ns); err != nil {
+		return nil, err
+	}
+	if err := svc.st.AddColumns(ctx, s, add, svc.defaults.MaxColumns); err != nil {
+		return nil, err
 	}
 	if len(sp.Indexes) > 0 {
 		cur, err := svc.Refresh(ctx, sp.Name)
@@ -356,25 +372,32 @@ func (svc *Service) ensureColumns(ctx context.Context, s *Schema, add []Column) 
 	if len(add) == 0 {
 		return s, nil
 	}
+	if len(add) > svc.defaults.MaxNewColumns {
+		return nil, inputf("The item would add %d columns to table '%s'; one request can add at most %d.", len(add), s.Name, svc.defaults.MaxNewColumns)
+	}
 	svc.ddl.Lock()
 	defer svc.ddl.Unlock()
 	cur, err := svc.Refresh(ctx, s.Name)
 	if err != nil {
 		return nil, err
 	}
+	// All or nothing, with the table's column bound checked inside the transaction.
+	if err := svc.st.AddColumns(ctx, cur, add, svc.defaults.MaxColumns); err != nil {
+		return nil, err
+	}
 	for _, c := range add {
-		if existing, ok := cur.Column(c.Name); ok {
-			if existing.Type != c.Type {
-				return nil, &InputError{Msg: fmt.Sprintf("The value of property '%s' must be of type %s.", c.Name, existing.Type)}
-			}
-			continue
-		}
-		if err := svc.st.AddColumn(ctx, cur, c); err != nil {
-			return nil, err
-		}
 		svc.log.Info("column added by dynamic schema", "table", s.Name, "column", c.Name, "type", string(c.Type))
 	}
 	return svc.Refresh(ctx, s.Name)
+}
+
+func sortedKeys(m map[string]ColumnType) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // InputError is a client mistake (400) with the message to show.
