@@ -52,7 +52,7 @@ func tableCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	if err != nil {
 		return err
 	}
-	db, err := store.Open(ctx, cfg.Database, cfg.DataDir)
+	db, err := store.OpenWith(ctx, cfg.Database, cfg.DataDir, storeOptions(cfg))
 	if err != nil {
 		return err
 	}
