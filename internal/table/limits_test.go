@@ -298,3 +298,18 @@ func TestTableNameCollision(t *testing.T) {
 		expect(t, e.do("GET", "/tables/x", "", m...), 200)
 	})
 }
+
+// TestSQLiteLengthLimitIsClientError: past SQLITE_LIMIT_LENGTH a write or a read answers 400, not 500.
+func TestSQLiteLengthLimitIsClientError(t *testing.T) {
+	db, err := store.OpenWith(context.Background(), storetest.SQLiteURL(t), t.TempDir(), store.Options{SQLiteMaxLength: 20_000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	e := newEnv(t, db)
+	expect(t, e.do("POST", "/tables/todoitem", `{"id":"big","text":"`+strings.Repeat("x", 30_000)+`"}`), 400, "too large to store")
+	expect(t, e.do("POST", "/tables/todoitem", `{"id":"ok","text":"`+strings.Repeat("x", 8_000)+`"}`), 201)
+	f := url.QueryEscape("length(concat(concat(text,text),text)) gt 0")
+	expect(t, e.do("GET", "/tables/todoitem?$filter="+f, ""), 400, "larger than the database allows")
+	expect(t, e.do("GET", "/tables/todoitem/ok", ""), 200)
+}
