@@ -133,7 +133,10 @@ func openSQLite(path string, opt Options) (*DB, error) {
 		q.Add("_pragma", p)
 	}
 	q.Set("_txlock", "immediate")
-	base, err := sqlite.NewConnector("file:" + path + "?" + q.Encode())
+	// SQLite decodes a file: URI: '#' would end the path (so "/tmp/x#1/db" opened "/tmp/x"), '?' start
+	// the query, and %xx be decoded; escape them so the file is the one named.
+	esc := strings.NewReplacer("%", "%25", "#", "%23", "?", "%3f").Replace(path)
+	base, err := sqlite.NewConnector("file:" + esc + "?" + q.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}

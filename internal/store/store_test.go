@@ -2,6 +2,8 @@ package store_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -102,5 +104,26 @@ func TestSQLiteMaxLength(t *testing.T) {
 	err = def.QueryRowContext(ctx, `SELECT length(zeroblob(?))`, store.DefaultSQLiteMaxLength+1).Scan(&n)
 	if err == nil || !strings.Contains(err.Error(), "too big") {
 		t.Fatalf("default limit not set: %d %v", n, err)
+	}
+}
+
+// TestSQLitePathWithURICharacters: a file name with '#', '?' or '%' opens that very file (SQLite
+// reads "file:" names as URIs; '#' used to cut the path short, so two databases shared one file).
+func TestSQLitePathWithURICharacters(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	for _, name := range []string{"a#1", "a#2", "b?x=1", "c%41"} {
+		d := filepath.Join(dir, name)
+		db, err := store.Open(ctx, "", d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		db.Close()
+		if _, err := os.Stat(filepath.Join(d, "gatehouse.db")); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 4 {
+		t.Fatalf("files outside the named directories: %d entries", len(entries))
 	}
 }
