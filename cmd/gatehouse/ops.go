@@ -20,7 +20,9 @@ import (
 // openAdminDB opens the database for an admin command: never creates the data directory, never
 // migrates, and refuses a database that is behind this binary (naming `gatehouse migrate up`).
 func openAdminDB(ctx context.Context, cfg *config.Config) (*store.DB, error) {
-	return store.OpenWith(ctx, cfg.Database, cfg.DataDir, store.Options{Schema: store.RequireCurrent})
+	opt := storeOptions(cfg)
+	opt.Schema = store.RequireCurrent
+	return store.OpenWith(ctx, cfg.Database, cfg.DataDir, opt)
 }
 
 // requireDataDir refuses a data directory that does not exist: admin commands never create one (a

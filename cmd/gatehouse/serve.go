@@ -19,6 +19,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/keyring"
 	"github.com/gatehouse/gatehouse/internal/keys"
 	"github.com/gatehouse/gatehouse/internal/metrics"
+	"github.com/gatehouse/gatehouse/internal/odata"
 	"github.com/gatehouse/gatehouse/internal/server"
 	"github.com/gatehouse/gatehouse/internal/store"
 	"github.com/gatehouse/gatehouse/internal/table"
@@ -99,7 +100,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	if cfg.AutoMigrate {
 		policy = store.Migrate
 	}
-	db, err := store.OpenWith(ctx, cfg.Database, cfg.DataDir, store.Options{Schema: policy, CreateDataDir: true})
+	opt := storeOptions(cfg)
+	opt.Schema, opt.CreateDataDir = policy, true
+	db, err := store.OpenWith(ctx, cfg.Database, cfg.DataDir, opt)
 	if err != nil {
 		return err
 	}
@@ -264,5 +267,11 @@ func watchKeys(ctx context.Context, cfg *config.Config, a *auth.Authenticator, l
 }
 
 func tableDefaults(cfg *config.Config) table.Defaults {
-	return table.Defaults{PageSize: cfg.PageSize, MaxTop: cfg.MaxTop, DynamicSchema: cfg.DynamicSchema, Permission: auth.Application}
+	return table.Defaults{PageSize: cfg.PageSize, MaxTop: cfg.MaxTop, DynamicSchema: cfg.DynamicSchema, Permission: auth.Application,
+		Cost:           odata.CostLimits{MaxGrowth: float64(cfg.ODataMaxGrowth), MaxBytes: int64(cfg.ODataMaxComputedKB) << 10},
+		MaxResultBytes: int64(cfg.MaxResponseKB) << 10, MaxColumns: cfg.MaxColumns, MaxNewColumns: cfg.MaxNewColumns}
+}
+
+func storeOptions(cfg *config.Config) store.Options {
+	return store.Options{SQLiteMaxLength: cfg.SQLiteMaxValueKB << 10}
 }

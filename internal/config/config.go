@@ -50,6 +50,13 @@ type Config struct {
 	PageSize      int
 	MaxTop        int
 	DynamicSchema bool
+	// Table limits (package table, odata and store): issue 10 findings 5, 6 and 15.
+	ODataMaxGrowth     int
+	ODataMaxComputedKB int
+	MaxResponseKB      int
+	SQLiteMaxValueKB   int
+	MaxColumns         int
+	MaxNewColumns      int
 
 	TokenTTL    time.Duration
 	TokenMaxTTL time.Duration
@@ -193,6 +200,12 @@ func baseSettings() []setting {
 		{"page_size", []string{"GATEHOUSE_PAGE_SIZE"}, "", "50", kInt, "rows a table read returns when $top is absent (per table: pageSize)", func(c *Config) any { return &c.PageSize }},
 		{"max_top", []string{"GATEHOUSE_MAX_TOP"}, "", "1000", kInt, "largest $top accepted (above it: 400; per table: maxTop)", func(c *Config) any { return &c.MaxTop }},
 		{"dynamic_schema", []string{"GATEHOUSE_DYNAMIC_SCHEMA", "MS_DynamicSchemaEnabled"}, "", "true", kBool, "add a column when an insert or update brings an unknown property (per table: dynamicSchema)", func(c *Config) any { return &c.DynamicSchema }},
+		{"odata_max_growth", []string{"GATEHOUSE_ODATA_MAX_GROWTH"}, "", "32", kInt, "bound on the strings one read's $filter and $orderby compute per row, in multiples of the longest stored value (concat adds, replace multiplies by replacement/pattern length, tolower/toupper count 3); above it: 400 before the query runs", func(c *Config) any { return &c.ODataMaxGrowth }},
+		{"odata_max_computed_kb", []string{"GATEHOUSE_ODATA_MAX_COMPUTED_KB"}, "", "1024", kInt, "bound in KiB on the strings one read's functions compute per row from its literals; above it: 400", func(c *Config) any { return &c.ODataMaxComputedKB }},
+		{"max_response_kb", []string{"GATEHOUSE_MAX_RESPONSE_KB"}, "", "32768", kInt, "largest table read in KiB (the values of the rows read, and the JSON page); above it: 400 asking for a smaller $top", func(c *Config) any { return &c.MaxResponseKB }},
+		{"sqlite_max_value_kb", []string{"GATEHOUSE_SQLITE_MAX_VALUE_KB"}, "", "65536", kInt, "SQLite's SQLITE_LIMIT_LENGTH in KiB: longest string, blob or row any statement may make (400 when exceeded); at least max_request_body_kb", func(c *Config) any { return &c.SQLiteMaxValueKB }},
+		{"max_columns", []string{"GATEHOUSE_MAX_COLUMNS"}, "", "500", kInt, "most user columns a table may have (dynamic schema, admin API, app directory; above it: 400)", func(c *Config) any { return &c.MaxColumns }},
+		{"max_new_columns", []string{"GATEHOUSE_MAX_NEW_COLUMNS"}, "", "100", kInt, "most columns one insert or update may add through dynamic schema (above it: 400, nothing added)", func(c *Config) any { return &c.MaxNewColumns }},
 		{"token_ttl", []string{"GATEHOUSE_TOKEN_TTL"}, "", "720h", kDuration, "lifetime of issued app tokens (the original: 30 days)", func(c *Config) any { return &c.TokenTTL }},
 		{"token_max_ttl", []string{"GATEHOUSE_TOKEN_MAX_TTL"}, "", "720h", kDuration, "longest lifetime a minted token may ask for; also how long a retired master key keeps verifying", func(c *Config) any { return &c.TokenMaxTTL }},
 		{"clock_skew", []string{"GATEHOUSE_CLOCK_SKEW"}, "", "60s", kDuration, "clock skew allowed on token exp/nbf/iat", func(c *Config) any { return &c.ClockSkew }},
@@ -564,6 +577,12 @@ func (c *Config) validate() error {
 	}
 	if c.TokenTTL > c.TokenMaxTTL {
 		return &Error{Setting: "token_ttl", Value: c.TokenTTL.String(), Reason: "must not exceed token_max_ttl (" + c.TokenMaxTTL.String() + ")"}
+	}
+	if c.SQLiteMaxValueKB < c.MaxRequestBodyKB || c.SQLiteMaxValueKB > 1<<20 {
+		return &Error{Setting: "sqlite_max_value_kb", Value: strconv.Itoa(c.SQLiteMaxValueKB), Reason: "must be at least max_request_body_kb and at most 1048576 (1 GiB, SQLite's maximum)"}
+	}
+	if c.MaxColumns > 1500 {
+		return &Error{Setting: "max_columns", Value: strconv.Itoa(c.MaxColumns), Reason: "must be at most 1500 (PostgreSQL allows 1600 columns, SQLite 2000, with the system columns)"}
 	}
 	if c.PageSize > c.MaxTop {
 		return &Error{Setting: "page_size", Value: strconv.Itoa(c.PageSize), Reason: "must not exceed max_top"}

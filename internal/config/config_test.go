@@ -89,6 +89,10 @@ func TestInvalidSettingsNameTheSetting(t *testing.T) {
 		{map[string]string{"GATEHOUSE_LOG_LEVEL": "loud"}, "log_level"},
 		{map[string]string{"GATEHOUSE_TOKEN_TTL": "1000h"}, "token_ttl"},
 		{map[string]string{"GATEHOUSE_DATABASE": "mysql://x"}, "database"},
+		{map[string]string{"GATEHOUSE_SQLITE_MAX_VALUE_KB": "512"}, "sqlite_max_value_kb"},
+		{map[string]string{"GATEHOUSE_MAX_COLUMNS": "2000"}, "max_columns"},
+		{map[string]string{"GATEHOUSE_ODATA_MAX_GROWTH": "0"}, "GATEHOUSE_ODATA_MAX_GROWTH"},
+		{map[string]string{"GATEHOUSE_MAX_NEW_COLUMNS": "-5"}, "GATEHOUSE_MAX_NEW_COLUMNS"},
 	}
 	for _, tc := range cases {
 		_, err := Load(nil, envOf(tc.env))

@@ -133,6 +133,11 @@ func Compile(q *Query, s Schema, d Dialect, argStart int) (*Compiled, error) {
 	if err := c.run("$select", func() { out.Columns = c.selection(q.Select) }); err != nil {
 		return nil, err
 	}
+	// The cost is checked once the expressions are known to be well typed, so that a type error is
+	// reported as such; either way nothing has run yet.
+	if err := checkCost(q, q.Cost); err != nil {
+		return nil, err
+	}
 	out.Args = c.args
 	return out, nil
 }
@@ -154,6 +159,9 @@ func CompileFilter(e Expr, s Schema, d Dialect, argStart int) (string, []any, er
 		}
 	})
 	if err != nil {
+		return "", nil, err
+	}
+	if err := checkCost(&Query{Filter: e}, CostLimits{}); err != nil {
 		return "", nil, err
 	}
 	return where, c.args, nil

@@ -90,5 +90,10 @@
 //     $top above Limits.MaxTop is a *LimitError. __includeDeleted is true
 //     only for "true" in any case (v2 also treated "false" as true).
 //   - Bounds: $filter/$orderby at most MaxFilterLength bytes, trees at most
-//     MaxDepth deep, at most MaxParams bound values.
+//     MaxDepth deep, at most MaxParams bound values. The strings a query's
+//     functions compute per row are bounded by a static cost model
+//     (CostLimits, cost.go): growth relative to the longest stored value and
+//     bytes made from literals; a query above it is a *LimitError before it
+//     runs. Query.MaxBytes bounds the size of a read's rows (enforced by the
+//     store).
 package odata

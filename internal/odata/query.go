@@ -20,6 +20,10 @@ const (
 type Limits struct {
 	PageSize int // rows returned when $top is absent (default 50)
 	MaxTop   int // largest accepted $top (default 1000); above it → *LimitError
+	// Cost bounds the strings $filter and $orderby compute per row (cost.go).
+	Cost CostLimits
+	// MaxResultBytes bounds the size of the rows one read returns (Query.MaxBytes); 0 = no bound.
+	MaxResultBytes int64
 }
 
 func (l Limits) withDefaults() Limits {
@@ -43,6 +47,12 @@ type Query struct {
 	Select         []string // client column names; nil or containing "*" = all columns
 	InlineCount    bool     // $inlinecount=allpages
 	IncludeDeleted bool     // __includeDeleted=true
+	// Cost bounds what Filter and OrderBy may compute per row; Compile refuses a query above it with
+	// a *LimitError. Zero fields take the defaults (the bound cannot be switched off).
+	Cost CostLimits
+	// MaxBytes, when positive, bounds the total size of the values of the rows a read returns; the
+	// store answers a *LimitError when the rows would exceed it. 0 = no bound.
+	MaxBytes int64
 }
 
 // Restrict ANDs pred onto the filter. The client's filter stays a separate
@@ -62,7 +72,7 @@ func (q *Query) Restrict(pred Expr) { q.Filter = And(pred, q.Filter) }
 // case); v2 treated any non-empty value, even "false", as true.
 func ParseQuery(values url.Values, limits Limits) (*Query, error) {
 	limits = limits.withDefaults()
-	q := &Query{Top: limits.PageSize}
+	q := &Query{Top: limits.PageSize, Cost: limits.Cost, MaxBytes: limits.MaxResultBytes}
 	get := func(name string) (string, bool, error) {
 		v, ok := values[name]
 		if !ok || len(v) == 0 {

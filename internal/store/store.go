@@ -6,6 +6,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"net/url"
@@ -18,8 +19,12 @@ import (
 	"github.com/gatehouse/gatehouse/internal/odata"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx"
-	_ "modernc.org/sqlite"             // registers "sqlite"; guard.go uses its authorizer
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
 )
+
+// DefaultSQLiteMaxLength is the default Options.SQLiteMaxLength: 64 MiB.
+const DefaultSQLiteMaxLength = 64 << 20
 
 // Dialect names the SQL flavour.
 type Dialect string
@@ -71,6 +76,11 @@ type Options struct {
 	CreateDatabase bool
 	// Migrations replaces Gatehouse's schema history (tests simulate other releases).
 	Migrations []Migration
+	// SQLiteMaxLength is SQLite's limit on the length of one string, blob or row in bytes
+	// (SQLITE_LIMIT_LENGTH), set on every connection: a statement that would make a longer value
+	// fails with SQLITE_TOOBIG instead of allocating it. SQLite's own default is 1 GB. Zero: the
+	// default.
+	SQLiteMaxLength int
 }
 
 // ErrNoDataDir is returned when the data directory does not exist and may not be created.
@@ -86,6 +96,9 @@ func Open(ctx context.Context, dsn, dataDir string) (*DB, error) {
 // treats its schema as o says. A database whose newer migrations this binary does not know is
 // accepted only when they are all additive (DB.Newer lists them).
 func OpenWith(ctx context.Context, dsn, dataDir string, o Options) (*DB, error) {
+	if o.SQLiteMaxLength <= 0 {
+		o.SQLiteMaxLength = DefaultSQLiteMaxLength
+	}
 	db, err := open(dsn, dataDir, o)
 	if err != nil {
 		return nil, err
@@ -138,7 +151,7 @@ func open(dsn, dataDir string, o Options) (*DB, error) {
 		if err := os.MkdirAll(dataDir, 0o700); err != nil {
 			return nil, fmt.Errorf("store: create data directory: %w", err)
 		}
-		return openSQLite(filepath.Join(dataDir, "gatehouse.db"), o.Schema == Migrate || o.CreateDatabase)
+		return openSQLite(filepath.Join(dataDir, "gatehouse.db"), o)
 	}
 	u, err := url.Parse(dsn)
 	if err != nil {
@@ -153,7 +166,7 @@ func open(dsn, dataDir string, o Options) (*DB, error) {
 		if p == "" {
 			return nil, errors.New("store: sqlite URL needs a path, e.g. sqlite:///var/lib/gatehouse/gatehouse.db")
 		}
-		return openSQLite(p, o.Schema == Migrate || o.CreateDatabase)
+		return openSQLite(p, o)
 	case "postgres", "postgresql":
 		db, err := sql.Open("pgx", dsn)
 		if err != nil {
@@ -171,7 +184,8 @@ func open(dsn, dataDir string, o Options) (*DB, error) {
 // openSQLite opens a SQLite file in WAL mode with full synchronous writes (a committed write survives
 // a crash or power loss), a busy timeout instead of immediate SQLITE_BUSY, foreign keys on, and
 // BEGIN IMMEDIATE transactions so writers queue instead of deadlocking on lock upgrades.
-func openSQLite(path string, create bool) (*DB, error) {
+func openSQLite(path string, opt Options) (*DB, error) {
+	create := opt.Schema == Migrate || opt.CreateDatabase
 	if err := registerSQLite(); err != nil {
 		return nil, err
 	}
@@ -191,17 +205,66 @@ func openSQLite(path string, create bool) (*DB, error) {
 		q.Add("_pragma", p)
 	}
 	q.Set("_txlock", "immediate")
-	// The path is percent-encoded: SQLite reads "file:" names as URIs, where a raw '#' or '?' would end
-	// the path and open (and create) a different file.
-	db, err := sql.Open("sqlite", "file:"+(&url.URL{Path: path}).EscapedPath()+"?"+q.Encode())
+	// SQLite decodes a file: URI: '#' would end the path (so "/tmp/x#1/db" opened "/tmp/x"), '?' start
+	// the query, and %xx be decoded; escape them so the file is the one named.
+	esc := strings.NewReplacer("%", "%25", "#", "%23", "?", "%3f").Replace(path)
+	base, err := sqlite.NewConnector("file:" + esc + "?" + q.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
+	db := sql.OpenDB(&limitConnector{base: base, maxLength: opt.SQLiteMaxLength})
 	// Readers run in parallel under WAL; SQLite allows one writer at a time and busy_timeout queues them.
 	db.SetMaxOpenConns(8)
 	db.SetMaxIdleConns(8)
 	return &DB{DB: db, Dialect: SQLite, Location: path}, nil
 }
+
+// limitConnector sets SQLite's run-time limits on every connection it opens. There is no pragma for
+// SQLITE_LIMIT_LENGTH, and the driver exposes sqlite3_limit only as sqlite.Limit on a *sql.Conn, so
+// the new connection is lent to a single-use sql.DB for that one call (see setLimit).
+type limitConnector struct {
+	base      driver.Connector
+	maxLength int
+}
+
+func (c *limitConnector) Connect(ctx context.Context) (driver.Conn, error) {
+	conn, err := c.base.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := setLimit(ctx, conn, sqlite3.SQLITE_LIMIT_LENGTH, c.maxLength); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("store: set SQLite length limit: %w", err)
+	}
+	return conn, nil
+}
+
+func (c *limitConnector) Driver() driver.Driver { return c.base.Driver() }
+
+// setLimit calls sqlite3_limit on a driver connection through sqlite.Limit, which reaches the
+// driver's connection behind any wrapper with an Unwrap method.
+func setLimit(ctx context.Context, conn driver.Conn, id, value int) error {
+	tmp := sql.OpenDB(lend{conn})
+	defer tmp.Close() // closes only the lent wrapper
+	c, err := tmp.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_, err = sqlite.Limit(c, id, value)
+	return err
+}
+
+// lend is a connector that hands out one connection without ever closing it.
+type lend struct{ conn driver.Conn }
+
+func (l lend) Connect(context.Context) (driver.Conn, error) { return lent{l.conn}, nil }
+func (l lend) Driver() driver.Driver                        { return nil }
+
+type lent struct{ driver.Conn }
+
+func (lent) Close() error          { return nil }
+func (l lent) Unwrap() driver.Conn { return l.Conn }
 
 // The modernc.org/sqlite driver keeps collations and functions in a process-wide registry, and they
 // apply to connections opened after registration; so this is registered once per process, before the

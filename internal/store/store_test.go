@@ -2,6 +2,8 @@ package store_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -68,23 +70,60 @@ func TestOpenErrors(t *testing.T) {
 	}
 }
 
-// A data directory whose name holds URI metacharacters opens the database inside it, not a file cut
-// short at the '#' or '?'.
-func TestSQLitePathWithURICharacters(t *testing.T) {
-	base := t.TempDir()
-	for _, name := range []string{"a#b", "c?d", "e%41f"} {
-		dir := base + "/" + name
-		db, err := store.Open(context.Background(), "", dir)
+// TestSQLiteMaxLength: every pooled connection carries SQLITE_LIMIT_LENGTH, so a statement that would
+// build a longer string fails instead of allocating it (issue 10 #5), and the default is set too.
+func TestSQLiteMaxLength(t *testing.T) {
+	ctx := context.Background()
+	db, err := store.OpenWith(ctx, storetest.SQLiteURL(t), t.TempDir(), store.Options{SQLiteMaxLength: 4000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	// Hold several connections at once so that more than one is opened.
+	var conns []interface{ Close() error }
+	for range 4 {
+		c, err := db.Conn(ctx)
 		if err != nil {
-			t.Fatalf("%s: %v", name, err)
+			t.Fatal(err)
 		}
-		var file string
-		if err := db.QueryRow(`SELECT file FROM pragma_database_list WHERE name = 'main'`).Scan(&file); err != nil {
+		conns = append(conns, c)
+		var n int
+		if err := c.QueryRowContext(ctx, `SELECT length(printf('%.*c', 3000, 'x'))`).Scan(&n); err != nil || n != 3000 {
+			t.Fatalf("3000 bytes under a 4000-byte limit: %d %v", n, err)
+		}
+		err = c.QueryRowContext(ctx, `SELECT length(printf('%.*c', 5000, 'x') || 'y')`).Scan(&n)
+		if err == nil || !strings.Contains(err.Error(), "too big") {
+			t.Fatalf("5000 bytes over a 4000-byte limit: %d %v", n, err)
+		}
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	def := storetest.Open(t, storetest.SQLiteURL(t))
+	var n int
+	err = def.QueryRowContext(ctx, `SELECT length(zeroblob(?))`, store.DefaultSQLiteMaxLength+1).Scan(&n)
+	if err == nil || !strings.Contains(err.Error(), "too big") {
+		t.Fatalf("default limit not set: %d %v", n, err)
+	}
+}
+
+// TestSQLitePathWithURICharacters: a file name with '#', '?' or '%' opens that very file (SQLite
+// reads "file:" names as URIs; '#' used to cut the path short, so two databases shared one file).
+func TestSQLitePathWithURICharacters(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	for _, name := range []string{"a#1", "a#2", "b?x=1", "c%41"} {
+		d := filepath.Join(dir, name)
+		db, err := store.Open(ctx, "", d)
+		if err != nil {
 			t.Fatal(err)
 		}
 		db.Close()
-		if !strings.HasPrefix(file, dir+"/") {
-			t.Fatalf("%s: database opened at %q", name, file)
+		if _, err := os.Stat(filepath.Join(d, "gatehouse.db")); err != nil {
+			t.Fatalf("%s: %v", name, err)
 		}
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 4 {
+		t.Fatalf("files outside the named directories: %d entries", len(entries))
 	}
 }

@@ -314,7 +314,8 @@ func (q *request) includeDeleted() bool {
 }
 
 func (q *request) limits() odata.Limits {
-	l := odata.Limits{PageSize: q.h.Service.defaults.PageSize, MaxTop: q.h.Service.defaults.MaxTop}
+	d := q.h.Service.defaults
+	l := odata.Limits{PageSize: d.PageSize, MaxTop: d.MaxTop, Cost: d.Cost, MaxResultBytes: d.MaxResultBytes}
 	if q.s.Options.PageSize > 0 {
 		l.PageSize = q.s.Options.PageSize
 	}
@@ -384,6 +385,9 @@ func (q *request) read() error {
 			buf = append(buf, ',')
 		}
 		buf = appendRow(buf, q.s, row, v)
+		if oq.MaxBytes > 0 && int64(len(buf)) > oq.MaxBytes {
+			return resultTooLarge(oq.MaxBytes) // JSON escaping made the page longer than its values
+		}
 	}
 	buf = append(buf, ']')
 	if oq.InlineCount {
@@ -531,6 +535,11 @@ func (q *request) readItem() (map[string]any, error) {
 // values validates an item's properties against the schema and returns the values to store (by
 // lower-cased column name), the names submitted, and columns dynamic schema must add first.
 func (q *request) values(item map[string]any, update bool) (map[string]any, map[string]bool, []Column, error) {
+	// Bound the work one body can cause before looking at its properties: a table's columns, the
+	// system properties and id, a few to spare.
+	if maxProps := q.h.Service.defaults.MaxColumns + 16; len(item) > maxProps {
+		return nil, nil, nil, inputf("The item has %d properties; at most %d are accepted.", len(item), maxProps)
+	}
 	vals := map[string]any{}
 	submitted := map[string]bool{}
 	var add []Column

@@ -56,6 +56,12 @@ func newEnv(t *testing.T, db *store.DB) *env { return newEnvTB(t, db) }
 
 func newEnvTB(t testing.TB, db *store.DB) *env {
 	t.Helper()
+	return newEnvWith(t, db, table.Defaults{DynamicSchema: true, Permission: auth.Application}, nil)
+}
+
+// newEnvWith is newEnv with table defaults and a configuration change.
+func newEnvWith(t testing.TB, db *store.DB, d table.Defaults, cfgf func(*config.Config)) *env {
+	t.Helper()
 	dir := t.TempDir()
 	for name, body := range appFiles {
 		p := filepath.Join(dir, name)
@@ -70,12 +76,15 @@ func newEnvTB(t testing.TB, db *store.DB) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if cfgf != nil {
+		cfgf(cfg)
+	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	a, err := auth.New(auth.Secrets{MasterKey: masterKey, ApplicationKey: appKey, SystemKey: "table-test-system-key-01234567"}, auth.Options{MaxTTL: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := table.NewService(context.Background(), table.NewSQL(db), app, table.Defaults{DynamicSchema: true, Permission: auth.Application}, log)
+	svc, err := table.NewService(context.Background(), table.NewSQL(db), app, d, log)
 	if err != nil {
 		t.Fatal(err)
 	}

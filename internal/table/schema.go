@@ -152,7 +152,24 @@ func physicalColumn(name string) string {
 	return physical("c_", name)
 }
 
+// physical is prefix + the lower-cased name when that fits in 60 bytes, and otherwise exactly 63
+// bytes: its first 40 bytes, "_" and 22 hex digits of its SHA-256. A shortened name is longer than any
+// unshortened one, so no name can be chosen to equal another name's shortened form (issue 10 #15);
+// two long names collide only if their first 40 bytes and 88 bits of hash agree. Catalogues written
+// before this scheme shortened to 57 bytes; those names stay as recorded (gatehouse_columns.sql_name,
+// gatehouse_tables.sql_name), and new names are checked against every recorded one.
 func physical(prefix, name string) string {
+	n := prefix + strings.ToLower(name)
+	if len(n) <= 60 {
+		return n
+	}
+	sum := sha256.Sum256([]byte(n))
+	return n[:40] + "_" + hex.EncodeToString(sum[:11])
+}
+
+// legacyPhysical is the shortening of index names (CREATE INDEX IF NOT EXISTS runs at every start
+// for declared indexes, so their names must not change); it is checked against tables by the store.
+func legacyPhysical(prefix, name string) string {
 	n := prefix + strings.ToLower(name)
 	if len(n) <= 60 {
 		return n
@@ -161,10 +178,51 @@ func physical(prefix, name string) string {
 	return n[:40] + "_" + hex.EncodeToString(sum[:8])
 }
 
+// systemSQL are the physical names of the system columns, which no user column may take.
+var systemSQL = map[string]bool{colID: true, colCreatedAt: true, colUpdatedAt: true, colVersion: true, colDeleted: true}
+
+// nameCollision is the error of a new column or table whose physical name is already taken (only
+// possible with names recorded by older versions, or a hash collision): a client mistake, 400.
+func nameCollision(kind, name, other string) error {
+	if other != "" {
+		return inputf("The %s name '%s' cannot be used: its storage name collides with %s '%s'. Choose another name.", kind, name, kind, other)
+	}
+	return inputf("The %s name '%s' cannot be used: its storage name collides with an existing table, column or index. Choose another name.", kind, name)
+}
+
+// checkColumns refuses new columns whose physical names collide with each other, with the columns
+// in have, or with a system column. New columns already in have (same name) are not checked.
+func checkColumns(have []Column, add []Column) error {
+	taken := map[string]string{}
+	names := map[string]bool{}
+	for _, c := range have {
+		taken[strings.ToLower(c.SQL)] = c.Name
+		names[strings.ToLower(c.Name)] = true
+	}
+	for _, c := range add {
+		if names[strings.ToLower(c.Name)] {
+			continue
+		}
+		k := strings.ToLower(c.SQL)
+		if systemSQL[k] {
+			return nameCollision("column", c.Name, "")
+		}
+		if other, ok := taken[k]; ok {
+			return nameCollision("column", c.Name, other)
+		}
+		taken[k] = c.Name
+		names[strings.ToLower(c.Name)] = true
+	}
+	return nil
+}
+
 // build prepares the lookup structures of a schema.
 func (s *Schema) build(cols []Column) error {
 	s.columns = map[string]Column{}
 	s.order = nil
+	if err := checkColumns(nil, cols); err != nil {
+		return err
+	}
 	for _, c := range cols {
 		k := strings.ToLower(c.Name)
 		if _, dup := s.columns[k]; dup {

@@ -101,6 +101,9 @@ func (a *ScriptAPI) Read(ctx context.Context, name string, q *odata.Query, sys [
 	if !q.IncludeDeleted {
 		q.Restrict(odata.Eq(odata.Ident("deleted"), odata.Bool(false)))
 	}
+	if q.Cost == (odata.CostLimits{}) {
+		q.Cost = a.Service.defaults.Cost // scripts often pass a client's $filter on
+	}
 	rows, count, err := a.Service.st.Query(ctx, rq.s, q)
 	var uc *odata.UnknownColumnError
 	if errors.As(err, &uc) && rq.s.Options.DynamicSchema {

@@ -17,6 +17,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/appdir"
 	"github.com/gatehouse/gatehouse/internal/auth"
 	"github.com/gatehouse/gatehouse/internal/notify"
+	"github.com/gatehouse/gatehouse/internal/odata"
 )
 
 // Defaults apply to tables that do not set their own.
@@ -26,7 +27,23 @@ type Defaults struct {
 	DynamicSchema bool // default true (the original's MS_DynamicSchemaEnabled)
 	// Permission for tables created by the CLI or admin API without explicit permissions.
 	Permission auth.Permission
+	// Cost bounds what one read's $filter and $orderby compute per row (odata.CostLimits; zero
+	// fields take odata's defaults).
+	Cost odata.CostLimits
+	// MaxResultBytes bounds the rows one client read returns (default DefaultMaxResultBytes).
+	MaxResultBytes int64
+	// MaxColumns bounds a table's user columns (default DefaultMaxColumns); MaxNewColumns the
+	// columns one request may add through dynamic schema (default DefaultMaxNewColumns).
+	MaxColumns    int
+	MaxNewColumns int
 }
+
+// Defaults of the table limits.
+const (
+	DefaultMaxResultBytes = 32 << 20
+	DefaultMaxColumns     = 500
+	DefaultMaxNewColumns  = 100
+)
 
 // Service is the table catalogue: schemas cached in memory, backed by the store, shared by every
 // instance through the database.
@@ -66,6 +83,15 @@ func NewService(ctx context.Context, st Store, app *appdir.App, d Defaults, log 
 	}
 	if d.MaxTop <= 0 {
 		d.MaxTop = 1000
+	}
+	if d.MaxResultBytes <= 0 {
+		d.MaxResultBytes = DefaultMaxResultBytes
+	}
+	if d.MaxColumns <= 0 {
+		d.MaxColumns = DefaultMaxColumns
+	}
+	if d.MaxNewColumns <= 0 {
+		d.MaxNewColumns = DefaultMaxNewColumns
 	}
 	svc := &Service{st: st, defaults: d, log: log}
 	if err := svc.reload(ctx); err != nil {
@@ -117,6 +143,9 @@ func (svc *Service) syncDeclared(ctx context.Context, t *appdir.Table) error {
 	for n, typ := range t.Options.Columns {
 		cols[n] = ColumnType(typ)
 	}
+	if len(cols) > svc.defaults.MaxColumns {
+		return fmt.Errorf("%d columns declared; a table can have at most %d (max_columns)", len(cols), svc.defaults.MaxColumns)
+	}
 	existing, ok := svc.cached(t.Name)
 	if !ok {
 		s, err := NewSchema(t.Name, id, opt, cols)
@@ -143,16 +172,22 @@ func (svc *Service) syncDeclared(ctx context.Context, t *appdir.Table) error {
 	if err := svc.st.SetOptions(ctx, &ns); err != nil {
 		return err
 	}
-	for n, typ := range cols {
+	var add []Column
+	for _, n := range sortedKeys(cols) {
+		typ := cols[n]
 		if c, ok := existing.Column(n); ok {
 			if c.Type != typ {
 				return fmt.Errorf("column %s is declared %s but exists as %s", n, typ, c.Type)
 			}
 			continue
 		}
-		if err := svc.st.AddColumn(ctx, existing, Column{Name: n, SQL: physicalColumn(n), Type: typ}); err != nil {
-			return err
+		if !ValidColumnName(n) {
+			return fmt.Errorf("invalid column name %q", n)
 		}
+		add = append(add, Column{Name: n, SQL: physicalColumn(n), Type: typ})
+	}
+	if err := svc.st.AddColumns(ctx, existing, add, svc.defaults.MaxColumns); err != nil {
+		return err
 	}
 	if len(t.Options.Indexes) > 0 {
 		tables, err := svc.st.Load(ctx)
@@ -260,6 +295,9 @@ func (svc *Service) Create(ctx context.Context, sp Spec) (*Schema, error) {
 	for op, p := range sp.Permissions {
 		opt.Permissions[op] = p
 	}
+	if len(sp.Columns) > svc.defaults.MaxColumns {
+		return nil, inputf("A table can have at most %d columns; %d were given.", svc.defaults.MaxColumns, len(sp.Columns))
+	}
 	s, err := NewSchema(sp.Name, sp.IDType, opt, sp.Columns)
 	if err != nil {
 		return nil, &InputError{Msg: err.Error()}
@@ -300,16 +338,9 @@ func (svc *Service) Update(ctx context.Context, sp Spec) (*Schema, error) {
 	}
 	ns.Options.SoftDelete = boolOr(sp.SoftDelete, s.Options.SoftDelete)
 	ns.Options.DynamicSchema = boolOr(sp.Dynamic, s.Options.DynamicSchema)
-	if err := svc.st.SetOptions(ctx, &ns); err != nil {
-		return nil, err
-	}
-	defer svc.changed(ctx, sp.Name)
-	names := make([]string, 0, len(sp.Columns))
-	for n := range sp.Columns {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
+	// Columns are checked before anything changes, and added in one transaction.
+	var add []Column
+	for _, n := range sortedKeys(sp.Columns) {
 		if c, ok := s.Column(n); ok {
 			if c.Type != sp.Columns[n] {
 				return nil, &InputError{Msg: fmt.Sprintf("column %s exists with type %s", c.Name, c.Type)}
@@ -319,9 +350,20 @@ func (svc *Service) Update(ctx context.Context, sp Spec) (*Schema, error) {
 		if !ValidColumnName(n) {
 			return nil, &InputError{Msg: fmt.Sprintf("invalid column name %q", n)}
 		}
-		if err := svc.st.AddColumn(ctx, s, Column{Name: n, SQL: physicalColumn(n), Type: sp.Columns[n]}); err != nil {
-			return nil, err
-		}
+		add = append(add, Column{Name: n, SQL: physicalColumn(n), Type: sp.Columns[n]})
+	}
+	if n := len(s.Columns()) + len(add); n > svc.defaults.MaxColumns {
+		return nil, inputf("Table '%s' would have %d columns; a table can have at most %d.", s.Name, n, svc.defaults.MaxColumns)
+	}
+	if err := checkColumns(s.Columns(), add); err != nil {
+		return nil, err
+	}
+	if err := svc.st.SetOptions(ctx, &ns); err != nil {
+		return nil, err
+	}
+	defer svc.changed(ctx, sp.Name)
+	if err := svc.st.AddColumns(ctx, s, add, svc.defaults.MaxColumns); err != nil {
+		return nil, err
 	}
 	if len(sp.Indexes) > 0 {
 		cur, err := svc.Refresh(ctx, sp.Name)
@@ -355,30 +397,35 @@ func (svc *Service) ensureColumns(ctx context.Context, s *Schema, add []Column) 
 	if len(add) == 0 {
 		return s, nil
 	}
+	if len(add) > svc.defaults.MaxNewColumns {
+		return nil, inputf("The item would add %d columns to table '%s'; one request can add at most %d.", len(add), s.Name, svc.defaults.MaxNewColumns)
+	}
 	svc.ddl.Lock()
 	defer svc.ddl.Unlock()
 	cur, err := svc.Refresh(ctx, s.Name)
 	if err != nil {
 		return nil, err
 	}
-	added := false
+	// All or nothing, with the table's column bound checked inside the transaction.
+	if err := svc.st.AddColumns(ctx, cur, add, svc.defaults.MaxColumns); err != nil {
+		return nil, err
+	}
+	if len(add) > 0 {
+		defer svc.changed(ctx, s.Name)
+	}
 	for _, c := range add {
-		if existing, ok := cur.Column(c.Name); ok {
-			if existing.Type != c.Type {
-				return nil, &InputError{Msg: fmt.Sprintf("The value of property '%s' must be of type %s.", c.Name, existing.Type)}
-			}
-			continue
-		}
-		if err := svc.st.AddColumn(ctx, cur, c); err != nil {
-			return nil, err
-		}
-		if !added {
-			added = true
-			defer svc.changed(ctx, s.Name)
-		}
 		svc.log.Info("column added by dynamic schema", "table", s.Name, "column", c.Name, "type", string(c.Type))
 	}
 	return svc.Refresh(ctx, s.Name)
+}
+
+func sortedKeys(m map[string]ColumnType) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // InputError is a client mistake (400) with the message to show.

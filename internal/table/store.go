@@ -8,11 +8,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/gatehouse/gatehouse/internal/appdir"
 	"github.com/gatehouse/gatehouse/internal/auth"
@@ -51,6 +54,7 @@ type Store interface {
 	Load(ctx context.Context) (map[string]*Schema, error)
 	Create(ctx context.Context, s *Schema) error
 	AddColumn(ctx context.Context, s *Schema, c Column) error
+	AddColumns(ctx context.Context, s *Schema, cols []Column, maxColumns int) error
 	SetOptions(ctx context.Context, s *Schema) error
 	Drop(ctx context.Context, s *Schema) error
 
@@ -259,6 +263,22 @@ func (st *SQL) Create(ctx context.Context, s *Schema) error {
 		return err
 	}
 	defer tx.Rollback() //nolint:errcheck
+	var exists bool
+	if err := tx.QueryRowContext(ctx, st.db.Rebind(`SELECT EXISTS (SELECT 1 FROM gatehouse_tables WHERE name = ?)`), strings.ToLower(s.Name)).Scan(&exists); err != nil {
+		return fmt.Errorf("table: create %s: %w", s.Name, err)
+	}
+	if exists {
+		return ErrExists
+	}
+	// Every relation the table brings (itself and its indexes) must have a free name: a table name
+	// can spell another table's index name ("x_updated" and the index of "x").
+	for _, rel := range []string{s.SQLName, updatedIndex(s), userIndex(s)} {
+		if kind, err := st.relation(ctx, tx, rel); err != nil {
+			return fmt.Errorf("table: create %s: %w", s.Name, err)
+		} else if kind != "" {
+			return nameCollision("table", s.Name, "")
+		}
+	}
 	if _, err := tx.ExecContext(ctx, st.db.Rebind(`INSERT INTO gatehouse_tables (name, display_name, sql_name, id_type, options, source, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`),
 		strings.ToLower(s.Name), s.Name, s.SQLName, string(s.IDType), opts, s.Source, time.Now().UTC().Format(time.RFC3339)); err != nil {
 		if isUnique(err) {
@@ -286,11 +306,11 @@ func (st *SQL) Create(ctx context.Context, s *Schema) error {
 	if _, err := tx.ExecContext(ctx, ddl); err != nil {
 		return fmt.Errorf("table: create %s: %w", s.Name, err)
 	}
-	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`CREATE INDEX %s ON %s (%s)`, quote(s.SQLName+"_updated"), quote(s.SQLName), colUpdatedAt)); err != nil {
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`CREATE INDEX %s ON %s (%s)`, quote(updatedIndex(s)), quote(s.SQLName), colUpdatedAt)); err != nil {
 		return fmt.Errorf("table: create %s: %w", s.Name, err)
 	}
 	if s.Options.PerUser {
-		if _, err := tx.ExecContext(ctx, fmt.Sprintf(`CREATE INDEX %s ON %s (%s)`, quote(s.SQLName+"_user"), quote(s.SQLName), quote(physicalColumn(UserIDColumn)))); err != nil {
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf(`CREATE INDEX %s ON %s (%s)`, quote(userIndex(s)), quote(s.SQLName), quote(physicalColumn(UserIDColumn)))); err != nil {
 			return fmt.Errorf("table: create %s: %w", s.Name, err)
 		}
 	}
@@ -314,21 +334,108 @@ func (st *SQL) recordColumn(ctx context.Context, tx *sql.Tx, s *Schema, c Column
 // AddColumn adds a user column. When another instance added the same column first, it returns nil
 // (the caller reloads the catalogue).
 func (st *SQL) AddColumn(ctx context.Context, s *Schema, c Column) error {
+	return st.AddColumns(ctx, s, []Column{c}, 0)
+}
+
+// AddColumns adds user columns in one transaction: all of them or none. Columns another instance
+// added first (same name and type) are skipped; one added with another type is an *InputError, and
+// so is a table that would have more than maxColumns user columns (0 = no bound) or a physical name
+// already taken (an *InputError too). Concurrent schema changes of one table are serialised (a row
+// lock on PostgreSQL, SQLite's single writer), so the bound holds across instances.
+func (st *SQL) AddColumns(ctx context.Context, s *Schema, cols []Column, maxColumns int) error {
 	tx, err := st.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback() //nolint:errcheck
-	if err := st.recordColumn(ctx, tx, s, c); err != nil {
-		if isUnique(errors.Unwrap(err)) {
-			return nil
+	lock := `SELECT name FROM gatehouse_tables WHERE name = ?`
+	if st.pg() {
+		lock += ` FOR UPDATE`
+	}
+	var key string
+	if err := tx.QueryRowContext(ctx, st.db.Rebind(lock), strings.ToLower(s.Name)).Scan(&key); errors.Is(err, sql.ErrNoRows) {
+		return ErrNoTable
+	} else if err != nil {
+		return fmt.Errorf("table: add columns to %s: %w", s.Name, err)
+	}
+	rows, err := tx.QueryContext(ctx, st.db.Rebind(`SELECT display_name, sql_name, type FROM gatehouse_columns WHERE table_name = ?`), key)
+	if err != nil {
+		return fmt.Errorf("table: add columns to %s: %w", s.Name, err)
+	}
+	var have []Column
+	byName := map[string]Column{}
+	for rows.Next() {
+		var c Column
+		var typ string
+		if err := rows.Scan(&c.Name, &c.SQL, &typ); err != nil {
+			rows.Close()
+			return err
 		}
+		c.Type = ColumnType(typ)
+		have = append(have, c)
+		byName[strings.ToLower(c.Name)] = c
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
 		return err
 	}
-	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`ALTER TABLE %s ADD COLUMN %s %s`, quote(s.SQLName), quote(c.SQL), st.sqlType(c.Type))); err != nil {
-		return fmt.Errorf("table: add column %s.%s: %w", s.Name, c.Name, err)
+	var add []Column
+	for _, c := range cols {
+		if old, ok := byName[strings.ToLower(c.Name)]; ok {
+			if old.Type != c.Type {
+				return inputf("The value of property '%s' must be of type %s.", c.Name, old.Type)
+			}
+			continue
+		}
+		add = append(add, c)
+	}
+	if len(add) == 0 {
+		return nil
+	}
+	if maxColumns > 0 && len(have)+len(add) > maxColumns {
+		return inputf("Table '%s' would have %d columns; a table can have at most %d.", s.Name, len(have)+len(add), maxColumns)
+	}
+	if err := checkColumns(have, add); err != nil {
+		return err
+	}
+	for _, c := range add {
+		if err := st.recordColumn(ctx, tx, s, c); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf(`ALTER TABLE %s ADD COLUMN %s %s`, quote(s.SQLName), quote(c.SQL), st.sqlType(c.Type))); err != nil {
+			return fmt.Errorf("table: add column %s.%s: %w", s.Name, c.Name, err)
+		}
 	}
 	return tx.Commit()
+}
+
+// updatedIndex and userIndex name a table's own indexes (within PostgreSQL's 63 bytes, so that it
+// never truncates one name into another).
+func updatedIndex(s *Schema) string { return physical("", s.SQLName+"_updated") }
+func userIndex(s *Schema) string    { return physical("", s.SQLName+"_user") }
+
+// indexName names the index of a declared column.
+func indexName(s *Schema, c Column) string { return legacyPhysical(s.SQLName+"_ix_", c.Name) }
+
+// relation returns the kind of the relation (table, index, view …) with that name in the database
+// (the current schema on PostgreSQL), or "" when there is none. Names compare case-insensitively.
+func (st *SQL) relation(ctx context.Context, q interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}, name string) (string, error) {
+	query := `SELECT type FROM sqlite_master WHERE lower(name) = lower(?)`
+	if st.pg() {
+		query = `SELECT CAST(c.relkind AS text) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+			WHERE n.nspname = current_schema() AND lower(c.relname) = lower($1)`
+	}
+	var kind string
+	err := q.QueryRowContext(ctx, query, name).Scan(&kind)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if kind == "i" {
+		kind = "index"
+	}
+	return kind, err
 }
 
 // SetOptions replaces a table's options (permissions, soft delete, paging, dynamic schema). The id
@@ -529,17 +636,31 @@ func (st *SQL) Query(ctx context.Context, s *Schema, q *odata.Query) ([]*Row, in
 	if err != nil {
 		return nil, 0, err
 	}
+	if !st.pg() {
+		// modernc.org/sqlite interrupts a statement when its context ends only while the first row
+		// is computed; later rows.Next calls run to completion whatever the deadline (a sparse
+		// filter can scan the rest of the table in one step). A materialized CTE makes the first
+		// step compute the whole page, so the request deadline interrupts all the work. The outer
+		// ORDER BY (over the page only) keeps the order; SQLite may otherwise drop a subquery's.
+		query = "WITH page AS MATERIALIZED (" + query + ") SELECT * FROM page ORDER BY " + c.OrderBy
+	}
 	rows, err := st.query(ctx, query, args...)
 	if err != nil {
 		return nil, 0, queryError(s, err)
 	}
 	defer rows.Close()
 	var out []*Row
+	var size int64
 	buf := newScanBuf(s)
 	for rows.Next() {
 		r, err := st.scan(buf, rows)
 		if err != nil {
 			return nil, 0, err
+		}
+		if q.MaxBytes > 0 {
+			if size += rowSize(r); size > q.MaxBytes {
+				return nil, 0, resultTooLarge(q.MaxBytes)
+			}
 		}
 		out = append(out, r)
 	}
@@ -554,6 +675,29 @@ func (st *SQL) Query(ctx context.Context, s *Schema, q *odata.Query) ([]*Row, in
 		}
 	}
 	return out, count, nil
+}
+
+// resultTooLarge is the error of a read whose rows exceed maxBytes (a 400: the client can ask for
+// fewer rows).
+func resultTooLarge(maxBytes int64) error {
+	return &odata.LimitError{Option: "$top", Max: int(min(maxBytes, math.MaxInt32)), Msg: fmt.Sprintf(
+		"The result of this read would be larger than the maximum of %d bytes; request fewer rows with $top.", maxBytes)}
+}
+
+// rowSize approximates the bytes a row takes in memory and in a response: every value read (also of
+// columns $select leaves out, which are read all the same), plus a fixed overhead per value.
+func rowSize(r *Row) int64 {
+	n := int64(128 + len(r.Version))
+	if id, ok := r.ID.(string); ok {
+		n += int64(len(id))
+	}
+	for k, v := range r.Values {
+		n += int64(len(k)) + 16
+		if s, ok := v.(string); ok {
+			n += int64(len(s))
+		}
+	}
+	return n
 }
 
 func allColumns(s *Schema) []odata.Column {
@@ -625,7 +769,7 @@ func (st *SQL) Insert(ctx context.Context, s *Schema, r *Row) (*Row, error) {
 		if isUnique(err) {
 			return nil, ErrDuplicate
 		}
-		return nil, fmt.Errorf("table: insert into %s: %w", s.Name, err)
+		return nil, writeError(s, err)
 	}
 	return out, nil
 }
@@ -684,7 +828,7 @@ func (st *SQL) mutate(ctx context.Context, s *Schema, head string, args []any, i
 		return r, nil
 	}
 	if !errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("table: write %s: %w", s.Name, err)
+		return nil, writeError(s, err)
 	}
 	cur, err := st.Get(ctx, s, id, restrict)
 	if err != nil {
@@ -711,6 +855,22 @@ func (st *SQL) check(ctx context.Context, s *Schema, id any, version string, res
 	return cur, nil
 }
 
+// tooBig reports SQLite's SQLITE_TOOBIG: a string, blob or row longer than the connection's
+// SQLITE_LIMIT_LENGTH (store.Options.SQLiteMaxLength).
+func tooBig(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_TOOBIG
+}
+
+// writeError wraps a failed write; a value or row over the database's length limit is the client's
+// (a 400), anything else ours.
+func writeError(s *Schema, err error) error {
+	if tooBig(err) {
+		return &InputError{Msg: "The item is too large to store."}
+	}
+	return fmt.Errorf("table: write %s: %w", s.Name, err)
+}
+
 func isUnique(err error) bool {
 	if err == nil {
 		return false
@@ -726,6 +886,9 @@ func isUnique(err error) bool {
 // queryError maps a failed read: PostgreSQL data exceptions (SQLSTATE class 22, e.g. numeric overflow
 // in "price mul 1e308") come from the client's expression and are a 400; anything else is ours.
 func queryError(s *Schema, err error) error {
+	if tooBig(err) {
+		return &InputError{Msg: "The query could not be evaluated: it would compute a value larger than the database allows."}
+	}
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) && strings.HasPrefix(pe.Code, "22") {
 		return &InputError{Msg: "The query could not be evaluated: a value is out of range or invalid (" + pe.Message + ")."}
@@ -789,7 +952,14 @@ func (st *SQL) CreateIndex(ctx context.Context, s *Schema, column string) error 
 		}
 		expr += " COLLATE " + coll
 	}
-	q := fmt.Sprintf("CREATE INDEX IF NOT EXISTS %s ON %s (%s)", quote(physical(s.SQLName+"_ix_", c.Name)), quote(s.SQLName), expr)
+	name := indexName(s, c)
+	if kind, err := st.relation(ctx, st.db, name); err != nil {
+		return fmt.Errorf("table: index %s.%s: %w", s.Name, c.Name, err)
+	} else if kind != "" && kind != "index" {
+		// A table's name spells this index's name: IF NOT EXISTS would skip the index silently.
+		return nameCollision("column", c.Name, "")
+	}
+	q := fmt.Sprintf("CREATE INDEX IF NOT EXISTS %s ON %s (%s)", quote(name), quote(s.SQLName), expr)
 	if _, err := st.db.ExecContext(ctx, q); err != nil {
 		return fmt.Errorf("table: index %s.%s: %w", s.Name, c.Name, err)
 	}
