@@ -74,7 +74,7 @@ func TestOpenErrors(t *testing.T) {
 // build a longer string fails instead of allocating it (issue 10 #5), and the default is set too.
 func TestSQLiteMaxLength(t *testing.T) {
 	ctx := context.Background()
-	db, err := store.OpenWith(ctx, storetest.SQLiteURL(t), t.TempDir(), store.Options{SQLiteMaxLength: 4000})
+	db, err := store.OpenWith(ctx, storetest.SQLiteURL(t), t.TempDir(), store.Options{Schema: store.Migrate, SQLiteMaxLength: 4000})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -301,7 +301,7 @@ func TestTableNameCollision(t *testing.T) {
 
 // TestSQLiteLengthLimitIsClientError: past SQLITE_LIMIT_LENGTH a write or a read answers 400, not 500.
 func TestSQLiteLengthLimitIsClientError(t *testing.T) {
-	db, err := store.OpenWith(context.Background(), storetest.SQLiteURL(t), t.TempDir(), store.Options{SQLiteMaxLength: 20_000})
+	db, err := store.OpenWith(context.Background(), storetest.SQLiteURL(t), t.TempDir(), store.Options{Schema: store.Migrate, SQLiteMaxLength: 20_000})
 	if err != nil {
 		t.Fatal(err)
 	}
