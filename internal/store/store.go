@@ -17,8 +17,9 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/odata"
 
-	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx"
-	_ "modernc.org/sqlite"             // registers "sqlite"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+	_ "modernc.org/sqlite" // registers "sqlite"
 )
 
 // Dialect names the SQL flavour.
@@ -38,10 +39,22 @@ type DB struct {
 	Location string
 }
 
+// Options adjust how Open connects.
+type Options struct {
+	// PostgresConn, when set, adjusts the configuration of every PostgreSQL connection before it is
+	// made (tests wrap DialFunc to count round trips).
+	PostgresConn func(*pgx.ConnConfig)
+}
+
 // Open connects to the database named by dsn ("" = SQLite file gatehouse.db in dataDir) and runs
 // the migrations.
 func Open(ctx context.Context, dsn, dataDir string) (*DB, error) {
-	db, err := open(dsn, dataDir)
+	return OpenWith(ctx, dsn, dataDir, Options{})
+}
+
+// OpenWith is Open with options.
+func OpenWith(ctx context.Context, dsn, dataDir string, o Options) (*DB, error) {
+	db, err := open(dsn, dataDir, o)
 	if err != nil {
 		return nil, err
 	}
@@ -58,7 +71,7 @@ func Open(ctx context.Context, dsn, dataDir string) (*DB, error) {
 	return db, nil
 }
 
-func open(dsn, dataDir string) (*DB, error) {
+func open(dsn, dataDir string, o Options) (*DB, error) {
 	if dsn == "" {
 		if err := os.MkdirAll(dataDir, 0o700); err != nil {
 			return nil, fmt.Errorf("store: create data directory: %w", err)
@@ -80,18 +93,31 @@ func open(dsn, dataDir string) (*DB, error) {
 		}
 		return openSQLite(p)
 	case "postgres", "postgresql":
-		db, err := sql.Open("pgx", dsn)
+		cfg, err := pgx.ParseConfig(dsn)
 		if err != nil {
 			return nil, fmt.Errorf("store: %w", redact(err, dsn))
 		}
-		db.SetMaxOpenConns(32)
-		db.SetMaxIdleConns(16)
+		// Statements are prepared once per connection and kept by SQL text (pgx's statement cache,
+		// QueryExecModeCacheStatement): a request then costs one round trip (Bind, Execute, Sync).
+		cfg.DefaultQueryExecMode = pgx.QueryExecModeCacheStatement
+		if o.PostgresConn != nil {
+			o.PostgresConn(cfg)
+		}
+		db := stdlib.OpenDB(*cfg)
+		// Every open connection stays idle in the pool: a connection closed after a burst is a new
+		// PostgreSQL backend process (a fork, authentication, an empty statement cache) on the next
+		// one, which under load cost more than the queries themselves.
+		db.SetMaxOpenConns(pgMaxConns)
+		db.SetMaxIdleConns(pgMaxConns)
 		db.SetConnMaxIdleTime(5 * time.Minute)
 		loc := u.Host + u.Path
 		return &DB{DB: db, Dialect: Postgres, Location: "postgres://" + loc}, nil
 	}
 	return nil, fmt.Errorf("store: unsupported database URL scheme %q (sqlite or postgres)", u.Scheme)
 }
+
+// pgMaxConns bounds the PostgreSQL connections of one instance.
+const pgMaxConns = 32
 
 // openSQLite opens a SQLite file in WAL mode with full synchronous writes (a committed write survives
 // a crash or power loss), a busy timeout instead of immediate SQLITE_BUSY, foreign keys on, and

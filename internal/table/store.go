@@ -74,6 +74,7 @@ type SQL struct {
 	db    *store.DB
 	d     odata.Dialect
 	stmts *stmtCache
+	gc    *committer // group commit for row writes
 }
 
 // NewSQL builds the store.
@@ -88,6 +89,7 @@ func NewSQL(db *store.DB) *SQL {
 		// statement anew, which is a sixth of a table read, so reads reuse prepared statements.
 		st.stmts = &stmtCache{db: db, m: map[string]*sql.Stmt{}, max: 512}
 	}
+	st.gc = newCommitter(db, st.stmts)
 	return st
 }
 
@@ -581,11 +583,23 @@ func (st *SQL) where(s *Schema, id any, restrict odata.Expr, n int) (string, []a
 
 // Get reads one item (deleted ones included) that also matches restrict.
 func (st *SQL) Get(ctx context.Context, s *Schema, id any, restrict odata.Expr) (*Row, error) {
+	return st.get(ctx, nil, s, id, restrict)
+}
+
+// get is Get on ex (a write batch's transaction), or through the statement cache when ex is nil.
+func (st *SQL) get(ctx context.Context, ex execer, s *Schema, id any, restrict odata.Expr) (*Row, error) {
 	w, args, err := st.where(s, id, restrict, 1)
 	if err != nil {
 		return nil, err
 	}
-	r, err := st.scanRow(s, st.queryRow(ctx, "SELECT "+selectList(s)+" FROM "+quote(s.SQLName)+" WHERE "+w, args...))
+	q := "SELECT " + selectList(s) + " FROM " + quote(s.SQLName) + " WHERE " + w
+	var row *sql.Row
+	if ex != nil {
+		row = ex.QueryRowContext(ctx, q, args...)
+	} else {
+		row = st.queryRow(ctx, q, args...)
+	}
+	r, err := st.scanRow(s, row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -600,7 +614,12 @@ func NewVersion() string {
 }
 
 // Insert adds an item. r.ID nil means "generate": a UUID for string ids, the next integer otherwise.
+// It returns once the item is durable; concurrent writes share a commit (see committer).
 func (st *SQL) Insert(ctx context.Context, s *Schema, r *Row) (*Row, error) {
+	return st.gc.do(ctx, func(ctx context.Context, ex execer) (*Row, error) { return st.insert(ctx, ex, s, r) })
+}
+
+func (st *SQL) insert(ctx context.Context, ex execer, s *Schema, r *Row) (*Row, error) {
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	r.CreatedAt, r.UpdatedAt, r.Version = now, now, NewVersion()
 	cols := []string{colCreatedAt, colUpdatedAt, colVersion, colDeleted}
@@ -620,7 +639,7 @@ func (st *SQL) Insert(ctx context.Context, s *Schema, r *Row) (*Row, error) {
 		phs[i] = st.ph(i + 1)
 	}
 	q := fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s) RETURNING %s", quote(s.SQLName), strings.Join(cols, ", "), strings.Join(phs, ", "), selectList(s))
-	out, err := st.scanRow(s, st.db.QueryRowContext(ctx, q, args...))
+	out, err := st.scanRow(s, ex.QueryRowContext(ctx, q, args...))
 	if err != nil {
 		if isUnique(err) {
 			return nil, ErrDuplicate
@@ -666,8 +685,16 @@ func (st *SQL) Undelete(ctx context.Context, s *Schema, id any, version string, 
 }
 
 // mutate runs an UPDATE or DELETE on one item: WHERE id AND restrict AND deleted = <wantDeleted>
-// [AND version]. When nothing matched it tells not-found from a version conflict.
+// [AND version]. When nothing matched it tells not-found from a version conflict. It returns once
+// the change is durable; concurrent writes share a commit (see committer).
 func (st *SQL) mutate(ctx context.Context, s *Schema, head string, args []any, id any, version string, restrict odata.Expr, wantDeleted bool) (*Row, error) {
+	return st.gc.do(ctx, func(ctx context.Context, ex execer) (*Row, error) {
+		return st.mutateOn(ctx, ex, s, head, args, id, version, restrict, wantDeleted)
+	})
+}
+
+func (st *SQL) mutateOn(ctx context.Context, ex execer, s *Schema, head string, args []any, id any, version string, restrict odata.Expr, wantDeleted bool) (*Row, error) {
+	args = append([]any(nil), args...) // a retried batch runs this again
 	w, wargs, err := st.where(s, id, restrict, len(args)+1)
 	if err != nil {
 		return nil, err
@@ -679,14 +706,14 @@ func (st *SQL) mutate(ctx context.Context, s *Schema, head string, args []any, i
 		args = append(args, version)
 		w += " AND " + colVersion + " = " + st.ph(len(args))
 	}
-	r, err := st.scanRow(s, st.db.QueryRowContext(ctx, head+" WHERE "+w+" RETURNING "+selectList(s), args...))
+	r, err := st.scanRow(s, ex.QueryRowContext(ctx, head+" WHERE "+w+" RETURNING "+selectList(s), args...))
 	if err == nil {
 		return r, nil
 	}
 	if !errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("table: write %s: %w", s.Name, err)
 	}
-	cur, err := st.Get(ctx, s, id, restrict)
+	cur, err := st.get(ctx, ex, s, id, restrict)
 	if err != nil {
 		return nil, err
 	}
