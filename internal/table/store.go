@@ -392,6 +392,8 @@ type scanBuf struct {
 	keys []string // lower-cased column names
 	dest []any
 	vals []any
+	// rows, when it has room, holds the Rows of a multi-row read: one allocation instead of one each.
+	rows []Row
 }
 
 func newScanBuf(s *Schema) *scanBuf {
@@ -418,12 +420,19 @@ func (st *SQL) scan(b *scanBuf, sc scanner) (*Row, error) {
 	if err := sc.Scan(b.dest...); err != nil {
 		return nil, err
 	}
-	r := &Row{Values: make(map[string]any, len(cols))}
+	var r *Row
+	if n := len(b.rows); n < cap(b.rows) {
+		b.rows = b.rows[:n+1]
+		r = &b.rows[n]
+	} else {
+		r = &Row{}
+	}
+	r.Values = make(map[string]any, len(cols))
+	// Values the driver returns already boxed in the type a Row holds are stored as they are, so
+	// they are not boxed a second time.
 	switch id := vals[0].(type) {
-	case int64:
-		r.ID = id
-	case string:
-		r.ID = id
+	case int64, string:
+		r.ID = vals[0]
 	case []byte:
 		r.ID = string(id)
 	default:
@@ -456,7 +465,7 @@ func (st *SQL) scan(b *scanBuf, sc scanner) (*Row, error) {
 		case Number:
 			switch x := v.(type) {
 			case float64:
-				r.Values[b.keys[i]] = x
+				r.Values[b.keys[i]] = v
 			case int64:
 				r.Values[b.keys[i]] = float64(x)
 			default:
@@ -465,7 +474,7 @@ func (st *SQL) scan(b *scanBuf, sc scanner) (*Row, error) {
 		default:
 			switch x := v.(type) {
 			case string:
-				r.Values[b.keys[i]] = x
+				r.Values[b.keys[i]] = v
 			case []byte:
 				r.Values[b.keys[i]] = string(x)
 			default:
@@ -538,6 +547,10 @@ func (st *SQL) Query(ctx context.Context, s *Schema, q *odata.Query) ([]*Row, in
 	defer rows.Close()
 	var out []*Row
 	buf := newScanBuf(s)
+	if c.Limit > 0 {
+		buf.rows = make([]Row, 0, min(c.Limit, 64))
+		out = make([]*Row, 0, min(c.Limit, 64))
+	}
 	for rows.Next() {
 		r, err := st.scan(buf, rows)
 		if err != nil {
