@@ -8,6 +8,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/stdlib"
+
 	"github.com/gatehouse/gatehouse/internal/store"
 )
 
@@ -18,11 +22,26 @@ type execer interface {
 
 // writeOp is one request's write: fn runs its statements on ex and returns the written row.
 type writeOp struct {
-	ctx  context.Context
-	fn   func(ctx context.Context, ex execer) (*Row, error)
+	ctx context.Context
+	fn  func(ctx context.Context, ex execer) (*Row, error)
+	// pipe, on PostgreSQL, is the same write as one statement, for a pipelined batch.
+	pipe *piped
 	row  *Row
 	err  error
 	done chan struct{}
+}
+
+func newWriteOp(ctx context.Context, fn func(ctx context.Context, ex execer) (*Row, error)) *writeOp {
+	return &writeOp{ctx: ctx, fn: fn, done: make(chan struct{})}
+}
+
+// piped is a write as one statement returning the written row. missed, when set, answers a statement
+// that matched no row (after the batch committed).
+type piped struct {
+	q      string
+	args   []any
+	scan   func(scanner) (*Row, error)
+	missed func(ctx context.Context, ex execer) (*Row, error)
 }
 
 // committer is group commit for row writes. Concurrent writes queue up; one goroutine (started when
@@ -77,8 +96,7 @@ func (t cachedTx) exec(ctx context.Context, q string) error {
 const batchTimeout = 30 * time.Second
 
 // do queues a write and waits until it is committed (or failed).
-func (c *committer) do(ctx context.Context, fn func(ctx context.Context, ex execer) (*Row, error)) (*Row, error) {
-	op := &writeOp{ctx: ctx, fn: fn, done: make(chan struct{})}
+func (c *committer) do(op *writeOp) (*Row, error) {
 	c.mu.Lock()
 	c.pending = append(c.pending, op)
 	if !c.running {
@@ -136,7 +154,11 @@ func (c *committer) run(batch []*writeOp) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
 	defer cancel()
-	if err := c.batch(ctx, live); err != nil {
+	run := c.batch
+	if c.db.Dialect == store.Postgres && allPiped(live) {
+		run = c.pipeline
+	}
+	if err := run(ctx, live); err != nil {
 		if errors.Is(err, errRetrySingly) {
 			for _, op := range live {
 				op.row, op.err = nil, nil
@@ -197,6 +219,83 @@ func (c *committer) batch(ctx context.Context, ops []*writeOp) error {
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("table: commit write batch: %w", err)
+	}
+	return nil
+}
+
+func allPiped(ops []*writeOp) bool {
+	for _, op := range ops {
+		if op.pipe == nil {
+			return false
+		}
+	}
+	return true
+}
+
+// pipeline runs a PostgreSQL batch in one round trip: every statement sent at once, followed by a
+// single Sync, so that PostgreSQL runs them as one implicit transaction and commits them together
+// (or none of them, if one fails). database/sql cannot pipeline, so this uses the pgx connection
+// underneath. A statement that failed makes it errRetrySingly; writes that matched no row are told
+// apart (missing item or version conflict) after the commit.
+func (c *committer) pipeline(ctx context.Context, ops []*writeOp) error {
+	conn, err := c.db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("table: write batch: %w", err)
+	}
+	defer conn.Close()
+	var missed []*writeOp
+	err = conn.Raw(func(dc any) error {
+		sc, ok := dc.(*stdlib.Conn)
+		if !ok {
+			return fmt.Errorf("table: unexpected PostgreSQL connection %T", dc)
+		}
+		b := &pgx.Batch{}
+		for _, op := range ops {
+			b.Queue(op.pipe.q, op.pipe.args...)
+		}
+		br := sc.Conn().SendBatch(ctx, b)
+		var stmtErr, otherErr error
+		for _, op := range ops {
+			r, err := op.pipe.scan(br.QueryRow())
+			var pe *pgconn.PgError
+			switch {
+			case err == nil:
+				op.row = r
+				continue
+			case errors.Is(err, sql.ErrNoRows) && op.pipe.missed != nil:
+				missed = append(missed, op)
+				continue
+			case errors.As(err, &pe):
+				stmtErr = err
+			default:
+				// Not the server's: this write's own answer failed (the connection, if broken,
+				// fails Close below and with it the whole batch).
+				op.err = fmt.Errorf("table: write: %w", err)
+				continue
+			}
+			break
+		}
+		if err := br.Close(); err != nil && stmtErr == nil && otherErr == nil {
+			var pe *pgconn.PgError
+			if errors.As(err, &pe) {
+				stmtErr = err
+			} else {
+				otherErr = err
+			}
+		}
+		switch {
+		case otherErr != nil:
+			return fmt.Errorf("table: write batch: %w", otherErr)
+		case stmtErr != nil:
+			return errRetrySingly // the implicit transaction was rolled back
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, op := range missed {
+		op.row, op.err = op.pipe.missed(context.WithoutCancel(op.ctx), c.db)
 	}
 	return nil
 }

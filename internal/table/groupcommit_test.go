@@ -15,12 +15,25 @@ import (
 // TestGroupCommitBatchIsolatesWrites runs one batch holding good writes next to a duplicate insert,
 // a version conflict, a write to a missing item and a write whose context has ended, and checks that
 // each write gets its own answer and only the good ones are stored: on SQLite through the per-write
-// savepoints, on PostgreSQL through the rollback and one-by-one retry.
+// savepoints, on PostgreSQL through the rollback and one-by-one retry, of a pipelined batch and of a
+// batch in a transaction.
 func TestGroupCommitBatchIsolatesWrites(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		modes := []bool{false}
+		if db.Dialect == store.Postgres {
+			modes = append(modes, true)
+		}
+		for _, pipelined := range modes {
+			t.Run(fmt.Sprintf("pipelined=%v", pipelined), func(t *testing.T) { batchIsolation(t, db, pipelined) })
+		}
+	})
+}
+
+func batchIsolation(t *testing.T, db *store.DB, pipelined bool) {
+	{
 		ctx := context.Background()
 		st := NewSQL(db)
-		s, err := NewSchema("items", StringID, Options{}, map[string]ColumnType{"n": Number})
+		s, err := NewSchema(fmt.Sprintf("items%v", pipelined), StringID, Options{}, map[string]ColumnType{"n": Number})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -34,14 +47,21 @@ func TestGroupCommitBatchIsolatesWrites(t *testing.T) {
 		gone, cancel := context.WithCancel(ctx)
 		cancel()
 		ins := func(ctx context.Context, id string, n float64) *writeOp {
-			return &writeOp{ctx: ctx, done: make(chan struct{}), fn: func(ctx context.Context, ex execer) (*Row, error) {
-				return st.insert(ctx, ex, s, &Row{ID: id, Values: map[string]any{"n": n}})
-			}}
+			op := st.insertOp(ctx, s, &Row{ID: id, Values: map[string]any{"n": n}})
+			if !pipelined {
+				op.pipe = nil
+			}
+			return op
 		}
 		upd := func(id, version string, n float64) *writeOp {
-			return &writeOp{ctx: ctx, done: make(chan struct{}), fn: func(ctx context.Context, ex execer) (*Row, error) {
-				return st.mutateOn(ctx, ex, s, "UPDATE "+quote(s.SQLName)+" SET "+quote(physicalColumn("n"))+" = "+st.ph(1)+", "+colVersion+" = "+st.ph(2), []any{n, NewVersion()}, id, version, nil, false)
-			}}
+			op, err := st.mutateOp(ctx, s, "UPDATE "+quote(s.SQLName)+" SET "+quote(physicalColumn("n"))+" = "+st.ph(1)+", "+colVersion+" = "+st.ph(2), []any{n, NewVersion()}, id, version, nil, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !pipelined {
+				op.pipe = nil
+			}
+			return op
 		}
 		ops := []*writeOp{
 			ins(ctx, "a", 10),
@@ -86,7 +106,7 @@ func TestGroupCommitBatchIsolatesWrites(t *testing.T) {
 		if _, err := st.Get(ctx, s, "c", nil); !errors.Is(err, ErrNotFound) {
 			t.Errorf("the cancelled insert was stored: %v", err)
 		}
-	})
+	}
 }
 
 // TestGroupCommitConcurrentWrites sends many concurrent writes through the committer and checks

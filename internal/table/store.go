@@ -629,10 +629,32 @@ func NewVersion() string {
 // Insert adds an item. r.ID nil means "generate": a UUID for string ids, the next integer otherwise.
 // It returns once the item is durable; concurrent writes share a commit (see committer).
 func (st *SQL) Insert(ctx context.Context, s *Schema, r *Row) (*Row, error) {
-	return st.gc.do(ctx, func(ctx context.Context, ex execer) (*Row, error) { return st.insert(ctx, ex, s, r) })
+	return st.gc.do(st.insertOp(ctx, s, r))
+}
+
+func (st *SQL) insertOp(ctx context.Context, s *Schema, r *Row) *writeOp {
+	op := newWriteOp(ctx, func(ctx context.Context, ex execer) (*Row, error) { return st.insert(ctx, ex, s, r) })
+	if st.pg() {
+		q, args := st.insertStmt(s, r)
+		op.pipe = &piped{q: q, args: args, scan: func(sc scanner) (*Row, error) { return st.scanRow(s, sc) }}
+	}
+	return op
 }
 
 func (st *SQL) insert(ctx context.Context, ex execer, s *Schema, r *Row) (*Row, error) {
+	q, args := st.insertStmt(s, r)
+	out, err := st.scanRow(s, ex.QueryRowContext(ctx, q, args...))
+	if err != nil {
+		if isUnique(err) {
+			return nil, ErrDuplicate
+		}
+		return nil, fmt.Errorf("table: insert into %s: %w", s.Name, err)
+	}
+	return out, nil
+}
+
+// insertStmt is the INSERT … RETURNING statement for r (setting its times and version).
+func (st *SQL) insertStmt(s *Schema, r *Row) (string, []any) {
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	r.CreatedAt, r.UpdatedAt, r.Version = now, now, NewVersion()
 	cols := []string{colCreatedAt, colUpdatedAt, colVersion, colDeleted}
@@ -652,14 +674,7 @@ func (st *SQL) insert(ctx context.Context, ex execer, s *Schema, r *Row) (*Row, 
 		phs[i] = st.ph(i + 1)
 	}
 	q := fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s) RETURNING %s", quote(s.SQLName), strings.Join(cols, ", "), strings.Join(phs, ", "), selectList(s))
-	out, err := st.scanRow(s, ex.QueryRowContext(ctx, q, args...))
-	if err != nil {
-		if isUnique(err) {
-			return nil, ErrDuplicate
-		}
-		return nil, fmt.Errorf("table: insert into %s: %w", s.Name, err)
-	}
-	return out, nil
+	return q, args
 }
 
 // Update sets values on an item that is not deleted and matches restrict; version, when not "",
@@ -701,16 +716,51 @@ func (st *SQL) Undelete(ctx context.Context, s *Schema, id any, version string, 
 // [AND version]. When nothing matched it tells not-found from a version conflict. It returns once
 // the change is durable; concurrent writes share a commit (see committer).
 func (st *SQL) mutate(ctx context.Context, s *Schema, head string, args []any, id any, version string, restrict odata.Expr, wantDeleted bool) (*Row, error) {
-	return st.gc.do(ctx, func(ctx context.Context, ex execer) (*Row, error) {
+	op, err := st.mutateOp(ctx, s, head, args, id, version, restrict, wantDeleted)
+	if err != nil {
+		return nil, err
+	}
+	return st.gc.do(op)
+}
+
+func (st *SQL) mutateOp(ctx context.Context, s *Schema, head string, args []any, id any, version string, restrict odata.Expr, wantDeleted bool) (*writeOp, error) {
+	op := newWriteOp(ctx, func(ctx context.Context, ex execer) (*Row, error) {
 		return st.mutateOn(ctx, ex, s, head, args, id, version, restrict, wantDeleted)
 	})
+	if st.pg() {
+		q, qargs, err := st.mutateStmt(s, head, args, id, version, restrict, wantDeleted)
+		if err != nil {
+			return nil, err
+		}
+		op.pipe = &piped{q: q, args: qargs, scan: func(sc scanner) (*Row, error) { return st.scanRow(s, sc) },
+			missed: func(ctx context.Context, ex execer) (*Row, error) {
+				return st.missed(ctx, ex, s, id, restrict, wantDeleted)
+			}}
+	}
+	return op, nil
 }
 
 func (st *SQL) mutateOn(ctx context.Context, ex execer, s *Schema, head string, args []any, id any, version string, restrict odata.Expr, wantDeleted bool) (*Row, error) {
-	args = append([]any(nil), args...) // a retried batch runs this again
-	w, wargs, err := st.where(s, id, restrict, len(args)+1)
+	q, args, err := st.mutateStmt(s, head, args, id, version, restrict, wantDeleted)
 	if err != nil {
 		return nil, err
+	}
+	r, err := st.scanRow(s, ex.QueryRowContext(ctx, q, args...))
+	if err == nil {
+		return r, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("table: write %s: %w", s.Name, err)
+	}
+	return st.missed(ctx, ex, s, id, restrict, wantDeleted)
+}
+
+// mutateStmt is the statement of mutate.
+func (st *SQL) mutateStmt(s *Schema, head string, args []any, id any, version string, restrict odata.Expr, wantDeleted bool) (string, []any, error) {
+	args = append([]any(nil), args...) // a retried batch builds this again
+	w, wargs, err := st.where(s, id, restrict, len(args)+1)
+	if err != nil {
+		return "", nil, err
 	}
 	args = append(args, wargs...)
 	args = append(args, st.arg(wantDeleted))
@@ -719,13 +769,12 @@ func (st *SQL) mutateOn(ctx context.Context, ex execer, s *Schema, head string, 
 		args = append(args, version)
 		w += " AND " + colVersion + " = " + st.ph(len(args))
 	}
-	r, err := st.scanRow(s, ex.QueryRowContext(ctx, head+" WHERE "+w+" RETURNING "+selectList(s), args...))
-	if err == nil {
-		return r, nil
-	}
-	if !errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("table: write %s: %w", s.Name, err)
-	}
+	return head + " WHERE " + w + " RETURNING " + selectList(s), args, nil
+}
+
+// missed tells why a mutate matched no row: the item is missing (or in the other deleted state),
+// or its version differs.
+func (st *SQL) missed(ctx context.Context, ex execer, s *Schema, id any, restrict odata.Expr, wantDeleted bool) (*Row, error) {
 	cur, err := st.get(ctx, ex, s, id, restrict)
 	if err != nil {
 		return nil, err
