@@ -18,7 +18,8 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/odata"
 
-	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 )
@@ -81,6 +82,9 @@ type Options struct {
 	// fails with SQLITE_TOOBIG instead of allocating it. SQLite's own default is 1 GB. Zero: the
 	// default.
 	SQLiteMaxLength int
+	// PostgresConn, when set, adjusts the configuration of every PostgreSQL connection before it is
+	// made (tests wrap DialFunc to count round trips).
+	PostgresConn func(*pgx.ConnConfig)
 }
 
 // ErrNoDataDir is returned when the data directory does not exist and may not be created.
@@ -168,18 +172,31 @@ func open(dsn, dataDir string, o Options) (*DB, error) {
 		}
 		return openSQLite(p, o)
 	case "postgres", "postgresql":
-		db, err := sql.Open("pgx", dsn)
+		cfg, err := pgx.ParseConfig(dsn)
 		if err != nil {
 			return nil, fmt.Errorf("store: %w", redact(err, dsn))
 		}
-		db.SetMaxOpenConns(32)
-		db.SetMaxIdleConns(16)
+		// Statements are prepared once per connection and kept by SQL text (pgx's statement cache,
+		// QueryExecModeCacheStatement): a request then costs one round trip (Bind, Execute, Sync).
+		cfg.DefaultQueryExecMode = pgx.QueryExecModeCacheStatement
+		if o.PostgresConn != nil {
+			o.PostgresConn(cfg)
+		}
+		db := stdlib.OpenDB(*cfg)
+		// Every open connection stays idle in the pool: a connection closed after a burst is a new
+		// PostgreSQL backend process (a fork, authentication, an empty statement cache) on the next
+		// one, which under load cost more than the queries themselves.
+		db.SetMaxOpenConns(pgMaxConns)
+		db.SetMaxIdleConns(pgMaxConns)
 		db.SetConnMaxIdleTime(5 * time.Minute)
 		loc := u.Host + u.Path
 		return &DB{DB: db, Dialect: Postgres, Location: "postgres://" + loc}, nil
 	}
 	return nil, fmt.Errorf("store: unsupported database URL scheme %q (sqlite or postgres)", u.Scheme)
 }
+
+// pgMaxConns bounds the PostgreSQL connections of one instance.
+const pgMaxConns = 32
 
 // openSQLite opens a SQLite file in WAL mode with full synchronous writes (a committed write survives
 // a crash or power loss), a busy timeout instead of immediate SQLITE_BUSY, foreign keys on, and

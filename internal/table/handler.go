@@ -109,15 +109,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.unauthorized(w, r)
 		return
 	}
-	if err := checkQueryNames(r.URL.Query()); err != nil {
+	query := r.URL.Query()
+	if err := checkQueryNames(query); err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	if q := r.URL.Query(); queryHas(q, "noScript") && !caller.IsAdmin() {
+	noScript := queryHas(query, "noScript")
+	if noScript && !caller.IsAdmin() {
 		h.unauthorized(w, r)
 		return
 	}
-	if h.Scripts != nil && !(caller.IsAdmin() && queryHas(r.URL.Query(), "noScript")) && h.Scripts.HasTableScript(s.Name, op) {
+	if h.Scripts != nil && !(caller.IsAdmin() && noScript) && h.Scripts.HasTableScript(s.Name, op) {
 		h.Scripts.ServeTableScript(w, r, &ScriptCall{
 			Table: s.Name, Op: op, ID: rawID, HasID: hasID, Undelete: r.Method == http.MethodPost && hasID, Caller: caller,
 			IntegerID:   s.IDType == IntegerID,

@@ -78,6 +78,7 @@ type SQL struct {
 	db    *store.DB
 	d     odata.Dialect
 	stmts *stmtCache
+	gc    *committer // group commit for row writes
 }
 
 // NewSQL builds the store.
@@ -92,6 +93,7 @@ func NewSQL(db *store.DB) *SQL {
 		// statement anew, which is a sixth of a table read, so reads reuse prepared statements.
 		st.stmts = &stmtCache{db: db, m: map[string]*sql.Stmt{}, max: 512}
 	}
+	st.gc = newCommitter(db, st.stmts)
 	return st
 }
 
@@ -497,6 +499,8 @@ type scanBuf struct {
 	keys []string // lower-cased column names
 	dest []any
 	vals []any
+	// rows, when it has room, holds the Rows of a multi-row read: one allocation instead of one each.
+	rows []Row
 }
 
 func newScanBuf(s *Schema) *scanBuf {
@@ -523,12 +527,19 @@ func (st *SQL) scan(b *scanBuf, sc scanner) (*Row, error) {
 	if err := sc.Scan(b.dest...); err != nil {
 		return nil, err
 	}
-	r := &Row{Values: make(map[string]any, len(cols))}
+	var r *Row
+	if n := len(b.rows); n < cap(b.rows) {
+		b.rows = b.rows[:n+1]
+		r = &b.rows[n]
+	} else {
+		r = &Row{}
+	}
+	r.Values = make(map[string]any, len(cols))
+	// Values the driver returns already boxed in the type a Row holds are stored as they are, so
+	// they are not boxed a second time.
 	switch id := vals[0].(type) {
-	case int64:
-		r.ID = id
-	case string:
-		r.ID = id
+	case int64, string:
+		r.ID = vals[0]
 	case []byte:
 		r.ID = string(id)
 	default:
@@ -561,7 +572,7 @@ func (st *SQL) scan(b *scanBuf, sc scanner) (*Row, error) {
 		case Number:
 			switch x := v.(type) {
 			case float64:
-				r.Values[b.keys[i]] = x
+				r.Values[b.keys[i]] = v
 			case int64:
 				r.Values[b.keys[i]] = float64(x)
 			default:
@@ -570,7 +581,7 @@ func (st *SQL) scan(b *scanBuf, sc scanner) (*Row, error) {
 		default:
 			switch x := v.(type) {
 			case string:
-				r.Values[b.keys[i]] = x
+				r.Values[b.keys[i]] = v
 			case []byte:
 				r.Values[b.keys[i]] = string(x)
 			default:
@@ -652,6 +663,10 @@ func (st *SQL) Query(ctx context.Context, s *Schema, q *odata.Query) ([]*Row, in
 	var out []*Row
 	var size int64
 	buf := newScanBuf(s)
+	if c.Limit > 0 {
+		buf.rows = make([]Row, 0, min(c.Limit, 64))
+		out = make([]*Row, 0, min(c.Limit, 64))
+	}
 	for rows.Next() {
 		r, err := st.scan(buf, rows)
 		if err != nil {
@@ -725,11 +740,23 @@ func (st *SQL) where(s *Schema, id any, restrict odata.Expr, n int) (string, []a
 
 // Get reads one item (deleted ones included) that also matches restrict.
 func (st *SQL) Get(ctx context.Context, s *Schema, id any, restrict odata.Expr) (*Row, error) {
+	return st.get(ctx, nil, s, id, restrict)
+}
+
+// get is Get on ex (a write batch's transaction), or through the statement cache when ex is nil.
+func (st *SQL) get(ctx context.Context, ex execer, s *Schema, id any, restrict odata.Expr) (*Row, error) {
 	w, args, err := st.where(s, id, restrict, 1)
 	if err != nil {
 		return nil, err
 	}
-	r, err := st.scanRow(s, st.queryRow(ctx, "SELECT "+selectList(s)+" FROM "+quote(s.SQLName)+" WHERE "+w, args...))
+	q := "SELECT " + selectList(s) + " FROM " + quote(s.SQLName) + " WHERE " + w
+	var row *sql.Row
+	if ex != nil {
+		row = ex.QueryRowContext(ctx, q, args...)
+	} else {
+		row = st.queryRow(ctx, q, args...)
+	}
+	r, err := st.scanRow(s, row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -744,7 +771,34 @@ func NewVersion() string {
 }
 
 // Insert adds an item. r.ID nil means "generate": a UUID for string ids, the next integer otherwise.
+// It returns once the item is durable; concurrent writes share a commit (see committer).
 func (st *SQL) Insert(ctx context.Context, s *Schema, r *Row) (*Row, error) {
+	return st.gc.do(st.insertOp(ctx, s, r))
+}
+
+func (st *SQL) insertOp(ctx context.Context, s *Schema, r *Row) *writeOp {
+	op := newWriteOp(ctx, func(ctx context.Context, ex execer) (*Row, error) { return st.insert(ctx, ex, s, r) })
+	if st.pg() {
+		q, args := st.insertStmt(s, r)
+		op.pipe = &piped{q: q, args: args, scan: func(sc scanner) (*Row, error) { return st.scanRow(s, sc) }}
+	}
+	return op
+}
+
+func (st *SQL) insert(ctx context.Context, ex execer, s *Schema, r *Row) (*Row, error) {
+	q, args := st.insertStmt(s, r)
+	out, err := st.scanRow(s, ex.QueryRowContext(ctx, q, args...))
+	if err != nil {
+		if isUnique(err) {
+			return nil, ErrDuplicate
+		}
+		return nil, writeError(s, err)
+	}
+	return out, nil
+}
+
+// insertStmt is the INSERT … RETURNING statement for r (setting its times and version).
+func (st *SQL) insertStmt(s *Schema, r *Row) (string, []any) {
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	r.CreatedAt, r.UpdatedAt, r.Version = now, now, NewVersion()
 	cols := []string{colCreatedAt, colUpdatedAt, colVersion, colDeleted}
@@ -764,14 +818,7 @@ func (st *SQL) Insert(ctx context.Context, s *Schema, r *Row) (*Row, error) {
 		phs[i] = st.ph(i + 1)
 	}
 	q := fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s) RETURNING %s", quote(s.SQLName), strings.Join(cols, ", "), strings.Join(phs, ", "), selectList(s))
-	out, err := st.scanRow(s, st.db.QueryRowContext(ctx, q, args...))
-	if err != nil {
-		if isUnique(err) {
-			return nil, ErrDuplicate
-		}
-		return nil, writeError(s, err)
-	}
-	return out, nil
+	return q, args
 }
 
 // Update sets values on an item that is not deleted and matches restrict; version, when not "",
@@ -810,11 +857,54 @@ func (st *SQL) Undelete(ctx context.Context, s *Schema, id any, version string, 
 }
 
 // mutate runs an UPDATE or DELETE on one item: WHERE id AND restrict AND deleted = <wantDeleted>
-// [AND version]. When nothing matched it tells not-found from a version conflict.
+// [AND version]. When nothing matched it tells not-found from a version conflict. It returns once
+// the change is durable; concurrent writes share a commit (see committer).
 func (st *SQL) mutate(ctx context.Context, s *Schema, head string, args []any, id any, version string, restrict odata.Expr, wantDeleted bool) (*Row, error) {
-	w, wargs, err := st.where(s, id, restrict, len(args)+1)
+	op, err := st.mutateOp(ctx, s, head, args, id, version, restrict, wantDeleted)
 	if err != nil {
 		return nil, err
+	}
+	return st.gc.do(op)
+}
+
+func (st *SQL) mutateOp(ctx context.Context, s *Schema, head string, args []any, id any, version string, restrict odata.Expr, wantDeleted bool) (*writeOp, error) {
+	op := newWriteOp(ctx, func(ctx context.Context, ex execer) (*Row, error) {
+		return st.mutateOn(ctx, ex, s, head, args, id, version, restrict, wantDeleted)
+	})
+	if st.pg() {
+		q, qargs, err := st.mutateStmt(s, head, args, id, version, restrict, wantDeleted)
+		if err != nil {
+			return nil, err
+		}
+		op.pipe = &piped{q: q, args: qargs, scan: func(sc scanner) (*Row, error) { return st.scanRow(s, sc) },
+			missed: func(ctx context.Context, ex execer) (*Row, error) {
+				return st.missed(ctx, ex, s, id, restrict, wantDeleted)
+			}}
+	}
+	return op, nil
+}
+
+func (st *SQL) mutateOn(ctx context.Context, ex execer, s *Schema, head string, args []any, id any, version string, restrict odata.Expr, wantDeleted bool) (*Row, error) {
+	q, args, err := st.mutateStmt(s, head, args, id, version, restrict, wantDeleted)
+	if err != nil {
+		return nil, err
+	}
+	r, err := st.scanRow(s, ex.QueryRowContext(ctx, q, args...))
+	if err == nil {
+		return r, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return nil, writeError(s, err)
+	}
+	return st.missed(ctx, ex, s, id, restrict, wantDeleted)
+}
+
+// mutateStmt is the statement of mutate.
+func (st *SQL) mutateStmt(s *Schema, head string, args []any, id any, version string, restrict odata.Expr, wantDeleted bool) (string, []any, error) {
+	args = append([]any(nil), args...) // a retried batch builds this again
+	w, wargs, err := st.where(s, id, restrict, len(args)+1)
+	if err != nil {
+		return "", nil, err
 	}
 	args = append(args, wargs...)
 	args = append(args, st.arg(wantDeleted))
@@ -823,14 +913,13 @@ func (st *SQL) mutate(ctx context.Context, s *Schema, head string, args []any, i
 		args = append(args, version)
 		w += " AND " + colVersion + " = " + st.ph(len(args))
 	}
-	r, err := st.scanRow(s, st.db.QueryRowContext(ctx, head+" WHERE "+w+" RETURNING "+selectList(s), args...))
-	if err == nil {
-		return r, nil
-	}
-	if !errors.Is(err, sql.ErrNoRows) {
-		return nil, writeError(s, err)
-	}
-	cur, err := st.Get(ctx, s, id, restrict)
+	return head + " WHERE " + w + " RETURNING " + selectList(s), args, nil
+}
+
+// missed tells why a mutate matched no row: the item is missing (or in the other deleted state),
+// or its version differs.
+func (st *SQL) missed(ctx context.Context, ex execer, s *Schema, id any, restrict odata.Expr, wantDeleted bool) (*Row, error) {
+	cur, err := st.get(ctx, ex, s, id, restrict)
 	if err != nil {
 		return nil, err
 	}
