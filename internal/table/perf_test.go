@@ -33,7 +33,7 @@ func (c countingConn) Write(b []byte) (int, error) {
 func openCountingPostgres(t testing.TB) (*store.DB, *atomic.Int64) {
 	t.Helper()
 	n := &atomic.Int64{}
-	db, err := store.OpenWith(context.Background(), storetest.PostgresURL(t), t.TempDir(), store.Options{
+	db, err := store.OpenWith(context.Background(), storetest.PostgresURL(t), t.TempDir(), store.Options{Schema: store.Migrate,
 		PostgresConn: func(c *pgx.ConnConfig) {
 			dial := c.DialFunc
 			c.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
