@@ -8,6 +8,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"runtime/debug"
@@ -71,7 +72,8 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		if m, ok := s.lookup(r.URL.Path); ok {
 			info.Route = m.route
 		}
-		r = r.WithContext(httpx.WithInfo(r.Context(), info))
+		client := s.proxies.Resolve(r)
+		r = r.WithContext(httpx.WithClient(httpx.WithInfo(r.Context(), info), client))
 		sw := &statusWriter{ResponseWriter: w}
 		sw.Header().Set("X-Request-Id", info.RequestID)
 		s.metrics.InFlight(1)
@@ -106,7 +108,8 @@ func (s *Server) observe(next http.Handler) http.Handler {
 			s.log.LogAttrs(r.Context(), level, "request",
 				slog.String("request_id", info.RequestID), slog.String("method", r.Method),
 				slog.String("path", r.URL.Path), slog.String("route", info.Route), slog.Int("status", status),
-				slog.Int64("bytes", sw.bytes), slog.Duration("duration", d), slog.String("remote", r.RemoteAddr))
+				slog.Int64("bytes", sw.bytes), slog.Duration("duration", d), slog.String("remote", addrString(client.IP)),
+				slog.String("peer", r.RemoteAddr))
 		}()
 		next.ServeHTTP(sw, r)
 	})
@@ -127,6 +130,9 @@ func (s *Server) headers(next http.Handler) http.Handler {
 		h.Set("x-zumo-version", "Gatehouse/"+s.version)
 		h.Set("x-zumo-server-version", "gatehouse-"+s.version)
 		h.Set("X-Content-Type-Options", "nosniff")
+		if s.hsts != "" && httpx.ClientOf(r).HTTPS {
+			h.Set("Strict-Transport-Security", s.hsts)
+		}
 		if origin := r.Header.Get("Origin"); origin != "" {
 			if s.cors.allowed(origin) {
 				h.Set("Access-Control-Allow-Origin", origin)
@@ -224,13 +230,13 @@ func versionChecked(path string) bool {
 }
 
 // https refuses plain HTTP when require_https is set. TLS terminates at a proxy in most deployments;
-// X-Forwarded-Proto (or the original's x-arr-ssl) is believed only from a loopback peer.
+// the scheme comes from the connection itself or from a trusted proxy's header (Proxies).
 func (s *Server) https(next http.Handler) http.Handler {
 	if !s.cfg.RequireHTTPS {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.TLS == nil && !(fromLoopback(r) && (strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https") || r.Header.Get("x-arr-ssl") != "")) {
+		if !httpx.ClientOf(r).HTTPS {
 			httpx.Error(w, r, http.StatusForbidden, "HTTPS connections are required for this service. Please update your endpoint to use the https protocol.")
 			return
 		}
@@ -238,13 +244,11 @@ func (s *Server) https(next http.Handler) http.Handler {
 	})
 }
 
-func fromLoopback(r *http.Request) bool {
-	host := r.RemoteAddr
-	if i := strings.LastIndexByte(host, ':'); i >= 0 {
-		host = host[:i]
+func addrString(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
 	}
-	host = strings.Trim(host, "[]")
-	return host == "127.0.0.1" || host == "::1" || strings.HasPrefix(host, "127.")
+	return a.String()
 }
 
 // limitBody answers 413 for a declared length over the limit and caps the body of every request.

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -47,6 +48,8 @@ type Server struct {
 	log     *slog.Logger
 	version string
 	cors    corsPolicy
+	proxies Proxies
+	hsts    string // Strict-Transport-Security value, "" for none
 	exact   map[string]mount
 	prefix  []mount // longest first
 }
@@ -62,7 +65,11 @@ func New(d Deps) *Server {
 	s := &Server{
 		cfg: d.Config, auth: d.Auth, minter: d.Minter, app: d.App, db: d.DB, metrics: d.Metrics, log: d.Logger,
 		version: d.Version, cors: newCORS(d.Config.CrossDomainWhitelist),
-		exact: map[string]mount{},
+		exact:   map[string]mount{},
+		proxies: Proxies{Trusted: d.Config.Edge.Prefixes(), Forwarded: d.Config.Edge.ProxyHeader == "forwarded"},
+	}
+	if age := d.Config.Edge.HSTSMaxAge; age > 0 {
+		s.hsts = "max-age=" + strconv.FormatInt(int64(age/time.Second), 10)
 	}
 	s.MountPath("/status", "/status", http.HandlerFunc(s.status))
 	s.MountPath("/healthz", "/healthz", http.HandlerFunc(s.healthz))
