@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/keys"
 	"github.com/gatehouse/gatehouse/internal/metrics"
+	"github.com/gatehouse/gatehouse/internal/outage"
 	"github.com/gatehouse/gatehouse/internal/server"
 	"github.com/gatehouse/gatehouse/internal/store"
 	"github.com/gatehouse/gatehouse/internal/table"
@@ -90,6 +92,16 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		return err
 	}
 	log := newLogger(cfg, stderr)
+	// The outage monitor logs a database outage once (and its recovery with a count); every
+	// component's logger folds its "database unreachable" errors into it instead of one per request.
+	var dbReady atomic.Pointer[store.DB]
+	dbOutage := outage.New(pingFunc(func(ctx context.Context) error {
+		if db := dbReady.Load(); db != nil {
+			return db.Ping(ctx)
+		}
+		return nil
+	}), log, outage.Options{})
+	log = slog.New(dbOutage.Handler(log.Handler()))
 
 	res, sec, err := secrets(cfg, started)
 	if err != nil {
@@ -111,11 +123,15 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	db, err := store.Open(ctx, cfg.Database, cfg.DataDir)
+	pool := dbPool(cfg)
+	db, err := store.Open(ctx, store.WithPool(cfg.Database, pool), cfg.DataDir)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
+	db.Configure(pool)
+	dbReady.Store(db)
+	go dbOutage.Run(ctx)
 
 	tables, err := table.NewService(ctx, table.NewSQL(db), app, tableDefaults(cfg), log)
 	if err != nil {
@@ -124,7 +140,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 
 	m := metrics.New(version)
 	srv := server.New(server.Deps{
-		Config: cfg, Auth: authn, App: app, DB: db, Metrics: m, Logger: log, Version: version,
+		Config: cfg, Auth: authn, App: app, DB: db, Metrics: m, Logger: log, Version: version, Outage: dbOutage,
 		Minter: &auth.Minter{Auth: authn, DefaultTTL: cfg.TokenTTL, MaxTTL: cfg.TokenMaxTTL},
 	})
 
@@ -233,3 +249,13 @@ func watchKeys(ctx context.Context, cfg *config.Config, a *auth.Authenticator, l
 func tableDefaults(cfg *config.Config) table.Defaults {
 	return table.Defaults{PageSize: cfg.PageSize, MaxTop: cfg.MaxTop, DynamicSchema: cfg.DynamicSchema, Permission: auth.Application}
 }
+
+func dbPool(cfg *config.Config) store.Pool {
+	p := cfg.DBPool
+	return store.Pool{MaxConns: p.MaxConns, MaxIdleConns: p.MaxIdleConns, ConnMaxLifetime: p.ConnMaxLifetime,
+		ConnMaxIdleTime: p.ConnMaxIdleTime, StatementTimeout: p.StatementTimeout, ConnectTimeout: p.ConnectTimeout}
+}
+
+type pingFunc func(ctx context.Context) error
+
+func (f pingFunc) Ping(ctx context.Context) error { return f(ctx) }

@@ -167,5 +167,3 @@ func (c *Config) validateOps() error {
 	}
 	return nil
 }
-
-

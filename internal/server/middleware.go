@@ -19,6 +19,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/auth"
 	"github.com/gatehouse/gatehouse/internal/httpx"
+	"github.com/gatehouse/gatehouse/internal/outage"
 	"github.com/gatehouse/gatehouse/internal/token"
 )
 
@@ -102,7 +103,11 @@ func (s *Server) observe(next http.Handler) http.Handler {
 			}
 			s.metrics.Observe(info.Route, r.Method, status, d)
 			level := slog.LevelInfo
-			if status >= 500 {
+			switch {
+			case status == http.StatusServiceUnavailable:
+				// Overload and database outages: the outage monitor logs the outage once.
+				level = slog.LevelWarn
+			case status >= 500:
 				level = slog.LevelError
 			}
 			s.log.LogAttrs(r.Context(), level, "request",
@@ -276,7 +281,7 @@ func (s *Server) timeout(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
 		defer cancel()
-		tw := &timeoutWriter{w: w, h: make(http.Header), dialect: httpx.DialectOf(r)}
+		tw := &timeoutWriter{w: w, h: make(http.Header), dialect: httpx.DialectOf(r), outage: s.outage}
 		timer := time.AfterFunc(s.cfg.RequestTimeout, tw.timeout)
 		defer func() {
 			timer.Stop()
@@ -289,6 +294,12 @@ func (s *Server) timeout(next http.Handler) http.Handler {
 			}
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 				tw.timeout() // the handler gave up at the deadline before the timer fired
+			}
+			if tw.failed() && (s.outage.Down() || !s.outage.Check(r.Context())) {
+				// The database is unreachable: 503 + Retry-After rather than 500, counted into the
+				// outage instead of logged per request.
+				s.outage.Count()
+				tw.unavailable()
 			}
 			tw.finish()
 		}()
@@ -305,9 +316,34 @@ type timeoutWriter struct {
 	buf      bytes.Buffer
 	code     int
 	dialect  httpx.Dialect
+	outage   *outage.Monitor
 	timedOut bool
 	done     bool
 }
+
+// failed reports whether the handler answered 500 (and the timer has not answered).
+func (tw *timeoutWriter) failed() bool {
+	tw.mu.Lock()
+	defer tw.mu.Unlock()
+	return !tw.timedOut && tw.code == http.StatusInternalServerError
+}
+
+// unavailable replaces the buffered response with 503 + Retry-After in the request's dialect.
+func (tw *timeoutWriter) unavailable() {
+	tw.mu.Lock()
+	if tw.timedOut {
+		tw.mu.Unlock()
+		return
+	}
+	tw.h, tw.code = make(http.Header), 0
+	tw.buf.Reset()
+	tw.mu.Unlock()
+	tw.h.Set("Retry-After", strconv.Itoa(tw.outage.RetryAfter()))
+	httpx.ErrorDialect(tw, tw.dialect, http.StatusServiceUnavailable, MsgUnavailable)
+}
+
+// MsgUnavailable answers requests while the database is unreachable.
+const MsgUnavailable = "The service is temporarily unavailable. Please retry later."
 
 func (tw *timeoutWriter) Header() http.Header { return tw.h }
 
@@ -339,6 +375,9 @@ func (tw *timeoutWriter) timeout() {
 		return
 	}
 	tw.timedOut = true
+	if tw.outage.Down() {
+		tw.w.Header().Set("Retry-After", strconv.Itoa(tw.outage.RetryAfter()))
+	}
 	httpx.ErrorDialect(tw.w, tw.dialect, http.StatusServiceUnavailable, httpx.MsgTimeout)
 	if f, ok := tw.w.(http.Flusher); ok {
 		f.Flush()

@@ -34,12 +34,12 @@ func TestProxiesResolve(t *testing.T) {
 		wantHost  string
 	}{
 		{name: "untrusted peer, forged XFF ignored", peer: "198.51.100.9:5000",
-			hdr: map[string][]string{"X-Forwarded-For": {"1.2.3.4"}, "X-Forwarded-Proto": {"https"}, "X-Forwarded-Host": {"evil.example"}},
+			hdr:    map[string][]string{"X-Forwarded-For": {"1.2.3.4"}, "X-Forwarded-Proto": {"https"}, "X-Forwarded-Host": {"evil.example"}},
 			wantIP: "198.51.100.9", wantHost: "api.example.com"},
 		{name: "untrusted peer, forged Forwarded ignored", forwarded: true, peer: "198.51.100.9:5000",
 			hdr: map[string][]string{"Forwarded": {"for=1.2.3.4;proto=https"}}, wantIP: "198.51.100.9", wantHost: "api.example.com"},
 		{name: "trusted peer, one hop", peer: "10.0.0.2:5000",
-			hdr: map[string][]string{"X-Forwarded-For": {"203.0.113.5"}, "X-Forwarded-Proto": {"https"}, "X-Forwarded-Host": {"API.example.com:443"}},
+			hdr:    map[string][]string{"X-Forwarded-For": {"203.0.113.5"}, "X-Forwarded-Proto": {"https"}, "X-Forwarded-Host": {"API.example.com:443"}},
 			wantIP: "203.0.113.5", wantHTTPS: true, wantHost: "api.example.com:443"},
 		{name: "client prepends a forged entry: rightmost untrusted wins", peer: "10.0.0.2:5000",
 			hdr:    map[string][]string{"X-Forwarded-For": {"6.6.6.6, 203.0.113.5"}},

@@ -18,6 +18,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/httpx"
 	"github.com/gatehouse/gatehouse/internal/metrics"
+	"github.com/gatehouse/gatehouse/internal/outage"
 )
 
 // Pinger reports whether the database is reachable.
@@ -35,6 +36,9 @@ type Deps struct {
 	Metrics *metrics.Metrics
 	Logger  *slog.Logger
 	Version string
+	// Outage tracks database availability (503 + Retry-After during an outage); nil: a monitor on
+	// DB without a background probe.
+	Outage *outage.Monitor
 }
 
 // Server routes requests.
@@ -48,6 +52,7 @@ type Server struct {
 	log     *slog.Logger
 	version string
 	cors    corsPolicy
+	outage  *outage.Monitor
 	proxies Proxies
 	hsts    string // Strict-Transport-Security value, "" for none
 	exact   map[string]mount
@@ -67,6 +72,9 @@ func New(d Deps) *Server {
 		version: d.Version, cors: newCORS(d.Config.CrossDomainWhitelist),
 		exact:   map[string]mount{},
 		proxies: Proxies{Trusted: d.Config.Edge.Prefixes(), Forwarded: d.Config.Edge.ProxyHeader == "forwarded"},
+	}
+	if s.outage = d.Outage; s.outage == nil {
+		s.outage = outage.New(d.DB, d.Logger, outage.Options{})
 	}
 	if age := d.Config.Edge.HSTSMaxAge; age > 0 {
 		s.hsts = "max-age=" + strconv.FormatInt(int64(age/time.Second), 10)
@@ -180,14 +188,15 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	httpx.JSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
-// readyz is readiness: the database answers within two seconds.
+// readyz is readiness: the database answers within two seconds (pinged at most once a second; during
+// an outage the monitor's probe decides).
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		httpx.MethodNotAllowed(w, r, "GET")
 		return
 	}
-	if err := s.db.Ping(r.Context()); err != nil {
-		s.log.Warn("readiness check failed", "request_id", httpx.InfoOf(r).RequestID, "err", err)
+	if !s.outage.Check(r.Context()) {
+		w.Header().Set("Retry-After", strconv.Itoa(s.outage.RetryAfter()))
 		httpx.JSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": "database unreachable"})
 		return
 	}
