@@ -10,12 +10,14 @@ import (
 	"net"
 	"net/http"
 	"os/signal"
+	"path/filepath"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/account"
 	"github.com/gatehouse/gatehouse/internal/auth"
+	"github.com/gatehouse/gatehouse/internal/certs"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/keys"
 	"github.com/gatehouse/gatehouse/internal/metrics"
@@ -167,8 +169,30 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
 	httpSrv := newHTTPServer(srv.Handler(), cfg, log)
-	errc := make(chan error, 2)
-	go func() { errc <- httpSrv.Serve(ln) }()
+	errc := make(chan error, 3)
+	scheme := "http"
+	var certSrc *certs.Source
+	if cfg.Edge.TLSEnabled() {
+		if certSrc, err = certs.New(certOptions(cfg, log)); err != nil {
+			ln.Close()
+			return err
+		}
+		scheme = "https"
+		httpSrv.TLSConfig = certSrc.TLSConfig()
+		go func() { errc <- httpSrv.ServeTLS(ln, "", "") }()
+	} else {
+		go func() { errc <- httpSrv.Serve(ln) }()
+	}
+	var redirectSrv *http.Server
+	if cfg.Edge.RedirectListen != "" {
+		rln, err := net.Listen("tcp", cfg.Edge.RedirectListen)
+		if err != nil {
+			return fmt.Errorf("listen on %s: %w", cfg.Edge.RedirectListen, err)
+		}
+		redirectSrv = newHTTPServer(certSrc.RedirectHandler(cfg.PublicURL, ln.Addr().(*net.TCPAddr).Port), cfg, log)
+		go func() { errc <- redirectSrv.Serve(rln) }()
+		log.Info("redirecting plain HTTP to https", "addr", rln.Addr().String(), "acme", len(cfg.Edge.ACMEDomains) > 0)
+	}
 
 	var metricsSrv *http.Server
 	if cfg.MetricsListen != "" {
@@ -184,7 +208,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	}
 	log.Info("gatehouse listening", "addr", ln.Addr().String(), "version", version, "database", string(db.Dialect),
 		"database_location", db.Location, "data", cfg.DataDir, "startup", time.Since(started).String())
-	fmt.Fprintf(stdout, "Gatehouse %s listening on http://%s\n", version, ln.Addr())
+	fmt.Fprintf(stdout, "Gatehouse %s listening on %s://%s\n", version, scheme, ln.Addr())
 
 	select {
 	case err := <-errc:
@@ -198,6 +222,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	defer cancel()
 	if metricsSrv != nil {
 		metricsSrv.Shutdown(sctx) //nolint:errcheck
+	}
+	if redirectSrv != nil {
+		redirectSrv.Shutdown(sctx) //nolint:errcheck
 	}
 	if err := httpSrv.Shutdown(sctx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
@@ -259,3 +286,13 @@ func dbPool(cfg *config.Config) store.Pool {
 type pingFunc func(ctx context.Context) error
 
 func (f pingFunc) Ping(ctx context.Context) error { return f(ctx) }
+
+func certOptions(cfg *config.Config, log *slog.Logger) certs.Options {
+	e := cfg.Edge
+	cache := e.ACMECacheDir
+	if cache == "" {
+		cache = filepath.Join(cfg.DataDir, "acme")
+	}
+	return certs.Options{CertFile: e.TLSCertFile, KeyFile: e.TLSKeyFile, Domains: e.ACMEDomains, Email: e.ACMEEmail,
+		DirectoryURL: e.ACMEDirectoryURL, CAFile: e.ACMECAFile, CacheDir: cache, Log: log}
+}
