@@ -53,7 +53,7 @@ func startDNS(t *testing.T) string {
 		}
 		w.WriteMsg(m) //nolint:errcheck
 	})}
-	go srv.ActivateAndServe() //nolint:errcheck
+	go srv.ActivateAndServe()            //nolint:errcheck
 	t.Cleanup(func() { srv.Shutdown() }) //nolint:errcheck
 	return ln.Addr().String()
 }
