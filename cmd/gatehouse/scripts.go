@@ -2,14 +2,18 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"path"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/appdir"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/keys"
+	"github.com/gatehouse/gatehouse/internal/metrics"
 	"github.com/gatehouse/gatehouse/internal/script"
 	"github.com/gatehouse/gatehouse/internal/server"
 	"github.com/gatehouse/gatehouse/internal/store"
@@ -18,7 +22,7 @@ import (
 
 // loadApp loads the app directory and compiles its scripts (an empty app and no engine without
 // --app). A script that does not compile stops start-up with its file and line.
-func loadApp(cfg *config.Config, res *keys.Resolved, log *slog.Logger) (*appdir.App, *script.Engine, error) {
+func loadApp(cfg *config.Config, res *keys.Resolved, log *slog.Logger, m *metrics.Metrics) (*appdir.App, *script.Engine, error) {
 	if cfg.AppDir == "" {
 		return appdir.Empty(), nil, nil
 	}
@@ -32,6 +36,7 @@ func loadApp(cfg *config.Config, res *keys.Resolved, log *slog.Logger) (*appdir.
 		HTTPAllow:   cfg.Scripts.HTTPAllowlist,
 		Keys:        scriptKeys(cfg, res, log),
 		Log:         log.With("component", "script"),
+		Observe:     scriptMetrics(m),
 	})
 	if err != nil {
 		return nil, nil, err
@@ -88,4 +93,35 @@ func mountScripts(ctx context.Context, srv *server.Server, cfg *config.Config, d
 		go engine.Watch(ctx, cfg.Scripts.ReloadInterval)
 	}
 	return nil
+}
+
+// scriptMetrics feeds the script and job metrics from the engine's per-invocation hook.
+func scriptMetrics(m *metrics.Metrics) func(string, time.Duration, error) {
+	return func(name string, d time.Duration, err error) {
+		outcome := "ok"
+		switch {
+		case err == nil:
+		case errors.Is(err, script.ErrTimeout):
+			outcome = "timeout"
+		case errors.Is(err, script.ErrMemory):
+			outcome = "memory"
+		default:
+			outcome = "error"
+		}
+		kind := "other"
+		switch path.Base(path.Dir(name)) {
+		case "table":
+			kind = "table"
+		case "api":
+			kind = "api"
+		case "scheduler":
+			kind = "job"
+			jobOutcome := outcome
+			if outcome == "error" || outcome == "memory" {
+				jobOutcome = "failed"
+			}
+			m.JobRun(strings.TrimSuffix(path.Base(name), ".js"), d, jobOutcome)
+		}
+		m.ScriptRun(kind, d, outcome)
+	}
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/server"
 	"github.com/gatehouse/gatehouse/internal/store"
 	"github.com/gatehouse/gatehouse/internal/table"
+	"github.com/gatehouse/gatehouse/internal/telemetry"
 	"github.com/gatehouse/gatehouse/internal/token"
 )
 
@@ -117,7 +118,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		return err
 	}
 
-	app, engine, err := loadApp(cfg, res, log)
+	m := metrics.New(version)
+	app, engine, err := loadApp(cfg, res, log, m)
 	if err != nil {
 		return err
 	}
@@ -140,9 +142,21 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		return err
 	}
 
-	m := metrics.New(version)
+	m.Database(db.Stats, func() bool { return !dbOutage.Down() })
+	tracer, stopTracing, err := telemetry.New(ctx, telemetry.Options{Endpoint: cfg.Telemetry.OTLPEndpoint,
+		SampleRatio: cfg.Telemetry.SampleRatio, ServiceName: cfg.Telemetry.ServiceName, Version: version})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		tctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := stopTracing(tctx); err != nil {
+			log.Warn("flushing traces failed", "err", err)
+		}
+	}()
 	srv := server.New(server.Deps{
-		Config: cfg, Auth: authn, App: app, DB: db, Metrics: m, Logger: log, Version: version, Outage: dbOutage,
+		Config: cfg, Auth: authn, App: app, DB: db, Metrics: m, Logger: log, Version: version, Outage: dbOutage, Tracer: tracer,
 		Minter: &auth.Minter{Auth: authn, DefaultTTL: cfg.TokenTTL, MaxTTL: cfg.TokenMaxTTL},
 	})
 

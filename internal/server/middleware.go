@@ -74,7 +74,8 @@ func (s *Server) observe(next http.Handler) http.Handler {
 			info.Route = m.route
 		}
 		client := s.proxies.Resolve(r)
-		r = r.WithContext(httpx.WithClient(httpx.WithInfo(r.Context(), info), client))
+		ctx, span := s.startSpan(r, info, client)
+		r = r.WithContext(httpx.WithClient(httpx.WithInfo(ctx, info), client))
 		sw := &statusWriter{ResponseWriter: w}
 		sw.Header().Set("X-Request-Id", info.RequestID)
 		s.metrics.InFlight(1)
@@ -102,6 +103,10 @@ func (s *Server) observe(next http.Handler) http.Handler {
 				status = http.StatusOK
 			}
 			s.metrics.Observe(info.Route, r.Method, status, d)
+			if status == http.StatusTooManyRequests && isLoginRoute(info.Route) {
+				s.metrics.LoginThrottled(info.Route)
+			}
+			endSpan(span, r.Method, info.Route, status)
 			level := slog.LevelInfo
 			switch {
 			case status == http.StatusServiceUnavailable:
@@ -299,6 +304,7 @@ func (s *Server) timeout(next http.Handler) http.Handler {
 				// The database is unreachable: 503 + Retry-After rather than 500, counted into the
 				// outage instead of logged per request.
 				s.outage.Count()
+				s.metrics.DBUnavailable()
 				tw.unavailable()
 			}
 			tw.finish()

@@ -19,6 +19,8 @@ import (
 	"github.com/gatehouse/gatehouse/internal/httpx"
 	"github.com/gatehouse/gatehouse/internal/metrics"
 	"github.com/gatehouse/gatehouse/internal/outage"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 )
 
 // Pinger reports whether the database is reachable.
@@ -39,6 +41,8 @@ type Deps struct {
 	// Outage tracks database availability (503 + Retry-After during an outage); nil: a monitor on
 	// DB without a background probe.
 	Outage *outage.Monitor
+	// Tracer traces requests (nil: no tracing).
+	Tracer trace.TracerProvider
 }
 
 // Server routes requests.
@@ -54,6 +58,7 @@ type Server struct {
 	cors    corsPolicy
 	outage  *outage.Monitor
 	proxies Proxies
+	tracer  trace.Tracer
 	hsts    string // Strict-Transport-Security value, "" for none
 	exact   map[string]mount
 	prefix  []mount // longest first
@@ -73,6 +78,11 @@ func New(d Deps) *Server {
 		exact:   map[string]mount{},
 		proxies: Proxies{Trusted: d.Config.Edge.Prefixes(), Forwarded: d.Config.Edge.ProxyHeader == "forwarded"},
 	}
+	tp := d.Tracer
+	if tp == nil {
+		tp = noop.NewTracerProvider()
+	}
+	s.tracer = tp.Tracer("github.com/gatehouse/gatehouse/internal/server")
 	if s.outage = d.Outage; s.outage == nil {
 		s.outage = outage.New(d.DB, d.Logger, outage.Options{})
 	}
