@@ -96,19 +96,29 @@ func TestDatabaseOutage(t *testing.T) {
 	if rc, _, errs := runCmd(t, env, "table", "create", "todo", "--data", data, "--columns", "title=string"); rc != 0 {
 		t.Fatalf("table create: %s", errs)
 	}
-	base, stderr, _ := startServer(t, []string{"--data", data}, env)
-	app := map[string]string{"X-ZUMO-APPLICATION": env["GATEHOUSE_APPLICATION_KEY"]}
+	// A custom API reading the table through the scripts' tables service.
+	app := filepath.Join(t.TempDir(), "app")
+	writeFiles(t, app, map[string]string{
+		"datamodel.json": `{"tables":[]}`,
+		"api/count.json": `{"routes":{"*":{"get":{"permission":"application"}}}}`,
+		"api/count.js": `exports.get = function (req, res) {
+    tables.getTable('todo').read({ success: function (rows) { res.send(200, {n: rows.length}); } });
+};`,
+	})
+	base, stderr, _ := startServer(t, []string{"--data", data, "--app", app}, env)
+	appKey := map[string]string{"X-ZUMO-APPLICATION": env["GATEHOUSE_APPLICATION_KEY"]}
 
 	type call struct{ method, path, body string }
 	calls := []call{
 		{"GET", "/tables/todo", ""},
 		{"POST", "/tables/todo", `{"title":"during the outage"}`},
 		{"POST", "/login/custom", `{"email":"nobody@example.com","password":"some password"}`},
+		{"GET", "/api/count", ""},
 		{"GET", "/readyz", ""},
 	}
 	do := func(c call) (int, http.Header, string) {
 		req, _ := http.NewRequest(c.method, base+c.path, strings.NewReader(c.body))
-		for k, v := range app {
+		for k, v := range appKey {
 			req.Header.Set(k, v)
 		}
 		if c.body != "" {
@@ -163,7 +173,7 @@ func TestDatabaseOutage(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	for _, c := range calls[:3] {
+	for _, c := range calls[:4] {
 		if code, _, body := do(c); code >= 500 {
 			t.Fatalf("after recovery: %s %s: %d %s", c.method, c.path, code, body)
 		}

@@ -50,3 +50,11 @@ func ClientIP(r *http.Request) string {
 	}
 	return ""
 }
+
+// RequestID returns the id of the request ctx belongs to ("" outside a request).
+func RequestID(ctx context.Context) string {
+	if i, ok := ctx.Value(infoKey).(*Info); ok {
+		return i.RequestID
+	}
+	return ""
+}

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/gatehouse/gatehouse/internal/httpx"
 	"modernc.org/sqlite"
 )
 
@@ -84,6 +86,7 @@ type Monitor struct {
 	down      bool
 	since     time.Time
 	failed    int64 // requests answered 503 during the outage
+	folded    int64 // error log records folded into the outage
 	cause     string
 	lastCheck time.Time
 	lastOK    bool
@@ -137,12 +140,18 @@ func (m *Monitor) fail(cause string) {
 	if m.down {
 		return
 	}
-	m.down, m.since, m.cause, m.failed = true, m.o.Now(), cause, 0
+	m.down, m.since, m.cause, m.failed, m.folded = true, m.o.Now(), cause, 0, 0
 	m.log.Error("database unreachable; answering 503 until it recovers", "err", cause, "retry_after_seconds", m.RetryAfter())
 	select {
 	case m.wake <- struct{}{}:
 	default:
 	}
+}
+
+func (m *Monitor) suppress() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.folded++
 }
 
 // Count records a request answered 503 because of the outage (already known to be down).
@@ -163,8 +172,8 @@ func (m *Monitor) recovered() {
 	}
 	m.down = false
 	m.log.Info("database reachable again", "outage", m.o.Now().Sub(m.since).Round(time.Millisecond).String(),
-		"failed_requests", m.failed, "first_error", m.cause)
-	m.failed = 0
+		"failed_requests", m.failed, "folded_log_lines", m.folded, "first_error", m.cause)
+	m.failed, m.folded = 0, 0
 }
 
 // Check pings the database unless it was pinged within CheckEvery (then the last answer stands) and
@@ -235,10 +244,27 @@ func (f *filter) Handle(ctx context.Context, r slog.Record) error {
 		})
 		if cause != nil {
 			f.m.fail(cause.Error())
+			f.m.suppress()
+			return nil
+		}
+		// A request's error during an outage whose cause is no longer a Go error (a script's
+		// exception message or console.error, for one) is folded too: the request was answered 503 and the access
+		// log keeps its line; the recovery line gives the number folded.
+		if f.m.Down() && (hasAttr(r, "request_id") || httpx.RequestID(ctx) != "") {
+			f.m.suppress()
 			return nil
 		}
 	}
 	return f.next.Handle(ctx, r)
+}
+
+func hasAttr(r slog.Record, key string) bool {
+	found := false
+	r.Attrs(func(a slog.Attr) bool {
+		found = a.Key == key
+		return !found
+	})
+	return found
 }
 
 func (f *filter) WithAttrs(as []slog.Attr) slog.Handler {

@@ -128,6 +128,7 @@ func TestMonitor(t *testing.T) {
 		m.Count()
 	}
 	log.Error("unrelated failure", "err", errors.New("bug"))
+	log.Error("script failed", "request_id", "r1", "error", "Error: the table could not be read") // folded: a request during the outage
 	if !m.Down() || m.Check(ctx) {
 		t.Fatal("monitor not down")
 	}
@@ -142,7 +143,11 @@ func TestMonitor(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if !strings.Contains(buf.String(), `"msg":"database reachable again"`) || !strings.Contains(buf.String(), `"failed_requests":10`) {
+	if !strings.Contains(buf.String(), `"msg":"database reachable again"`) || !strings.Contains(buf.String(), `"failed_requests":10`) || !strings.Contains(buf.String(), `"folded_log_lines":11`) {
 		t.Fatalf("recovery line: %s", buf.String())
+	}
+	log.Error("script failed", "request_id", "r2", "error", "after the outage")
+	if !strings.Contains(buf.String(), `"request_id":"r2"`) {
+		t.Fatal("request errors after the outage must be logged")
 	}
 }
