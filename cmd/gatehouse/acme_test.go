@@ -63,8 +63,20 @@ func startDNS(t *testing.T) string {
 // redirects plain HTTP to https.
 func TestACMEWithPebble(t *testing.T) {
 	t.Setenv("PEBBLE_VA_NOSLEEP", "1")
+	// autocert answers TLS-ALPN-01 on the main listener first; when the CA cannot reach that (its
+	// validation port is closed here), HTTP-01 on the redirect listener.
+	for _, challenge := range []string{"tls-alpn-01", "http-01"} {
+		t.Run(challenge, func(t *testing.T) { testACME(t, challenge) })
+	}
+}
+
+func testACME(t *testing.T, challenge string) {
 	const domain = "gatehouse.test"
 	tlsPort, httpPort := freePort(t), freePort(t)
+	vaTLSPort := tlsPort
+	if challenge == "http-01" {
+		vaTLSPort = freePort(t) // nothing listens: TLS-ALPN-01 fails
+	}
 
 	plog := log.New(io.Discard, "", 0)
 	if testing.Verbose() {
@@ -72,7 +84,7 @@ func TestACMEWithPebble(t *testing.T) {
 	}
 	store := pebbledb.NewMemoryStore()
 	authority := ca.New(plog, store, "", "ecdsa", 0, 1, map[string]ca.Profile{"default": {Description: "default"}})
-	validator := va.New(plog, httpPort, tlsPort, false, startDNS(t), store)
+	validator := va.New(plog, httpPort, vaTLSPort, false, startDNS(t), store)
 	front := wfe.New(plog, store, validator, authority, []string{"pebble.letsencrypt.org"}, false, false, 1, 1)
 	acmeSrv := httptest.NewTLSServer(front.Handler())
 	t.Cleanup(acmeSrv.Close)

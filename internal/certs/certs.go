@@ -95,10 +95,21 @@ func (s *Source) TLSConfig() *tls.Config { return s.tls }
 // host (host names only, no port) with httpsPort unless it is 443.
 func (s *Source) RedirectHandler(publicURL string, httpsPort int) http.Handler {
 	var h http.Handler = Redirect(publicURL, httpsPort)
-	if s != nil && s.manager != nil {
-		h = s.manager.HTTPHandler(h)
+	if s == nil || s.manager == nil {
+		return h
 	}
-	return h
+	acmeHandler := s.manager.HTTPHandler(h)
+	// autocert checks its host policy against the Host header verbatim, so "example.com:80" (or a
+	// CA validating on another port) would be refused: challenges see the host without its port.
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/.well-known/acme-challenge/") {
+			if host, _, err := net.SplitHostPort(r.Host); err == nil {
+				r = r.Clone(r.Context())
+				r.Host = host
+			}
+		}
+		acmeHandler.ServeHTTP(w, r)
+	})
 }
 
 // Redirect answers every request with 308 Permanent Redirect to its https:// twin.
