@@ -51,6 +51,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = backupCmd(ctx, args, stdout, stderr, getenv)
 	case "restore":
 		err = restoreCmd(ctx, args, stdout, stderr, getenv)
+	case "healthcheck":
+		err = healthcheck(ctx, args, stdout, stderr, getenv)
 	case "version":
 		fmt.Fprintf(stdout, "gatehouse %s\n", version)
 	case "help", "-h", "--help":
@@ -95,6 +97,7 @@ Usage:
   gatehouse jobs list|runs NAME      the cluster's jobs and their run history (--json, --limit N)
   gatehouse backup --out FILE        archive the SQLite database and keys.json (online, mode 0600)
   gatehouse restore --in FILE        restore an archive into the data directory (--force to replace)
+  gatehouse healthcheck [--ready]    probe this instance's /healthz (/readyz): exit 0 when healthy
   gatehouse version                  print the version
 
 Every command takes --config FILE and --data DIR; run "gatehouse serve -h" for all flags.

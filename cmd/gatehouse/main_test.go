@@ -51,7 +51,7 @@ func startServer(t *testing.T, args []string, env map[string]string) (string, *l
 	go func() {
 		sc := bufio.NewScanner(pr)
 		for sc.Scan() {
-			if m := regexp.MustCompile(`listening on (http://\S+)`).FindStringSubmatch(sc.Text()); m != nil {
+			if m := regexp.MustCompile(`listening on (https?://\S+)`).FindStringSubmatch(sc.Text()); m != nil {
 				urlc <- m[1]
 			}
 		}

@@ -2,9 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"path"
+	"strings"
+	"time"
 
 	"github.com/gatehouse/gatehouse/internal/appdir"
 	"github.com/gatehouse/gatehouse/internal/auth"
@@ -19,7 +23,7 @@ import (
 
 // loadApp loads the app directory and compiles its scripts (an empty app and no engine without
 // --app). A script that does not compile stops start-up with its file and line.
-func loadApp(cfg *config.Config, scriptKeys func() script.Keys, log *slog.Logger) (*appdir.App, *script.Engine, error) {
+func loadApp(cfg *config.Config, scriptKeys func() script.Keys, log *slog.Logger, m *metrics.Metrics) (*appdir.App, *script.Engine, error) {
 	if cfg.AppDir == "" {
 		return appdir.Empty(), nil, nil
 	}
@@ -33,6 +37,7 @@ func loadApp(cfg *config.Config, scriptKeys func() script.Keys, log *slog.Logger
 		HTTPAllow:   cfg.Scripts.HTTPAllowlist,
 		Keys:        scriptKeys,
 		Log:         log.With("component", "script"),
+		Observe:     scriptMetrics(m),
 	})
 	if err != nil {
 		return nil, nil, err
@@ -110,4 +115,35 @@ func instanceID() string {
 		host = "gatehouse"
 	}
 	return host + "-" + jobs.NewID()[:8]
+}
+
+// scriptMetrics feeds the script and job metrics from the engine's per-invocation hook.
+func scriptMetrics(m *metrics.Metrics) func(string, time.Duration, error) {
+	return func(name string, d time.Duration, err error) {
+		outcome := "ok"
+		switch {
+		case err == nil:
+		case errors.Is(err, script.ErrTimeout):
+			outcome = "timeout"
+		case errors.Is(err, script.ErrMemory):
+			outcome = "memory"
+		default:
+			outcome = "error"
+		}
+		kind := "other"
+		switch path.Base(path.Dir(name)) {
+		case "table":
+			kind = "table"
+		case "api":
+			kind = "api"
+		case "scheduler":
+			kind = "job"
+			jobOutcome := outcome
+			if outcome == "error" || outcome == "memory" {
+				jobOutcome = "failed"
+			}
+			m.JobRun(strings.TrimSuffix(path.Base(name), ".js"), d, jobOutcome)
+		}
+		m.ScriptRun(kind, d, outcome)
+	}
 }

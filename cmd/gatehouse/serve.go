@@ -10,19 +10,24 @@ import (
 	"net"
 	"net/http"
 	"os/signal"
+	"path/filepath"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/account"
 	"github.com/gatehouse/gatehouse/internal/auth"
+	"github.com/gatehouse/gatehouse/internal/certs"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/keyring"
 	"github.com/gatehouse/gatehouse/internal/keys"
 	"github.com/gatehouse/gatehouse/internal/metrics"
 	"github.com/gatehouse/gatehouse/internal/odata"
+	"github.com/gatehouse/gatehouse/internal/outage"
 	"github.com/gatehouse/gatehouse/internal/server"
 	"github.com/gatehouse/gatehouse/internal/store"
 	"github.com/gatehouse/gatehouse/internal/table"
+	"github.com/gatehouse/gatehouse/internal/telemetry"
 	"github.com/gatehouse/gatehouse/internal/token"
 )
 
@@ -92,6 +97,16 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		return err
 	}
 	log := newLogger(cfg, stderr)
+	// The outage monitor logs a database outage once (and its recovery with a count); every
+	// component's logger folds its "database unreachable" errors into it instead of one per request.
+	var dbReady atomic.Pointer[store.DB]
+	dbOutage := outage.New(pingFunc(func(ctx context.Context) error {
+		if db := dbReady.Load(); db != nil {
+			return db.Ping(ctx)
+		}
+		return nil
+	}), log, outage.Options{})
+	log = slog.New(dbOutage.Handler(log.Handler()))
 
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -102,11 +117,15 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	}
 	opt := storeOptions(cfg)
 	opt.Schema, opt.CreateDataDir = policy, true
-	db, err := store.OpenWith(ctx, cfg.Database, cfg.DataDir, opt)
+	pool := dbPool(cfg)
+	db, err := store.OpenWith(ctx, store.WithPool(cfg.Database, pool), cfg.DataDir, opt)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
+	db.Configure(pool)
+	dbReady.Store(db)
+	go dbOutage.Run(ctx)
 	// Change notifications between instances (LISTEN/NOTIFY on PostgreSQL); polling stays the fallback.
 	notifier, runNotifier, err := newNotifier(ctx, cfg, db, log)
 	if err != nil {
@@ -133,7 +152,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		defer func() { cancelAgent(); <-agentDone }()
 	}
 
-	app, engine, err := loadApp(cfg, currentScriptKeys(authn), log)
+	m := metrics.New(version)
+	app, engine, err := loadApp(cfg, currentScriptKeys(authn), log, m)
 	if err != nil {
 		return err
 	}
@@ -148,9 +168,21 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	}
 	tables.Notify(notifier)
 
-	m := metrics.New(version)
+	m.Database(db.Stats, func() bool { return !dbOutage.Down() })
+	tracer, stopTracing, err := telemetry.New(ctx, telemetry.Options{Endpoint: cfg.Telemetry.OTLPEndpoint,
+		SampleRatio: cfg.Telemetry.SampleRatio, ServiceName: cfg.Telemetry.ServiceName, Version: version})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		tctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := stopTracing(tctx); err != nil {
+			log.Warn("flushing traces failed", "err", err)
+		}
+	}()
 	srv := server.New(server.Deps{
-		Config: cfg, Auth: authn, App: app, DB: db, Metrics: m, Logger: log, Version: version,
+		Config: cfg, Auth: authn, App: app, DB: db, Metrics: m, Logger: log, Version: version, Outage: dbOutage, Tracer: tracer,
 		Minter: &auth.Minter{Auth: authn, DefaultTTL: cfg.TokenTTL, MaxTTL: cfg.TokenMaxTTL},
 	})
 
@@ -187,8 +219,30 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
 	httpSrv := newHTTPServer(srv.Handler(), cfg, log)
-	errc := make(chan error, 2)
-	go func() { errc <- httpSrv.Serve(ln) }()
+	errc := make(chan error, 3)
+	scheme := "http"
+	var certSrc *certs.Source
+	if cfg.Edge.TLSEnabled() {
+		if certSrc, err = certs.New(certOptions(cfg, log)); err != nil {
+			ln.Close()
+			return err
+		}
+		scheme = "https"
+		httpSrv.TLSConfig = certSrc.TLSConfig()
+		go func() { errc <- httpSrv.ServeTLS(ln, "", "") }()
+	} else {
+		go func() { errc <- httpSrv.Serve(ln) }()
+	}
+	var redirectSrv *http.Server
+	if cfg.Edge.RedirectListen != "" {
+		rln, err := net.Listen("tcp", cfg.Edge.RedirectListen)
+		if err != nil {
+			return fmt.Errorf("listen on %s: %w", cfg.Edge.RedirectListen, err)
+		}
+		redirectSrv = newHTTPServer(certSrc.RedirectHandler(cfg.PublicURL, ln.Addr().(*net.TCPAddr).Port), cfg, log)
+		go func() { errc <- redirectSrv.Serve(rln) }()
+		log.Info("redirecting plain HTTP to https", "addr", rln.Addr().String(), "acme", len(cfg.Edge.ACMEDomains) > 0)
+	}
 
 	var metricsSrv *http.Server
 	if cfg.MetricsListen != "" {
@@ -204,7 +258,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	}
 	log.Info("gatehouse listening", "addr", ln.Addr().String(), "version", version, "database", string(db.Dialect),
 		"database_location", db.Location, "data", cfg.DataDir, "startup", time.Since(started).String())
-	fmt.Fprintf(stdout, "Gatehouse %s listening on http://%s\n", version, ln.Addr())
+	fmt.Fprintf(stdout, "Gatehouse %s listening on %s://%s\n", version, scheme, ln.Addr())
 
 	select {
 	case err := <-errc:
@@ -218,6 +272,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	defer cancel()
 	if metricsSrv != nil {
 		metricsSrv.Shutdown(sctx) //nolint:errcheck
+	}
+	if redirectSrv != nil {
+		redirectSrv.Shutdown(sctx) //nolint:errcheck
 	}
 	if err := httpSrv.Shutdown(sctx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
@@ -274,4 +331,24 @@ func tableDefaults(cfg *config.Config) table.Defaults {
 
 func storeOptions(cfg *config.Config) store.Options {
 	return store.Options{SQLiteMaxLength: cfg.SQLiteMaxValueKB << 10}
+}
+
+func dbPool(cfg *config.Config) store.Pool {
+	p := cfg.DBPool
+	return store.Pool{MaxConns: p.MaxConns, MaxIdleConns: p.MaxIdleConns, ConnMaxLifetime: p.ConnMaxLifetime,
+		ConnMaxIdleTime: p.ConnMaxIdleTime, StatementTimeout: p.StatementTimeout, ConnectTimeout: p.ConnectTimeout}
+}
+
+type pingFunc func(ctx context.Context) error
+
+func (f pingFunc) Ping(ctx context.Context) error { return f(ctx) }
+
+func certOptions(cfg *config.Config, log *slog.Logger) certs.Options {
+	e := cfg.Edge
+	cache := e.ACMECacheDir
+	if cache == "" {
+		cache = filepath.Join(cfg.DataDir, "acme")
+	}
+	return certs.Options{CertFile: e.TLSCertFile, KeyFile: e.TLSKeyFile, Domains: e.ACMEDomains, Email: e.ACMEEmail,
+		DirectoryURL: e.ACMEDirectoryURL, CAFile: e.ACMECAFile, CacheDir: cache, Log: log}
 }

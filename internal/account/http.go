@@ -5,7 +5,6 @@ import (
 	"errors"
 	"html/template"
 	"log/slog"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -127,23 +126,9 @@ func (h *Handler) signedIn(next http.Handler) http.Handler {
 	})
 }
 
-// clientIP is the peer address; behind a proxy on the loopback interface, the address that proxy
-// saw (the last X-Forwarded-For entry).
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
-		if xff := r.Header.Values("X-Forwarded-For"); len(xff) > 0 {
-			parts := strings.Split(xff[len(xff)-1], ",")
-			if last := strings.TrimSpace(parts[len(parts)-1]); net.ParseIP(last) != nil {
-				return last
-			}
-		}
-	}
-	return host
-}
+// clientIP is the client's address as the server resolved it: the TCP peer, or behind trusted proxies
+// (trusted_proxies) the first untrusted address of the forwarding header, walked right to left.
+func clientIP(r *http.Request) string { return httpx.ClientIP(r) }
 
 func client(r *http.Request) Client { return Client{IP: clientIP(r)} }
 

@@ -91,6 +91,7 @@ type envOpt struct {
 	limiter      *password.Limiter
 	noUsers      bool
 	keepHashes   bool
+	env          map[string]string // configuration environment (e.g. GATEHOUSE_TRUSTED_PROXIES)
 }
 
 var cheap = password.Params{Memory: 64, Time: 1, Threads: 1}
@@ -100,7 +101,7 @@ func newEnv(t *testing.T, db *store.DB, o envOpt) *env {
 	if o.params == (password.Params{}) {
 		o.params = cheap
 	}
-	cfg, err := config.Load(nil, func(string) string { return "" })
+	cfg, err := config.Load(nil, func(k string) string { return o.env[k] })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -87,6 +87,11 @@ type Config struct {
 	// Scripts configures server scripts (package script).
 	Scripts Scripts
 
+	// Edge, DBPool and Telemetry: proxies and TLS, the database pool, tracing (file ops.go).
+	Edge      Edge
+	DBPool    DBPool
+	Telemetry Telemetry
+
 	// Sources records where each setting's value came from ("default", "file", "env NAME", "flag -x").
 	Sources map[string]string
 }
@@ -174,7 +179,7 @@ type setting struct {
 }
 
 func settings() []setting {
-	return append(append(baseSettings(), loginSettings()...), keyRingSettings()...)
+	return append(append(append(baseSettings(), loginSettings()...), keyRingSettings()...), opsSettings()...)
 }
 
 func baseSettings() []setting {
@@ -196,7 +201,7 @@ func baseSettings() []setting {
 		{"shutdown_timeout", []string{"GATEHOUSE_SHUTDOWN_TIMEOUT"}, "", "20s", kDuration, "how long SIGTERM waits for requests in flight", func(c *Config) any { return &c.ShutdownTimeout }},
 		{"cross_domain_whitelist", []string{"GATEHOUSE_CROSS_DOMAIN_WHITELIST", "MS_CrossDomainWhitelist"}, "", "localhost", kHostList, "CORS origins by host pattern: JSON [{\"host\":\"*.example.com\"}] or a comma list; * matches [a-z0-9.-]*", func(c *Config) any { return &c.CrossDomainWhitelist }},
 		{"skip_version_check", []string{"GATEHOUSE_SKIP_VERSION_CHECK", "MS_SkipVersionCheck"}, "", "false", kBool, "accept any ZUMO-API-VERSION value instead of answering 400", func(c *Config) any { return &c.SkipVersionCheck }},
-		{"require_https", []string{"GATEHOUSE_REQUIRE_HTTPS", "MS_RequireHttps"}, "", "false", kBool, "refuse plain-HTTP requests (403); trusts X-Forwarded-Proto only from loopback proxies", func(c *Config) any { return &c.RequireHTTPS }},
+		{"require_https", []string{"GATEHOUSE_REQUIRE_HTTPS", "MS_RequireHttps"}, "", "false", kBool, "refuse plain-HTTP requests (403); the scheme comes from the TLS connection or a trusted proxy (trusted_proxies)", func(c *Config) any { return &c.RequireHTTPS }},
 		{"page_size", []string{"GATEHOUSE_PAGE_SIZE"}, "", "50", kInt, "rows a table read returns when $top is absent (per table: pageSize)", func(c *Config) any { return &c.PageSize }},
 		{"max_top", []string{"GATEHOUSE_MAX_TOP"}, "", "1000", kInt, "largest $top accepted (above it: 400; per table: maxTop)", func(c *Config) any { return &c.MaxTop }},
 		{"dynamic_schema", []string{"GATEHOUSE_DYNAMIC_SCHEMA", "MS_DynamicSchemaEnabled"}, "", "true", kBool, "add a column when an insert or update brings an unknown property (per table: dynamicSchema)", func(c *Config) any { return &c.DynamicSchema }},
@@ -629,6 +634,9 @@ func (c *Config) validate() error {
 		return err
 	}
 	if err := c.validateLogin(); err != nil {
+		return err
+	}
+	if err := c.validateOps(); err != nil {
 		return err
 	}
 	if c.MetricsListen != "" && c.MetricsListen == c.Listen {

@@ -21,6 +21,7 @@ type Metrics struct {
 	inFlight     prometheus.Gauge
 	authFailures *prometheus.CounterVec
 	panics       prometheus.Counter
+	ops          *ops // ops.go
 }
 
 // New creates the collectors on a new registry, with Go runtime and process collectors.
@@ -45,7 +46,9 @@ func New(version string) *Metrics {
 		panics: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "gatehouse_http_panics_total", Help: "Handler panics recovered into a 500.",
 		}),
+		ops: newOps(),
 	}
+	reg.MustRegister(m.ops.collectors()...)
 	build := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "gatehouse_build_info", Help: "Gatehouse build.", ConstLabels: prometheus.Labels{"version": version},
 	})

@@ -80,6 +80,10 @@ type Options struct {
 	// credentials only, as the original without its users feature).
 	Identities Identities
 	Log        *slog.Logger
+	// Observe, when set, is told about every finished invocation: the script (relative path such as
+	// table/todo.insert.js, api/x.js, scheduler/job.js), its duration and its error (ErrTimeout and
+	// ErrMemory for interrupts). Metrics hang here.
+	Observe func(script string, d time.Duration, err error)
 }
 
 // Engine owns the current app version and runs scripts.
@@ -459,6 +463,9 @@ func (e *Engine) runFor(ctx context.Context, budget time.Duration, v *Version, s
 	}
 	fired := !stop()
 	e.track(inv, false)
+	if e.opt.Observe != nil {
+		defer func() { e.opt.Observe(script, time.Since(inv.started), err) }()
+	}
 	if inv.memory.Load() {
 		err = ErrMemory
 	} else if err != nil {

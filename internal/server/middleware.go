@@ -8,6 +8,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"runtime/debug"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/auth"
 	"github.com/gatehouse/gatehouse/internal/httpx"
+	"github.com/gatehouse/gatehouse/internal/outage"
 	"github.com/gatehouse/gatehouse/internal/token"
 )
 
@@ -71,7 +73,9 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		if m, ok := s.lookup(r.URL.Path); ok {
 			info.Route = m.route
 		}
-		r = r.WithContext(httpx.WithInfo(r.Context(), info))
+		client := s.proxies.Resolve(r)
+		ctx, span := s.startSpan(r, info, client)
+		r = r.WithContext(httpx.WithClient(httpx.WithInfo(ctx, info), client))
 		sw := &statusWriter{ResponseWriter: w}
 		sw.Header().Set("X-Request-Id", info.RequestID)
 		s.metrics.InFlight(1)
@@ -99,14 +103,23 @@ func (s *Server) observe(next http.Handler) http.Handler {
 				status = http.StatusOK
 			}
 			s.metrics.Observe(info.Route, r.Method, status, d)
+			if status == http.StatusTooManyRequests && isLoginRoute(info.Route) {
+				s.metrics.LoginThrottled(info.Route)
+			}
+			endSpan(span, r.Method, info.Route, status)
 			level := slog.LevelInfo
-			if status >= 500 {
+			switch {
+			case status == http.StatusServiceUnavailable:
+				// Overload and database outages: the outage monitor logs the outage once.
+				level = slog.LevelWarn
+			case status >= 500:
 				level = slog.LevelError
 			}
 			s.log.LogAttrs(r.Context(), level, "request",
 				slog.String("request_id", info.RequestID), slog.String("method", r.Method),
 				slog.String("path", r.URL.Path), slog.String("route", info.Route), slog.Int("status", status),
-				slog.Int64("bytes", sw.bytes), slog.Duration("duration", d), slog.String("remote", r.RemoteAddr))
+				slog.Int64("bytes", sw.bytes), slog.Duration("duration", d), slog.String("remote", addrString(client.IP)),
+				slog.String("peer", r.RemoteAddr))
 		}()
 		next.ServeHTTP(sw, r)
 	})
@@ -127,6 +140,9 @@ func (s *Server) headers(next http.Handler) http.Handler {
 		h.Set("x-zumo-version", "Gatehouse/"+s.version)
 		h.Set("x-zumo-server-version", "gatehouse-"+s.version)
 		h.Set("X-Content-Type-Options", "nosniff")
+		if s.hsts != "" && httpx.ClientOf(r).HTTPS {
+			h.Set("Strict-Transport-Security", s.hsts)
+		}
 		if origin := r.Header.Get("Origin"); origin != "" {
 			if s.cors.allowed(origin) {
 				h.Set("Access-Control-Allow-Origin", origin)
@@ -224,13 +240,13 @@ func versionChecked(path string) bool {
 }
 
 // https refuses plain HTTP when require_https is set. TLS terminates at a proxy in most deployments;
-// X-Forwarded-Proto (or the original's x-arr-ssl) is believed only from a loopback peer.
+// the scheme comes from the connection itself or from a trusted proxy's header (Proxies).
 func (s *Server) https(next http.Handler) http.Handler {
 	if !s.cfg.RequireHTTPS {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.TLS == nil && !(fromLoopback(r) && (strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https") || r.Header.Get("x-arr-ssl") != "")) {
+		if !httpx.ClientOf(r).HTTPS {
 			httpx.Error(w, r, http.StatusForbidden, "HTTPS connections are required for this service. Please update your endpoint to use the https protocol.")
 			return
 		}
@@ -238,13 +254,11 @@ func (s *Server) https(next http.Handler) http.Handler {
 	})
 }
 
-func fromLoopback(r *http.Request) bool {
-	host := r.RemoteAddr
-	if i := strings.LastIndexByte(host, ':'); i >= 0 {
-		host = host[:i]
+func addrString(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
 	}
-	host = strings.Trim(host, "[]")
-	return host == "127.0.0.1" || host == "::1" || strings.HasPrefix(host, "127.")
+	return a.String()
 }
 
 // limitBody answers 413 for a declared length over the limit and caps the body of every request.
@@ -272,7 +286,7 @@ func (s *Server) timeout(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
 		defer cancel()
-		tw := &timeoutWriter{w: w, h: make(http.Header), dialect: httpx.DialectOf(r)}
+		tw := &timeoutWriter{w: w, h: make(http.Header), dialect: httpx.DialectOf(r), outage: s.outage}
 		timer := time.AfterFunc(s.cfg.RequestTimeout, tw.timeout)
 		defer func() {
 			timer.Stop()
@@ -285,6 +299,13 @@ func (s *Server) timeout(next http.Handler) http.Handler {
 			}
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 				tw.timeout() // the handler gave up at the deadline before the timer fired
+			}
+			if tw.failed() && (s.outage.Down() || !s.outage.Check(r.Context())) {
+				// The database is unreachable: 503 + Retry-After rather than 500, counted into the
+				// outage instead of logged per request.
+				s.outage.Count()
+				s.metrics.DBUnavailable()
+				tw.unavailable()
 			}
 			tw.finish()
 		}()
@@ -301,9 +322,34 @@ type timeoutWriter struct {
 	buf      bytes.Buffer
 	code     int
 	dialect  httpx.Dialect
+	outage   *outage.Monitor
 	timedOut bool
 	done     bool
 }
+
+// failed reports whether the handler answered 500 (and the timer has not answered).
+func (tw *timeoutWriter) failed() bool {
+	tw.mu.Lock()
+	defer tw.mu.Unlock()
+	return !tw.timedOut && tw.code == http.StatusInternalServerError
+}
+
+// unavailable replaces the buffered response with 503 + Retry-After in the request's dialect.
+func (tw *timeoutWriter) unavailable() {
+	tw.mu.Lock()
+	if tw.timedOut {
+		tw.mu.Unlock()
+		return
+	}
+	tw.h, tw.code = make(http.Header), 0
+	tw.buf.Reset()
+	tw.mu.Unlock()
+	tw.h.Set("Retry-After", strconv.Itoa(tw.outage.RetryAfter()))
+	httpx.ErrorDialect(tw, tw.dialect, http.StatusServiceUnavailable, MsgUnavailable)
+}
+
+// MsgUnavailable answers requests while the database is unreachable.
+const MsgUnavailable = "The service is temporarily unavailable. Please retry later."
 
 func (tw *timeoutWriter) Header() http.Header { return tw.h }
 
@@ -335,6 +381,9 @@ func (tw *timeoutWriter) timeout() {
 		return
 	}
 	tw.timedOut = true
+	if tw.outage.Down() {
+		tw.w.Header().Set("Retry-After", strconv.Itoa(tw.outage.RetryAfter()))
+	}
 	httpx.ErrorDialect(tw.w, tw.dialect, http.StatusServiceUnavailable, httpx.MsgTimeout)
 	if f, ok := tw.w.(http.Flusher); ok {
 		f.Flush()

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -17,6 +18,9 @@ import (
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/httpx"
 	"github.com/gatehouse/gatehouse/internal/metrics"
+	"github.com/gatehouse/gatehouse/internal/outage"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 )
 
 // Pinger reports whether the database is reachable.
@@ -34,6 +38,11 @@ type Deps struct {
 	Metrics *metrics.Metrics
 	Logger  *slog.Logger
 	Version string
+	// Outage tracks database availability (503 + Retry-After during an outage); nil: a monitor on
+	// DB without a background probe.
+	Outage *outage.Monitor
+	// Tracer traces requests (nil: no tracing).
+	Tracer trace.TracerProvider
 }
 
 // Server routes requests.
@@ -47,6 +56,10 @@ type Server struct {
 	log     *slog.Logger
 	version string
 	cors    corsPolicy
+	outage  *outage.Monitor
+	proxies Proxies
+	tracer  trace.Tracer
+	hsts    string // Strict-Transport-Security value, "" for none
 	exact   map[string]mount
 	prefix  []mount // longest first
 }
@@ -62,7 +75,19 @@ func New(d Deps) *Server {
 	s := &Server{
 		cfg: d.Config, auth: d.Auth, minter: d.Minter, app: d.App, db: d.DB, metrics: d.Metrics, log: d.Logger,
 		version: d.Version, cors: newCORS(d.Config.CrossDomainWhitelist),
-		exact: map[string]mount{},
+		exact:   map[string]mount{},
+		proxies: Proxies{Trusted: d.Config.Edge.Prefixes(), Forwarded: d.Config.Edge.ProxyHeader == "forwarded"},
+	}
+	tp := d.Tracer
+	if tp == nil {
+		tp = noop.NewTracerProvider()
+	}
+	s.tracer = tp.Tracer("github.com/gatehouse/gatehouse/internal/server")
+	if s.outage = d.Outage; s.outage == nil {
+		s.outage = outage.New(d.DB, d.Logger, outage.Options{})
+	}
+	if age := d.Config.Edge.HSTSMaxAge; age > 0 {
+		s.hsts = "max-age=" + strconv.FormatInt(int64(age/time.Second), 10)
 	}
 	s.MountPath("/status", "/status", http.HandlerFunc(s.status))
 	s.MountPath("/healthz", "/healthz", http.HandlerFunc(s.healthz))
@@ -173,14 +198,15 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	httpx.JSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
-// readyz is readiness: the database answers within two seconds.
+// readyz is readiness: the database answers within two seconds (pinged at most once a second; during
+// an outage the monitor's probe decides).
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		httpx.MethodNotAllowed(w, r, "GET")
 		return
 	}
-	if err := s.db.Ping(r.Context()); err != nil {
-		s.log.Warn("readiness check failed", "request_id", httpx.InfoOf(r).RequestID, "err", err)
+	if !s.outage.Check(r.Context()) {
+		w.Header().Set("Retry-After", strconv.Itoa(s.outage.RetryAfter()))
 		httpx.JSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": "database unreachable"})
 		return
 	}
