@@ -43,6 +43,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		if handled, err = accountUsersCmd(ctx, args, os.Stdin, stdout, stderr, getenv); !handled {
 			err = usersCmd(ctx, args, stdout, stderr, getenv)
 		}
+	case "import":
+		err = importCmd(ctx, args, os.Stdin, stdout, stderr, getenv)
 	case "version":
 		fmt.Fprintf(stdout, "gatehouse %s\n", version)
 	case "help", "-h", "--help":
@@ -81,6 +83,8 @@ Usage:
   gatehouse users import [--format csv|json] FILE   import accounts with legacy hashes
   gatehouse users list|show ID       list users, show one with its identities (--json)
   gatehouse users disable|revoke ID  disable a user / end all its sessions (tokens refused within seconds)
+  gatehouse import --from URL [--tables a,b] [--since T]   copy a live backend's tables
+                                     (master key in GATEHOUSE_IMPORT_MASTER_KEY or --master-key-file)
   gatehouse version                  print the version
 
 Every command takes --config FILE and --data DIR; run "gatehouse serve -h" for all flags.
