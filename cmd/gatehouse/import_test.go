@@ -18,6 +18,7 @@ import (
 	"testing"
 
 	"github.com/gatehouse/gatehouse/internal/store"
+	"github.com/gatehouse/gatehouse/internal/store/storetest"
 )
 
 const importTestMaster = "import-test-master-key-0123456789"
@@ -111,9 +112,21 @@ var importEnv = map[string]string{envImportMasterKey: importTestMaster}
 // with its system properties, re-runs after changes (only the changes are copied), and checks that a
 // source dying mid-import leaves a consistent prefix that a re-run completes.
 func TestImportFromGatehouse(t *testing.T) {
+	t.Run("sqlite", func(t *testing.T) { testImportFromGatehouse(t, func() string { return "" }) })
+	t.Run("postgres", func(t *testing.T) { testImportFromGatehouse(t, func() string { return storetest.PostgresURL(t) }) })
+}
+
+func testImportFromGatehouse(t *testing.T, newDSN func() string) {
 	srcData := filepath.Join(t.TempDir(), "src")
 	base, _ := seedSource(t, srcData)
 	dstData := filepath.Join(t.TempDir(), "dst")
+	dsn := newDSN()
+	importArgs := func(from, data string, extra ...string) []string {
+		return append([]string{"import", "--from", from, "--data", data, "--database", dsn}, extra...)
+	}
+	startServer := func(t *testing.T, args []string, env map[string]string) (string, *lockedBuffer, func() int) {
+		return startServer(t, append(args, "--database", dsn), env)
+	}
 
 	code, out, errs := runCmd(t, importEnv, importArgs(base, dstData, "--page-size", "7")...)
 	if code != 0 {
@@ -189,11 +202,12 @@ func TestImportFromGatehouse(t *testing.T) {
 	}))
 	defer proxy.Close()
 	killed := filepath.Join(t.TempDir(), "killed")
+	dsn = newDSN()
 	code, out, errs = runCmd(t, importEnv, importArgs(proxy.URL, killed, "--page-size", "10", "--tables", "movies,bulk,counters")...)
 	if code != 1 || !strings.Contains(errs, "table bulk") || !strings.Contains(errs, "run the same command again") {
 		t.Fatalf("import from a dying source: %d %s %s", code, out, errs)
 	}
-	db, err := store.Open(context.Background(), "", killed)
+	db, err := store.Open(context.Background(), dsn, killed)
 	if err != nil {
 		t.Fatal(err)
 	}
