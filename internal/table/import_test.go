@@ -59,7 +59,10 @@ func TestUpsert(t *testing.T) {
 		// New items get ids after the imported ones (PostgreSQL's setval is not transactional: the
 		// failed batch may leave a gap, never a collision).
 		r, err := st.Insert(ctx, s, &table.Row{Values: map[string]any{"title": "new"}})
-		if id, _ := r.ID.(int64); err != nil || id < 11 || id > 12 {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if id, _ := r.ID.(int64); id < 11 || id > 12 {
 			t.Fatalf("insert after import: %+v %v", r, err)
 		}
 		if err := st.Upsert(ctx, s, []*table.Row{{CreatedAt: c, UpdatedAt: c}}, nil); err == nil {
