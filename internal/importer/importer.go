@@ -335,7 +335,7 @@ func importTable(ctx context.Context, cfg Config, tgt Target, src *source, name 
 	}
 	if schema == nil {
 		// An empty source table: create it (with what the source says about it) so the app finds it.
-		if schema, err = prepareTable(ctx, tgt.Service, nil, name, nil, nil, hint, hasHint, ts); err != nil {
+		if _, err := prepareTable(ctx, tgt.Service, nil, name, nil, nil, hint, hasHint, ts); err != nil {
 			return ts, err
 		}
 	}
