@@ -119,7 +119,12 @@ func Run(ctx context.Context, cfg Config, tgt Target) (*Summary, error) {
 	start := cfg.Now()
 	list, listed, err := src.listTables(ctx)
 	if err != nil {
-		return nil, err
+		if len(cfg.Tables) == 0 {
+			return nil, err
+		}
+		// The listing only adds hints (options, declared columns) when the tables are named.
+		cfg.Log.Debug("no table listing from the source", "err", err)
+		list, listed = nil, false
 	}
 	hints := map[string]tableInfo{}
 	for _, ti := range list {
