@@ -53,6 +53,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = restoreCmd(ctx, args, stdout, stderr, getenv)
 	case "healthcheck":
 		err = healthcheck(ctx, args, stdout, stderr, getenv)
+	case "import":
+		err = importCmd(ctx, args, os.Stdin, stdout, stderr, getenv)
 	case "version":
 		fmt.Fprintf(stdout, "gatehouse %s\n", version)
 	case "help", "-h", "--help":
@@ -98,6 +100,8 @@ Usage:
   gatehouse backup --out FILE        archive the SQLite database and keys.json (online, mode 0600)
   gatehouse restore --in FILE        restore an archive into the data directory (--force to replace)
   gatehouse healthcheck [--ready]    probe this instance's /healthz (/readyz): exit 0 when healthy
+  gatehouse import --from URL [--tables a,b] [--since T]   copy a live backend's tables
+                                     (master key in GATEHOUSE_IMPORT_MASTER_KEY or --master-key-file)
   gatehouse version                  print the version
 
 Every command takes --config FILE and --data DIR; run "gatehouse serve -h" for all flags.

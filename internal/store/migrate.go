@@ -162,6 +162,21 @@ CREATE TABLE gatehouse_instances (id TEXT PRIMARY KEY, host TEXT NOT NULL, start
 CREATE TABLE gatehouse_instances (id TEXT PRIMARY KEY, host TEXT NOT NULL, started_at BIGINT NOT NULL, heartbeat_at BIGINT NOT NULL,
 	ring_version BIGINT NOT NULL, config_keys TEXT NOT NULL)`,
 	},
+	{
+		// Data import from a live Zumo backend (package importer): per (source, table), the high-water
+		// mark of the rows copied so far, as the (updatedAt, id) key of the last row written. updated_at
+		// is the source's own timestamp text; last_id is the id as JSON (a string or a number). Written
+		// in the same transaction as the rows it covers. Times are Unix milliseconds.
+		Version:  60,
+		Name:     "import state",
+		Additive: true,
+		SQLite: `CREATE TABLE gatehouse_import_state (source TEXT NOT NULL, table_name TEXT NOT NULL, updated_at TEXT NOT NULL,
+	last_id TEXT NOT NULL, rows INTEGER NOT NULL, finished_at INTEGER NOT NULL DEFAULT 0, changed_at INTEGER NOT NULL,
+	PRIMARY KEY (source, table_name))`,
+		Postgres: `CREATE TABLE gatehouse_import_state (source TEXT NOT NULL, table_name TEXT NOT NULL, updated_at TEXT NOT NULL,
+	last_id TEXT NOT NULL, rows BIGINT NOT NULL, finished_at BIGINT NOT NULL DEFAULT 0, changed_at BIGINT NOT NULL,
+	PRIMARY KEY (source, table_name))`,
+	},
 }
 
 // Migrations returns the schema history (for tests and `gatehouse version`).
