@@ -104,7 +104,7 @@ func accountUsersCmd(ctx context.Context, args []string, stdin io.Reader, stdout
 			fs.BoolVar(&verified, "verified", false, "mark the address as verified")
 			fs.BoolVar(&passwordStdin, "password-stdin", false, "read the password from the first line of standard input (else: no password; the user sets one with a reset link)")
 		case "enable", "set-password":
-			fs.StringVar(&ref, "user", "", "account id, email address or user id (required)")
+			fs.StringVar(&ref, "user", "", "account id, email address or user id (or give it as the argument)")
 			if sub == "set-password" {
 				fs.BoolVar(&passwordStdin, "password-stdin", true, "read the password from the first line of standard input")
 			}
@@ -167,10 +167,28 @@ func accountUsersCmd(ctx context.Context, args []string, stdin io.Reader, stdout
 		}
 		return true, show(a)
 	case "enable", "set-password":
+		// The user may be named by --user or as the argument: "users enable Google:user77".
+		switch {
+		case fs.NArg() == 1 && ref == "":
+			ref = fs.Arg(0)
+		case fs.NArg() > 1 || (fs.NArg() == 1 && ref != ""):
+			return true, fmt.Errorf("%w: gatehouse users %s USER (account id, email address or user id)", errUsage, sub)
+		}
 		if ref == "" {
-			return true, fmt.Errorf("%w: --user is required", errUsage)
+			return true, fmt.Errorf("%w: gatehouse users %s USER (account id, email address or user id)", errUsage, sub)
 		}
 		a, err := svc.Find(ctx, ref)
+		if sub == "enable" && errors.Is(err, account.ErrNotFound) {
+			// Not an account: a user of the users directory (a provider login such as Google:1234).
+			if err := dir.Enable(ctx, ref); err != nil {
+				if errors.Is(err, user.ErrNotFound) {
+					return true, fmt.Errorf("no account or user %q (see 'gatehouse users list')", ref)
+				}
+				return true, err
+			}
+			fmt.Fprintf(stdout, "user %s enabled; tokens issued before now stay revoked\n", ref)
+			return true, nil
+		}
 		if err != nil {
 			return true, fmt.Errorf("%s: %w", ref, err)
 		}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -49,7 +50,7 @@ func tokenCmd(args []string, stdout, stderr io.Writer, getenv func(string) strin
 
 func keysCmd(args []string, stdout, stderr io.Writer, getenv func(string) string) error {
 	if len(args) == 0 {
-		return fmt.Errorf("%w: gatehouse keys generate|rotate", errUsage)
+		return fmt.Errorf("%w: gatehouse keys generate|show|rotate", errUsage)
 	}
 	switch args[0] {
 	case "generate":
@@ -105,6 +106,54 @@ func keysCmd(args []string, stdout, stderr io.Writer, getenv func(string) string
 		}
 		fmt.Fprintln(stdout, "running servers using this data directory pick up the change within seconds.")
 		return nil
+	case "show":
+		return keysShow(args[1:], stdout, stderr, getenv)
 	}
-	return fmt.Errorf("%w: unknown keys command %q (generate or rotate)", errUsage, args[0])
+	return fmt.Errorf("%w: unknown keys command %q (generate, show or rotate)", errUsage, args[0])
+}
+
+// keysShow prints the keys stored in the data directory's keys.json: the application key, and the
+// master key only when asked (--master, or --value master). Keys given by the environment or the
+// configuration file are never printed; a warning says which stored keys they override.
+func keysShow(args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	var master bool
+	var value string
+	cfg, _, err := loadConfig("keys show", args, stderr, getenv, func(fs *flag.FlagSet) {
+		fs.BoolVar(&master, "master", false, "also print the master key (full admin access)")
+		fs.StringVar(&value, "value", "", "print only this key's value, for scripts: master or application")
+	})
+	if err != nil {
+		return err
+	}
+	if value != "" && value != "master" && value != "application" {
+		return fmt.Errorf("%w: --value must be master or application, not %q", errUsage, value)
+	}
+	s, err := keys.Load(cfg.DataDir)
+	if errors.Is(err, keys.ErrNotFound) {
+		return fmt.Errorf("no keys in %s (wrong --data directory? start the server once or run 'gatehouse keys generate')", keys.Path(cfg.DataDir))
+	}
+	if err != nil {
+		return err
+	}
+	for _, k := range []string{"master_key", "application_key"} {
+		if src := cfg.Sources[k]; src != "" && src != "default" {
+			fmt.Fprintf(stderr, "warning: %s is set by %s; servers using this configuration use that value, not the one in %s (environment keys are never shown)\n", k, src, keys.Path(cfg.DataDir))
+		}
+	}
+	switch value {
+	case "master":
+		fmt.Fprintln(stdout, s.MasterKey)
+		return nil
+	case "application":
+		fmt.Fprintln(stdout, s.ApplicationKey)
+		return nil
+	}
+	fmt.Fprintf(stderr, "keys stored in %s; keep them secret\n", keys.Path(cfg.DataDir))
+	fmt.Fprintf(stdout, "application key (X-ZUMO-APPLICATION): %s\n", s.ApplicationKey)
+	if master {
+		fmt.Fprintf(stdout, "master key (X-ZUMO-MASTER):           %s\n", s.MasterKey)
+	} else {
+		fmt.Fprintln(stdout, "master key: not shown (add --master)")
+	}
+	return nil
 }

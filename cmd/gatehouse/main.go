@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"text/tabwriter"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -24,7 +25,9 @@ var errUsage = errors.New("usage")
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
 	cmd := "serve"
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
+		cmd, args = "help", args[1:]
+	} else if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		cmd, args = args[0], args[1:]
 	}
 	var err error
@@ -65,24 +68,41 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	return 0
 }
 
+// commands lists every command with one line of help; usage prints it, and a test checks that the
+// README's Commands table names each one.
+var commands = []struct{ Use, Summary string }{
+	{"serve [flags]", "run the server (the default command)"},
+	{"token mint --user ID", "print an app token for a user id (e.g. custom:123; --ttl, --aud)"},
+	{"keys generate", "create the data directory's keys if there are none and print them"},
+	{"keys show [--master]", "print the data directory's keys (--value master|application for scripts)"},
+	{"keys rotate [--which K]", "replace a key (master, application, system; --revoke-previous)"},
+	{"table create NAME", "create a table (--columns, --permissions, --integer-id, --soft-delete, --per-user)"},
+	{"table list [--json]", "list the tables"},
+	{"table show NAME [--json]", "show a table's columns, permissions and options"},
+	{"table update NAME", "change a table's columns, permissions or options"},
+	{"table delete NAME --yes", "delete a table and all its rows"},
+	{"users add --email ADDR", "create an email/password account (--verified, --password-stdin)"},
+	{"users set-password USER", "set an account's password from standard input; ends its sessions"},
+	{"users import FILE", "import accounts with legacy password hashes (--format csv|json)"},
+	{"users list [--json]", "list users: accounts and provider logins (--after, --limit)"},
+	{"users show USER_ID [--json]", "show a user with its linked identities"},
+	{"users disable USER_ID", "disable a user; servers refuse its tokens within seconds"},
+	{"users enable USER", "re-enable an account (id or email) or any user (e.g. Google:1234)"},
+	{"users revoke USER_ID", "end every session of a user"},
+	{"version", "print the version"},
+	{"help", "print this list"},
+}
+
 func usage(w io.Writer) {
-	fmt.Fprint(w, `Gatehouse: a self-hosted backend for Azure Mobile Services / Mobile Apps clients.
-
-Usage:
-  gatehouse [serve] [flags]          run the server (default command)
-  gatehouse token mint --user ID     print an app token for a user id (e.g. custom:123)
-  gatehouse keys generate            create the data directory's keys if missing, print them
-  gatehouse keys rotate              rotate a key (--which master|application|system)
-  gatehouse table create NAME        create a table (--integer-id --columns a=string,b=number
-                                     --permissions read=public,insert=user --soft-delete --per-user)
-  gatehouse table list|show NAME|update NAME|delete NAME --yes
-  gatehouse users add --email ADDR [--verified] [--password-stdin]
-  gatehouse users enable --user REF | set-password --user REF (password on stdin)
-  gatehouse users import [--format csv|json] FILE   import accounts with legacy hashes
-  gatehouse users list|show ID       list users, show one with its identities (--json)
-  gatehouse users disable|revoke ID  disable a user / end all its sessions (tokens refused within seconds)
-  gatehouse version                  print the version
-
-Every command takes --config FILE and --data DIR; run "gatehouse serve -h" for all flags.
+	fmt.Fprint(w, "Gatehouse: a self-hosted backend for Azure Mobile Services / Mobile Apps clients.\n\nUsage:\n")
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, c := range commands {
+		fmt.Fprintf(tw, "  gatehouse %s\t%s\n", c.Use, c.Summary)
+	}
+	tw.Flush()
+	fmt.Fprint(w, `
+Flags may come before or after arguments. Every command takes --config FILE, --data DIR and the
+settings' flags; "gatehouse COMMAND [SUBCOMMAND] -h" lists them. Exit status 2: a command-line
+mistake; 1: any other failure.
 `)
 }
