@@ -1,4 +1,4 @@
-// Shared by the table script and the custom API: require('../shared/validate').
+// A shared module: scripts load it with require('../shared/validate').
 exports.todo = function (item) {
     if (typeof item.text !== 'string' || item.text.trim() === '') {
         return 'text is required';
