@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/keys"
 )
 
@@ -134,4 +136,75 @@ func TestFlagsAnywhere(t *testing.T) {
 	if err != nil || asJSON || fs.NArg() != 2 || fs.Arg(1) != "--json" {
 		t.Fatalf("after --: %v %v %v", err, asJSON, fs.Args())
 	}
+}
+
+// cliReference renders docs/cli.md from the commands themselves: each command's line from `commands`
+// and the flags its own -h prints, less the settings' flags every command shares.
+func cliReference(t *testing.T) string {
+	t.Helper()
+	common := flag.NewFlagSet("common", flag.ContinueOnError)
+	config.RegisterFlags(common)
+	var sb strings.Builder
+	sb.WriteString("# Command-line reference\n\n<!-- Generated from the commands by TestCLIReference (cmd/gatehouse/cli_test.go); regenerate with\nGATEHOUSE_UPDATE_README=1 go test ./cmd/gatehouse -run TestCLIReference -->\n\n")
+	sb.WriteString("Flags may come before or after arguments (`--` ends the flags). Every command also takes the\nsettings' flags (`--config FILE`, `--data DIR`, `--database URL`, `--app DIR`, … listed in\n[configuration.md](configuration.md)). Exit status 0: success; 1: the command failed (the message\nnames the setting or file at fault); 2: a command-line mistake (a one-line reason on standard error).\n\n")
+	for _, c := range commands {
+		words := strings.Fields(c.Use)
+		argv := []string{words[0]}
+		if len(words) > 1 && !strings.HasPrefix(words[1], "[") && !strings.HasPrefix(words[1], "-") && strings.ToLower(words[1]) == words[1] {
+			argv = append(argv, words[1])
+		}
+		fmt.Fprintf(&sb, "## gatehouse %s\n\n%s.\n\n```text\ngatehouse %s\n```\n\n", strings.Join(argv, " "), strings.ToUpper(c.Summary[:1])+c.Summary[1:], c.Use)
+		if argv[0] == "version" || argv[0] == "help" {
+			continue
+		}
+		code, _, errs := runArgs(t, nil, append(argv, "-h")...)
+		if code != 0 {
+			t.Fatalf("%v -h: exit %d %s", argv, code, errs)
+		}
+		// flag.PrintDefaults: "  -name type" then "    \tusage" lines.
+		var rows []string
+		var name, typ string
+		var usage []string
+		flush := func() {
+			if name != "" && common.Lookup(name) == nil {
+				rows = append(rows, fmt.Sprintf("| `--%s` | %s | %s |", name, typ, strings.ReplaceAll(strings.Join(usage, " "), "|", "\\|")))
+			}
+			name, typ, usage = "", "", nil
+		}
+		for _, l := range strings.Split(errs, "\n") {
+			switch {
+			case strings.HasPrefix(l, "  -"):
+				flush()
+				f := strings.Fields(strings.TrimPrefix(l, "  -"))
+				name = f[0]
+				if len(f) > 1 {
+					typ = f[1]
+				}
+			case strings.HasPrefix(l, "    \t"):
+				usage = append(usage, strings.TrimSpace(l))
+			}
+		}
+		flush()
+		if len(rows) > 0 {
+			sb.WriteString("| flag | value | meaning |\n|---|---|---|\n" + strings.Join(rows, "\n") + "\n\n")
+		}
+	}
+	return strings.TrimRight(sb.String(), "\n") + "\n"
+}
+
+// TestCLIReference keeps docs/cli.md identical to what the commands say about themselves.
+func TestCLIReference(t *testing.T) {
+	const path = "../../docs/cli.md"
+	want := cliReference(t)
+	got, _ := os.ReadFile(path)
+	if string(got) == want {
+		return
+	}
+	if os.Getenv("GATEHOUSE_UPDATE_README") != "" {
+		if err := os.WriteFile(path, []byte(want), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	t.Fatal("docs/cli.md is stale; run: GATEHOUSE_UPDATE_README=1 go test ./cmd/gatehouse -run TestCLIReference")
 }
