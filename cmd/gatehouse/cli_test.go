@@ -43,6 +43,16 @@ func TestHelpListsEveryCommand(t *testing.T) {
 	if code, _, errs := runArgs(t, nil, "frobnicate"); code != 2 || !strings.Contains(errs, `unknown command "frobnicate"`) || !strings.Contains(errs, "gatehouse users list") {
 		t.Fatalf("unknown command: %d %q", code, errs)
 	}
+	// A command's help: its subcommands, exit 0.
+	for _, args := range [][]string{{"users", "-h"}, {"users", "--help"}, {"help", "users"}} {
+		code, out, _ := runArgs(t, nil, args...)
+		if code != 0 || !strings.Contains(out, "gatehouse users enable USER") || strings.Contains(out, "gatehouse table") {
+			t.Fatalf("%v: %d %q", args, code, out)
+		}
+	}
+	if code, _, errs := runArgs(t, nil, "help", "nope"); code != 2 || !strings.Contains(errs, `unknown command "nope"`) {
+		t.Fatalf("help nope: %d %q", code, errs)
+	}
 	// Subcommand help: flags of that subcommand, exit 0.
 	if code, _, errs := runArgs(t, nil, "keys", "show", "-h"); code != 0 || !strings.Contains(errs, "-master") {
 		t.Fatalf("keys show -h: %d %q", code, errs)

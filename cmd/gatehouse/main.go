@@ -30,6 +30,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	} else if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		cmd, args = args[0], args[1:]
 	}
+	// "gatehouse users -h" and "gatehouse help users": the lines of that command.
+	if cmd == "help" && len(args) > 0 {
+		cmd, args = args[0], []string{"-h"}
+	}
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") && cmd != "serve" {
+		if !usageOf(stdout, cmd) {
+			fmt.Fprintf(stderr, "gatehouse: unknown command %q\n", cmd)
+			usage(stderr)
+			return 2
+		}
+		return 0
+	}
 	var err error
 	switch cmd {
 	case "serve":
@@ -91,6 +103,23 @@ var commands = []struct{ Use, Summary string }{
 	{"users revoke USER_ID", "end every session of a user"},
 	{"version", "print the version"},
 	{"help", "print this list"},
+}
+
+// usageOf prints the lines of one command's subcommands; false if there is no such command.
+func usageOf(w io.Writer, cmd string) bool {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	found := false
+	for _, c := range commands {
+		if strings.Fields(c.Use)[0] == cmd {
+			found = true
+			fmt.Fprintf(tw, "  gatehouse %s\t%s\n", c.Use, c.Summary)
+		}
+	}
+	tw.Flush()
+	if found {
+		fmt.Fprintf(w, "\n"+`"gatehouse %s SUBCOMMAND -h" lists a subcommand's flags.`+"\n", cmd)
+	}
+	return found
 }
 
 func usage(w io.Writer) {
