@@ -53,7 +53,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	case "table":
 		err = tableCmd(ctx, args, stdout, stderr, getenv)
 	case "users":
-		// add, enable, set-password and import: accounts.go; list, show, disable: users.go (login).
+		// add, enable, disable, set-password and import: accounts.go; list, show, revoke: users.go.
 		var handled bool
 		if handled, err = accountUsersCmd(ctx, args, os.Stdin, stdout, stderr, getenv); !handled {
 			err = usersCmd(ctx, args, stdout, stderr, getenv)
@@ -98,7 +98,7 @@ var commands = []struct{ Use, Summary string }{
 	{"users import FILE", "import accounts with legacy password hashes (--format csv|json)"},
 	{"users list [--json]", "list users: accounts and provider logins (--after, --limit)"},
 	{"users show USER_ID [--json]", "show a user with its linked identities"},
-	{"users disable USER_ID", "disable a user; servers refuse its tokens within seconds"},
+	{"users disable USER", "disable an account (id or email) or any user; tokens refused in seconds"},
 	{"users enable USER", "re-enable an account (id or email) or any user (e.g. Google:1234)"},
 	{"users revoke USER_ID", "end every session of a user"},
 	{"version", "print the version"},
