@@ -83,15 +83,16 @@ func mountAccounts(ctx context.Context, srv *server.Server, cfg *config.Config, 
 	return nil
 }
 
-// accountUsersCmd runs the account subcommands of `gatehouse users`: add, enable, set-password,
-// import (list, show and disable of users belong to users.go). It reports whether it handled sub.
+// accountUsersCmd runs the subcommands of `gatehouse users` that may name an account: add, enable,
+// disable, set-password, import (enable and disable also take any user id of the users directory;
+// list, show and revoke belong to users.go). It reports whether it handled sub.
 func accountUsersCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) (bool, error) {
 	if len(args) == 0 {
 		return false, nil
 	}
 	sub, args := args[0], args[1:]
 	switch sub {
-	case "add", "enable", "set-password", "import":
+	case "add", "enable", "disable", "set-password", "import":
 	default:
 		return false, nil
 	}
@@ -103,8 +104,8 @@ func accountUsersCmd(ctx context.Context, args []string, stdin io.Reader, stdout
 			fs.StringVar(&email, "email", "", "email address (required)")
 			fs.BoolVar(&verified, "verified", false, "mark the address as verified")
 			fs.BoolVar(&passwordStdin, "password-stdin", false, "read the password from the first line of standard input (else: no password; the user sets one with a reset link)")
-		case "enable", "set-password":
-			fs.StringVar(&ref, "user", "", "account id, email address or user id (required)")
+		case "enable", "disable", "set-password":
+			fs.StringVar(&ref, "user", "", "account id, email address or user id (or give it as the argument)")
 			if sub == "set-password" {
 				fs.BoolVar(&passwordStdin, "password-stdin", true, "read the password from the first line of standard input")
 			}
@@ -171,19 +172,42 @@ func accountUsersCmd(ctx context.Context, args []string, stdin io.Reader, stdout
 			return true, err
 		}
 		return true, show(a)
-	case "enable", "set-password":
+	case "enable", "disable", "set-password":
+		// The user may be named by --user or as the argument: "users enable Google:user77".
+		switch {
+		case fs.NArg() == 1 && ref == "":
+			ref = fs.Arg(0)
+		case fs.NArg() > 1 || (fs.NArg() == 1 && ref != ""):
+			return true, fmt.Errorf("%w: gatehouse users %s USER (account id, email address or user id)", errUsage, sub)
+		}
 		if ref == "" {
-			return true, fmt.Errorf("%w: --user is required", errUsage)
+			return true, fmt.Errorf("%w: gatehouse users %s USER (account id, email address or user id)", errUsage, sub)
 		}
 		a, err := svc.Find(ctx, ref)
+		if sub != "set-password" && errors.Is(err, account.ErrNotFound) {
+			// Not an account: a user of the users directory (a provider login such as Google:1234).
+			change, done := dir.Enable, "enabled; tokens issued before now stay revoked"
+			if sub == "disable" {
+				change, done = dir.Disable, "disabled; running servers refuse its tokens within seconds"
+			}
+			if err := change(ctx, ref); err != nil {
+				if errors.Is(err, user.ErrNotFound) {
+					return true, fmt.Errorf("no account or user %q (see 'gatehouse users list')", ref)
+				}
+				return true, err
+			}
+			fmt.Fprintf(stdout, "user %s %s\n", ref, done)
+			return true, nil
+		}
 		if err != nil {
 			return true, fmt.Errorf("%s: %w", ref, err)
 		}
-		if sub == "enable" {
-			if err := svc.SetDisabled(ctx, a.ID, false); err != nil {
+		if sub != "set-password" {
+			// The account and its user in the directory change together.
+			if err := svc.SetDisabled(ctx, a.ID, sub == "disable"); err != nil {
 				return true, err
 			}
-			fmt.Fprintf(stdout, "account %s (%s) enabled\n", a.ID, a.Email)
+			fmt.Fprintf(stdout, "account %s (%s) %sd\n", a.ID, a.Email, sub)
 			return true, nil
 		}
 		pw, err := readPassword()

@@ -64,6 +64,27 @@ func TestUsersAccountCommands(t *testing.T) {
 	if _, _, err := cli("", "enable", "--user", "nobody@example.com"); err == nil {
 		t.Fatal("enable of an unknown account succeeded")
 	}
+	// disable by address: the account and its user in the directory, then enable by the argument.
+	if out, _, err := cli("", "disable", "ann@example.com"); err != nil || !strings.Contains(out, "(ann@example.com) disabled") {
+		t.Fatalf("disable by address: %v %s", err, out)
+	}
+	{
+		db, err := store.Open(context.Background(), "", data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u, err := user.NewSQL(db).Get(context.Background(), "Custom:1")
+		db.Close()
+		if err != nil || !u.Disabled {
+			t.Fatalf("directory user not disabled with its account: %v %+v", err, u)
+		}
+	}
+	if out, _, err := cli("", "enable", "ann@example.com"); err != nil || !strings.Contains(out, "(ann@example.com) enabled") {
+		t.Fatalf("enable by address: %v %s", err, out)
+	}
+	if _, _, err := cli("", "disable", "nobody@example.com"); err == nil {
+		t.Fatal("disable of an unknown account succeeded")
+	}
 
 	// The CLI created the users in the directory too.
 	db, err := store.Open(context.Background(), "", data)

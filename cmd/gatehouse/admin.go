@@ -130,12 +130,26 @@ func keysCmd(args []string, stdout, stderr io.Writer, getenv func(string) string
 		}
 		fmt.Fprint(stdout, keys.Banner(cfg.DataDir, &res.Shown))
 		return nil
-	case "show", "status":
-		cfg, _, err := loadConfig("keys "+args[0], args[1:], stderr, getenv, nil)
+	case "status":
+		cfg, _, err := loadConfig("keys status", args[1:], stderr, getenv, nil)
 		if err != nil {
 			return err
 		}
-		return keysShow(ctx, cfg, args[0] == "show", stdout)
+		return keysShow(ctx, cfg, showOptions{}, stdout, stderr)
+	case "show":
+		var o showOptions
+		cfg, _, err := loadConfig("keys show", args[1:], stderr, getenv, func(fs *flag.FlagSet) {
+			fs.BoolVar(&o.master, "master", false, "also print the master key (full admin access)")
+			fs.StringVar(&o.value, "value", "", "print only this key's value, for scripts: master or application")
+		})
+		if err != nil {
+			return err
+		}
+		if o.value != "" && o.value != "master" && o.value != "application" {
+			return fmt.Errorf("%w: --value must be master or application, not %q", errUsage, o.value)
+		}
+		o.secrets = true
+		return keysShow(ctx, cfg, o, stdout, stderr)
 	case "rotate":
 		var which string
 		var revoke bool
@@ -247,12 +261,40 @@ func ringRotateOptions(cfg *config.Config, n notify.Notifier) keyring.RotateOpti
 	return keyring.RotateOptions{Grace: cfg.KeyRing.Grace, Poll: cfg.KeyRing.Poll, Keep: ringKeep(cfg), Notifier: n}
 }
 
-// keysShow prints the ring (status: fingerprints, states, instances; show: also the master and
-// application keys), or keys.json's keys on a single node.
-func keysShow(ctx context.Context, cfg *config.Config, secrets bool, stdout io.Writer) error {
+// showOptions say what keys show prints: secrets (show, not status), the master key too (--master),
+// or one key's bare value for scripts (--value).
+type showOptions struct {
+	secrets bool
+	master  bool
+	value   string
+}
+
+// keysShow prints the ring (status: fingerprints, states, instances; show: also the application key,
+// and the master key with --master), or keys.json's keys on a single node. Keys given by the
+// environment or the configuration file are never printed; a warning says which stored keys they
+// override.
+func keysShow(ctx context.Context, cfg *config.Config, o showOptions, stdout, stderr io.Writer) error {
 	kek, err := loadKEK(cfg)
 	if err != nil {
 		return err
+	}
+	printKeys := func(master, application string) {
+		switch o.value {
+		case "master":
+			fmt.Fprintln(stdout, master)
+			return
+		case "application":
+			fmt.Fprintln(stdout, application)
+			return
+		}
+		if application != "" {
+			fmt.Fprintf(stdout, "application key (X-ZUMO-APPLICATION): %s\n", application)
+		}
+		if o.master && master != "" {
+			fmt.Fprintf(stdout, "master key (X-ZUMO-MASTER):           %s\n", master)
+		} else {
+			fmt.Fprintln(stdout, "master key: not shown (add --master)")
+		}
 	}
 	if kek == nil {
 		if isPostgres(cfg.Database) {
@@ -262,25 +304,50 @@ func keysShow(ctx context.Context, cfg *config.Config, secrets bool, stdout io.W
 			return err
 		}
 		s, err := keys.Load(cfg.DataDir)
+		if errors.Is(err, keys.ErrNotFound) {
+			return fmt.Errorf("no keys in %s (wrong --data directory? start the server once or run 'gatehouse keys generate')", keys.Path(cfg.DataDir))
+		}
 		if err != nil {
 			return err
 		}
-		if !secrets {
+		if !o.secrets {
 			fmt.Fprintf(stdout, "keys in %s; set by configuration: %v; retired master keys: %d\n", keys.Path(cfg.DataDir), s.Configured, len(s.Previous))
 			return nil
 		}
-		// Only what keys.json holds: keys set by configuration are never printed.
-		if s.MasterKey != "" && !s.IsConfigured(keys.Master) {
-			fmt.Fprintf(stdout, "master key (X-ZUMO-MASTER):           %s\n", s.MasterKey)
+		for _, k := range []string{"master_key", "application_key"} {
+			if src := cfg.Sources[k]; src != "" && src != "default" {
+				fmt.Fprintf(stderr, "warning: %s is set by %s; servers using this configuration use that value, not the one in %s (environment keys are never shown)\n", k, src, keys.Path(cfg.DataDir))
+			}
 		}
-		if s.ApplicationKey != "" && !s.IsConfigured(keys.Application) {
-			fmt.Fprintf(stdout, "application key (X-ZUMO-APPLICATION): %s\n", s.ApplicationKey)
+		master, application := s.MasterKey, s.ApplicationKey
+		if s.IsConfigured(keys.Master) {
+			master = ""
 		}
+		if s.IsConfigured(keys.Application) {
+			application = ""
+		}
+		if (o.value == "master" && master == "") || (o.value == "application" && application == "") {
+			return fmt.Errorf("the %s key is set by the configuration, not stored in %s: it is never shown", o.value, keys.Path(cfg.DataDir))
+		}
+		if o.value == "" {
+			fmt.Fprintf(stderr, "keys stored in %s; keep them secret\n", keys.Path(cfg.DataDir))
+		}
+		printKeys(master, application)
 		return nil
 	}
 	r, st, err := openRing(ctx, cfg, kek)
 	if err != nil {
 		return err
+	}
+	if o.secrets {
+		sec, err := r.Secrets(nil)
+		if err != nil {
+			return err
+		}
+		printKeys(sec.MasterKey, sec.ApplicationKey)
+		if o.value != "" {
+			return nil
+		}
 	}
 	fmt.Fprintf(stdout, "key ring version %d (sealed under key-encryption key %s), updated %s\n", r.Version, r.KEKID, r.UpdatedAt.Format(time.RFC3339))
 	for _, k := range r.Keys {
@@ -297,13 +364,6 @@ func keysShow(ctx context.Context, cfg *config.Config, secrets bool, stdout io.W
 	fmt.Fprintf(stdout, "%d live instances:\n", len(live))
 	for _, in := range live {
 		fmt.Fprintf(stdout, "  %s  %s  ring version %d  heartbeat %s  keys from configuration: %v\n", in.ID, in.Host, in.RingVersion, in.HeartbeatAt.Format(time.RFC3339Nano), in.ConfigKeys)
-	}
-	if secrets {
-		sec, err := r.Secrets(nil)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "master key (X-ZUMO-MASTER):           %s\napplication key (X-ZUMO-APPLICATION): %s\n", sec.MasterKey, sec.ApplicationKey)
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"text/tabwriter"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -24,8 +25,22 @@ var errUsage = errors.New("usage")
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
 	cmd := "serve"
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
+		cmd, args = "help", args[1:]
+	} else if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		cmd, args = args[0], args[1:]
+	}
+	// "gatehouse users -h" and "gatehouse help users": the lines of that command.
+	if cmd == "help" && len(args) > 0 {
+		cmd, args = args[0], []string{"-h"}
+	}
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") && cmd != "serve" {
+		if !usageOf(stdout, cmd) {
+			fmt.Fprintf(stderr, "gatehouse: unknown command %q\n", cmd)
+			usage(stderr)
+			return 2
+		}
+		return 0
 	}
 	var err error
 	switch cmd {
@@ -38,7 +53,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	case "table":
 		err = tableCmd(ctx, args, stdout, stderr, getenv)
 	case "users":
-		// add, enable, set-password and import: accounts.go; list, show, disable: users.go (login).
+		// add, enable, disable, set-password and import: accounts.go; list, show, revoke: users.go.
 		var handled bool
 		if handled, err = accountUsersCmd(ctx, args, os.Stdin, stdout, stderr, getenv); !handled {
 			err = usersCmd(ctx, args, stdout, stderr, getenv)
@@ -77,34 +92,67 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	return 0
 }
 
+// commands lists every command with one line of help; usage prints it, and a test checks that the
+// README's Commands table names each one.
+var commands = []struct{ Use, Summary string }{
+	{"serve [flags]", "run the server (the default command)"},
+	{"token mint --user ID", "print an app token for a user id (e.g. custom:123; --ttl, --aud)"},
+	{"keys generate", "create the data directory's keys if there are none and print them"},
+	{"keys show [--master]", "print the data directory's keys (--value master|application for scripts)"},
+	{"keys rotate [--which K]", "replace a key (master, application, system; --revoke-previous); with a key-encryption key: the cluster's ring, two-phase"},
+	{"keys status", "the key ring's fingerprints and live instances (or keys.json's state on one node)"},
+	{"table create NAME", "create a table (--columns, --permissions, --integer-id, --soft-delete, --per-user)"},
+	{"table list [--json]", "list the tables"},
+	{"table show NAME [--json]", "show a table's columns, permissions and options"},
+	{"table update NAME", "change a table's columns, permissions or options"},
+	{"table delete NAME --yes", "delete a table and all its rows"},
+	{"users add --email ADDR", "create an email/password account (--verified, --password-stdin)"},
+	{"users set-password USER", "set an account's password from standard input; ends its sessions"},
+	{"users import FILE", "import accounts with legacy password hashes (--format csv|json)"},
+	{"users list [--json]", "list users: accounts and provider logins (--after, --limit)"},
+	{"users show USER_ID [--json]", "show a user with its linked identities"},
+	{"users disable USER", "disable an account (id or email) or any user; tokens refused in seconds"},
+	{"users enable USER", "re-enable an account (id or email) or any user (e.g. Google:1234)"},
+	{"users revoke USER_ID", "end every session of a user"},
+	{"migrate status [--json]", "list applied and pending migrations, whether each is additive"},
+	{"migrate up", "apply pending migrations (serve does this unless auto_migrate = false)"},
+	{"jobs list [--json]", "the jobs with their schedule and last run"},
+	{"jobs runs NAME", "a job's run history across the cluster (--limit N, --json)"},
+	{"backup --out FILE", "online backup of the SQLite database and keys.json into one archive (--force)"},
+	{"restore --in FILE", "verify an archive and restore it as the data directory (--force)"},
+	{"import --from URL", "copy a live Mobile Services / Mobile Apps backend's tables (--tables, --since, --full)"},
+	{"healthcheck [--ready]", "probe this instance's /healthz (/readyz): exit 0 when healthy"},
+	{"version", "print the version"},
+	{"help", "print this list"},
+}
+
+// usageOf prints the lines of one command's subcommands; false if there is no such command.
+func usageOf(w io.Writer, cmd string) bool {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	found := false
+	for _, c := range commands {
+		if strings.Fields(c.Use)[0] == cmd {
+			found = true
+			fmt.Fprintf(tw, "  gatehouse %s\t%s\n", c.Use, c.Summary)
+		}
+	}
+	tw.Flush()
+	if found {
+		fmt.Fprintf(w, "\n"+`"gatehouse %s SUBCOMMAND -h" lists a subcommand's flags.`+"\n", cmd)
+	}
+	return found
+}
+
 func usage(w io.Writer) {
-	fmt.Fprint(w, `Gatehouse: a self-hosted backend for Azure Mobile Services / Mobile Apps clients.
-
-Usage:
-  gatehouse [serve] [flags]          run the server (default command)
-  gatehouse token mint --user ID     print an app token for a user id (e.g. custom:123)
-  gatehouse keys generate            create the data directory's keys if missing, print them
-  gatehouse keys rotate              rotate a key (--which master|application|system); with a
-                                     key-encryption key: the cluster's ring, two-phase, all instances
-  gatehouse keys status|show         the key ring's fingerprints and instances (show: also the keys)
-  gatehouse table create NAME        create a table (--integer-id --columns a=string,b=number
-                                     --permissions read=public,insert=user --soft-delete --per-user)
-  gatehouse table list|show NAME|update NAME|delete NAME --yes
-  gatehouse users add --email ADDR [--verified] [--password-stdin]
-  gatehouse users enable --user REF | set-password --user REF (password on stdin)
-  gatehouse users import [--format csv|json] FILE   import accounts with legacy hashes
-  gatehouse users list|show ID       list users, show one with its identities (--json)
-  gatehouse users disable|revoke ID  disable a user / end all its sessions (tokens refused within seconds)
-  gatehouse migrate status|up        show the schema's migrations / apply the pending ones
-  gatehouse jobs list|runs NAME      the cluster's jobs and their run history (--json, --limit N)
-  gatehouse backup --out FILE        archive the SQLite database and keys.json (online, mode 0600)
-  gatehouse restore --in FILE        restore an archive into the data directory (--force to replace)
-  gatehouse healthcheck [--ready]    probe this instance's /healthz (/readyz): exit 0 when healthy
-  gatehouse import --from URL [--tables a,b] [--since T]   copy a live backend's tables
-                                     (master key in GATEHOUSE_IMPORT_MASTER_KEY or --master-key-file)
-  gatehouse version                  print the version
-
-Every command takes --config FILE and --data DIR; run "gatehouse serve -h" for all flags.
-Only serve (with auto_migrate) and migrate up change the schema, and only serve creates a data directory.
+	fmt.Fprint(w, "Gatehouse: a self-hosted backend for Azure Mobile Services / Mobile Apps clients.\n\nUsage:\n")
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, c := range commands {
+		fmt.Fprintf(tw, "  gatehouse %s\t%s\n", c.Use, c.Summary)
+	}
+	tw.Flush()
+	fmt.Fprint(w, `
+Flags may come before or after arguments. Every command takes --config FILE, --data DIR and the
+settings' flags; "gatehouse COMMAND [SUBCOMMAND] -h" lists them. Exit status 2: a command-line
+mistake; 1: any other failure.
 `)
 }

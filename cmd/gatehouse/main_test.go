@@ -105,7 +105,8 @@ func runCmd(t *testing.T, env map[string]string, args ...string) (int, string, s
 	return code, out.String(), errb.String()
 }
 
-// TestWalkthrough is the README's curl walkthrough, in Go.
+// TestWalkthrough checks the answers of the README's quick start in Go (TestDocs runs the README's
+// commands as written).
 func TestWalkthrough(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "data")
 	base, stderr, stop := startServer(t, []string{"--data", data}, nil)

@@ -142,7 +142,7 @@ func jobsCmd(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	sub := args[0]
 	var asJSON bool
 	var limit int
-	cfg, fs, err := loadTableConfig("jobs "+sub, args[1:], stderr, getenv, func(fs *flag.FlagSet) {
+	cfg, fs, err := loadConfigArgs("jobs "+sub, args[1:], stderr, getenv, func(fs *flag.FlagSet) {
 		fs.BoolVar(&asJSON, "json", false, "print JSON")
 		if sub == "runs" {
 			fs.IntVar(&limit, "limit", 20, fmt.Sprintf("at most this many runs, newest first (1-%d)", jobs.MaxRuns))

@@ -43,7 +43,8 @@ func loadConfig(name string, args []string, stderr io.Writer, getenv func(string
 	return cfg, fs, nil
 }
 
-// loadConfigArgs is loadConfig for commands that take positional arguments after the flags.
+// loadConfigArgs is loadConfig for commands that take positional arguments (before, between or
+// after the flags).
 func loadConfigArgs(name string, args []string, stderr io.Writer, getenv func(string) string, extra func(*flag.FlagSet)) (*config.Config, *flag.FlagSet, error) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -51,7 +52,7 @@ func loadConfigArgs(name string, args []string, stderr io.Writer, getenv func(st
 	if extra != nil {
 		extra(fs)
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseInterspersed(fs, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, nil, err
 		}
@@ -351,4 +352,27 @@ func certOptions(cfg *config.Config, log *slog.Logger) certs.Options {
 	}
 	return certs.Options{CertFile: e.TLSCertFile, KeyFile: e.TLSKeyFile, Domains: e.ACMEDomains, Email: e.ACMEEmail,
 		DirectoryURL: e.ACMEDirectoryURL, CAFile: e.ACMECAFile, CacheDir: cache, Log: log}
+}
+
+// parseInterspersed parses fs from args with flags allowed before, between and after positional
+// arguments ("users show Google:1234 --json" as well as "users show --json Google:1234"); everything
+// after a "--" is positional. fs.Args() then holds the positional arguments in their order.
+func parseInterspersed(fs *flag.FlagSet, args []string) error {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		rest := fs.Args()
+		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
+			pos = append(pos, rest...)
+			break
+		}
+		if len(rest) == 0 {
+			break
+		}
+		pos, args = append(pos, rest[0]), rest[1:]
+	}
+	// Parse once more so fs.Args() reports the positional arguments (the flags are already set).
+	return fs.Parse(append([]string{"--"}, pos...))
 }

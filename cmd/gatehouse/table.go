@@ -12,7 +12,6 @@ import (
 	"text/tabwriter"
 
 	"github.com/gatehouse/gatehouse/internal/appdir"
-	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/table"
 )
 
@@ -26,7 +25,7 @@ func tableCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		integerID, softDelete, perUser, asJSON, yes bool
 		columns, perms, dynamic, softDeleteStr, idx string
 	)
-	cfg, fs, err := loadTableConfig("table "+sub, args, stderr, getenv, func(fs *flag.FlagSet) {
+	cfg, fs, err := loadConfigArgs("table "+sub, args, stderr, getenv, func(fs *flag.FlagSet) {
 		switch sub {
 		case "create":
 			fs.BoolVar(&integerID, "integer-id", false, "integer ids assigned by the server (default: string ids)")
@@ -173,21 +172,6 @@ func tableCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		return fmt.Errorf("%w: unknown table command %q", errUsage, sub)
 	}
 	return nil
-}
-
-// loadTableConfig parses flags that may come before or after the table name.
-func loadTableConfig(name string, args []string, stderr io.Writer, getenv func(string) string, extra func(*flag.FlagSet)) (*config.Config, *flag.FlagSet, error) {
-	// Move a leading positional NAME after the flags so "table create todo --soft-delete" works.
-	var pos []string
-	var flags []string
-	for i := 0; i < len(args); i++ {
-		if strings.HasPrefix(args[i], "-") {
-			flags = append(flags, args[i:]...)
-			break
-		}
-		pos = append(pos, args[i])
-	}
-	return loadConfigArgs(name, append(flags, pos...), stderr, getenv, extra)
 }
 
 func printTable(w io.Writer, in table.Info) {

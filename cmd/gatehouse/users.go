@@ -23,8 +23,8 @@ import (
 	"github.com/gatehouse/gatehouse/internal/user"
 )
 
-// usersCmd is `gatehouse users list|show ID|disable ID|enable ID|revoke ID` for the users directory
-// (accounts.go handles add, enable --user, set-password and import first).
+// usersCmd is `gatehouse users list|show ID|revoke ID` for the users directory (accounts.go handles
+// add, enable, disable, set-password and import first).
 func usersCmd(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
 	if len(args) == 0 {
 		return fmt.Errorf("%w: gatehouse users list|show|disable|enable|revoke", errUsage)
@@ -51,7 +51,7 @@ func usersCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		if fs.NArg() != 0 {
 			return fmt.Errorf("%w: gatehouse users list takes no arguments", errUsage)
 		}
-	case "show", "disable", "enable", "revoke":
+	case "show", "revoke":
 		if fs.NArg() != 1 {
 			return fmt.Errorf("%w: gatehouse users %s USER_ID (e.g. Google:1234)", errUsage, sub)
 		}
@@ -119,16 +119,6 @@ func usersCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 			fmt.Fprintf(stdout, "identity:   %s %s sub=%s claims=%s provider_tokens=%v\n", i.Provider, i.Issuer, i.Subject, claims, i.HasProviderTokens)
 		}
 		return nil
-	case "disable":
-		if err := dir.Disable(ctx, id); err != nil {
-			return notFound(err)
-		}
-		fmt.Fprintf(stdout, "user %s disabled; running servers refuse its tokens within seconds\n", id)
-	case "enable":
-		if err := dir.Enable(ctx, id); err != nil {
-			return notFound(err)
-		}
-		fmt.Fprintf(stdout, "user %s enabled; tokens issued before now stay revoked\n", id)
 	case "revoke":
 		if _, err := dir.Get(ctx, id); err != nil {
 			return notFound(err)

@@ -41,6 +41,29 @@ func TestUsersCommand(t *testing.T) {
 	if code, out, _ := runCmd("users", "show", "Google:1234"); code != 0 || !strings.Contains(out, "disabled:   true") {
 		t.Fatalf("show disabled: %d %q", code, out)
 	}
+	// Flags after the argument, as printed in the help.
+	if code, out, errs := runCmd("users", "show", "Google:1234", "--json"); code != 0 || !strings.Contains(out, `"disabled":true`) {
+		t.Fatalf("show ID --json: %d %q %q", code, out, errs)
+	}
+	// A provider user (not an account) is re-enabled by its id given as the argument, or with --user.
+	if code, out, errs := runCmd("users", "enable", "Google:1234"); code != 0 || !strings.Contains(out, "user Google:1234 enabled") {
+		t.Fatalf("enable provider user: %d %q %q", code, out, errs)
+	}
+	if code, out, _ := runCmd("users", "show", "Google:1234"); code != 0 || !strings.Contains(out, "disabled:   false") {
+		t.Fatalf("show enabled: %d %q", code, out)
+	}
+	if code, _, _ := runCmd("users", "disable", "Google:1234"); code != 0 {
+		t.Fatal("disable again")
+	}
+	if code, out, errs := runCmd("users", "enable", "--user", "Google:1234"); code != 0 || !strings.Contains(out, "enabled") {
+		t.Fatalf("enable --user: %d %q %q", code, out, errs)
+	}
+	if code, _, errs := runCmd("users", "enable", "Google:nobody"); code != 1 || !strings.Contains(errs, `no account or user "Google:nobody"`) {
+		t.Fatalf("enable unknown: %d %q", code, errs)
+	}
+	if code, _, _ := runCmd("users", "enable", "a", "b"); code != 2 {
+		t.Fatalf("enable with two users: %d", code)
+	}
 	if code, _, errs := runCmd("users", "revoke", "nobody:1"); code != 1 || !strings.Contains(errs, `no user "nobody:1"`) {
 		t.Fatalf("revoke unknown: %d %q", code, errs)
 	}

@@ -688,7 +688,7 @@ func (c *Config) validateScripts() error {
 	return nil
 }
 
-// Reference writes the configuration reference as a Markdown table (used to keep README in sync).
+// Reference writes the configuration reference as a Markdown table (kept in sync with docs/configuration.md by a test).
 func Reference() string {
 	var b strings.Builder
 	b.WriteString("| file key | environment | flag | default | meaning |\n|---|---|---|---|---|\n")

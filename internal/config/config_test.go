@@ -157,28 +157,32 @@ func TestReferenceListsEverySetting(t *testing.T) {
 	}
 }
 
-// TestReadmeReference keeps the README's configuration table identical to the settings table.
+// TestReadmeReference keeps the configuration reference in docs/configuration.md identical to the
+// settings table.
 // Regenerate with: GATEHOUSE_UPDATE_README=1 go test ./internal/config -run TestReadmeReference
+// referenceDoc is the page holding the generated configuration reference.
+const referenceDoc = "../../docs/configuration.md"
+
 func TestReadmeReference(t *testing.T) {
 	const begin, end = "<!-- config-reference:begin -->\n", "<!-- config-reference:end -->"
-	b, err := os.ReadFile("../../README.md")
+	b, err := os.ReadFile(referenceDoc)
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := string(b)
 	i, j := strings.Index(s, begin), strings.Index(s, end)
 	if i < 0 || j < i {
-		t.Fatal("README.md lacks the config-reference markers")
+		t.Fatal(referenceDoc + " lacks the config-reference markers")
 	}
 	want := s[:i+len(begin)] + Reference() + s[j:]
 	if want == s {
 		return
 	}
 	if os.Getenv("GATEHOUSE_UPDATE_README") != "" {
-		if err := os.WriteFile("../../README.md", []byte(want), 0o644); err != nil {
+		if err := os.WriteFile(referenceDoc, []byte(want), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		return
 	}
-	t.Fatal("README.md configuration reference is stale; run: GATEHOUSE_UPDATE_README=1 go test ./internal/config -run TestReadmeReference")
+	t.Fatal(referenceDoc + " configuration reference is stale; run: GATEHOUSE_UPDATE_README=1 go test ./internal/config -run TestReadmeReference")
 }

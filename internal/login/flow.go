@@ -80,7 +80,7 @@ func (h *Handler) callbackURL(f family, p provider.Provider) string {
 // start is step 1 of the server flow: check the completion target, create the flow, redirect.
 func (h *Handler) start(w http.ResponseWriter, r *http.Request, f family, p provider.Provider) {
 	if !p.ServerFlow() {
-		f.fail(w, http.StatusUnauthorized, fmt.Sprintf("Logging in with %s is not enabled.", p.Name()))
+		f.fail(w, http.StatusUnauthorized, fmt.Sprintf("Logging in with %s is not enabled. %s", p.Name(), serverFlowHint(p.Name())))
 		return
 	}
 	if h.o.PublicURL == "" {
@@ -379,4 +379,20 @@ func (h *Handler) iframeReceiver(w http.ResponseWriter, r *http.Request) {
 	hd.Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
 	w.Write(buf.Bytes()) //nolint:errcheck
+}
+
+// serverFlowHint names the settings a provider's server flow needs when only its client id is set
+// (the original's "not enabled" message kept as the first sentence, for clients that match on it).
+func serverFlowHint(name string) string {
+	setting := map[string]string{
+		"google":           "providers.google.client_secret (GATEHOUSE_GOOGLE_CLIENT_SECRET or MS_GoogleClientSecret)",
+		"facebook":         "providers.facebook.app_secret (GATEHOUSE_FACEBOOK_APP_SECRET or MS_FacebookAppSecret)",
+		"microsoftaccount": "providers.microsoft.client_secret (GATEHOUSE_MICROSOFT_CLIENT_SECRET or MS_MicrosoftClientSecret)",
+		"aad":              "providers.aad.client_secret (GATEHOUSE_AAD_CLIENT_SECRET)",
+		"apple":            "providers.apple.team_id, providers.apple.key_id and providers.apple.private_key",
+	}[name]
+	if setting == "" {
+		setting = "oidc." + name + ".client_secret (GATEHOUSE_OIDC_" + strings.ToUpper(name) + "_CLIENT_SECRET)"
+	}
+	return "The server flow needs " + setting + "; the client flow works without it."
 }

@@ -356,7 +356,7 @@ func TestServerFlowBadInput(t *testing.T) {
 		}{
 			"unknown provider":    {"/login/nope", 401, "Error: Authentication with 'nope' is not supported."},
 			"unknown provider v2": {"/.auth/login/nope", 401, "Authentication with 'nope' is not supported."},
-			"client-flow only":    {"/login/mobileonly", 401, "Error: Logging in with mobileonly is not enabled."},
+			"client-flow only":    {"/login/mobileonly", 401, "Error: Logging in with mobileonly is not enabled. The server flow needs oidc.mobileonly.client_secret (GATEHOUSE_OIDC_MOBILEONLY_CLIENT_SECRET); the client flow works without it."},
 			"origin not allowed":  {"/login/acme?completion_type=postMessage&completion_origin=https://evil.example.com", 401, "Error: Not a whitelisted origin: https://evil.example.com"},
 			"bad completion type": {"/login/acme?completion_type=popup&completion_origin=http://localhost", 400, "Error: completion_type must be postMessage or iframe."},
 			"open redirect":       {"/.auth/login/acme?post_login_redirect_url=https://evil.example.com/", 400, "The post_login_redirect_url is not an allowed redirect URL."},
