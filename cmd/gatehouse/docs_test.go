@@ -113,7 +113,10 @@ func docScript(page string, blocks []docBlock, port string) string {
 func buildGatehouse(t *testing.T, dir string) string {
 	t.Helper()
 	bin := filepath.Join(dir, "gatehouse")
-	cmd := exec.Command("go", "build", "-o", bin, ".")
+	// The release build's flags (Dockerfile): TestDockerfile and e2e's harness build the same way, so
+	// the three share one compile.
+	cmd := exec.Command("go", "build", "-trimpath", "-o", bin, ".")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
