@@ -91,7 +91,7 @@ func TestAPNsTokenSend(t *testing.T) {
 		t.Errorf("apns-id %q, want %q", n.ID, platform.APNsID("msg-1"))
 	}
 	// The same outbox id always gives the same apns-id; a UUID id is used as it is.
-	if platform.APNsID("msg-1") != platform.APNsID("msg-1") || platform.APNsID("msg-1") == platform.APNsID("msg-2") {
+	if again := platform.APNsID("msg-1"); again != n.ID || platform.APNsID("msg-2") == again {
 		t.Error("apns-id is not a function of the outbox id")
 	}
 	if id := "0f8fad5b-d9cb-469f-a165-70867728950e"; platform.APNsID(id) != id {
