@@ -87,7 +87,9 @@ func (w *WNS) newTokenSource() oauth2.TokenSource {
 func (w *WNS) Name() string { return push.WNS }
 
 // ValidateChannel checks a channel URI: https, no credentials or fragment, on an allowed host.
-func (w *WNS) ValidateChannel(channel string) error { return validateChannelURI("wns", channel, w.hosts) }
+func (w *WNS) ValidateChannel(channel string) error {
+	return validateChannelURI("wns", channel, w.hosts)
+}
 
 // ValidateWNSChannel is WNS' channel check with the default hosts, usable without credentials.
 func ValidateWNSChannel(channel string) error {
