@@ -147,9 +147,10 @@ func drain(body io.ReadCloser) {
 	_ = body.Close()
 }
 
-// transportError is a failure to reach the service: always retryable.
+// transportError is a failure to reach the service: always retryable. The URL in it loses its
+// path and query (device tokens, channel capabilities).
 func transportError(platform string, err error) *push.DeliveryError {
-	return &push.DeliveryError{Platform: platform, Retryable: true, Err: err}
+	return &push.DeliveryError{Platform: platform, Retryable: true, Err: redactURL(err)}
 }
 
 // statusRetryable is the default classification of an HTTP status: 429 and 5xx are retryable.
