@@ -31,9 +31,9 @@ const webPushDefaultTTL = 2419200
 // WebPushEndpointHosts are the browsers' push services a subscription endpoint may point at.
 var WebPushEndpointHosts = []string{
 	"fcm.googleapis.com", "android.googleapis.com", // Chrome, Edge (Chromium), Opera, Samsung
-	"*.push.services.mozilla.com",                  // Firefox
-	"*.push.apple.com",                             // Safari
-	"*.notify.windows.com",                         // Edge (legacy)
+	"*.push.services.mozilla.com", // Firefox
+	"*.push.apple.com",            // Safari
+	"*.notify.windows.com",        // Edge (legacy)
 }
 
 // WebPushConfig holds the VAPID key pair (RFC 8292) and the contact put in its tokens.
