@@ -2,6 +2,7 @@ package platform_test
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -248,12 +249,7 @@ func TestAPNsCertificate(t *testing.T) {
 	if _, err := platform.LoadAPNsCertificate(p12, nil, "wrong"); err == nil {
 		t.Error("a wrong .p12 password was accepted")
 	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(cert.PrivateKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]})
-	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
+	certPEM, keyPEM := pemPair(t, cert)
 	fromPEM, err := platform.LoadAPNsCertificate(append(certPEM, keyPEM...), nil, "")
 	if err != nil {
 		t.Fatal(err)
@@ -276,6 +272,15 @@ func TestAPNsCertificate(t *testing.T) {
 	if _, err := platform.NewAPNs(platform.APNsConfig{Topic: "com.example.app"}, fake.Options()); err == nil {
 		t.Error("APNs without credentials was built")
 	}
+}
+
+func pemPair(t *testing.T, cert *tls.Certificate) (certPEM, keyPEM []byte) {
+	t.Helper()
+	keyDER, err := x509.MarshalPKCS8PrivateKey(cert.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
 }
 
 func TestAPNsValidation(t *testing.T) {
