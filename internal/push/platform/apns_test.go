@@ -51,7 +51,7 @@ func deliveryError(t *testing.T, err error) *push.DeliveryError {
 	return de
 }
 
-func newAPNs(t *testing.T) (*platform.APNs, *pushfake.APNs, *clock) {
+func newAPNs(t testing.TB) (*platform.APNs, *pushfake.APNs, *clock) {
 	t.Helper()
 	fake := pushfake.NewAPNs(t, "com.example.app")
 	clk := newClock()

@@ -16,7 +16,7 @@ import (
 
 const fcmToken = "dGVzdC10b2tlbi0x:APA91bHPRgkF3JUikC4ENAHEeMrd41Zxv3hVZjC9KtT8OvPVGJ-hQMRKRrZuJAEcl7B338qju59zJMjw2DELjzEvxwYv7hH5Ynpc1ODQ0aT4U4OFEeco8ohsN5PjL1iC2dNtk2BAokeMCg2ZXKqpc8FXKmhX94kIxQ"
 
-func newFCM(t *testing.T) (*platform.FCM, *pushfake.FCM) {
+func newFCM(t testing.TB) (*platform.FCM, *pushfake.FCM) {
 	t.Helper()
 	fake := pushfake.NewFCM(t, "gatehouse-test")
 	f, err := platform.NewFCM(platform.FCMConfig{CredentialsJSON: fake.ServiceAccountJSON()}, fake.Options())

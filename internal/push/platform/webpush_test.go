@@ -15,7 +15,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/push/pushfake"
 )
 
-func newWebPush(t *testing.T) (*platform.WebPush, *pushfake.WebPush) {
+func newWebPush(t testing.TB) (*platform.WebPush, *pushfake.WebPush) {
 	t.Helper()
 	fake := pushfake.NewWebPush(t)
 	pub, priv, err := platform.GenerateVAPIDKeys()

@@ -15,7 +15,7 @@ import (
 
 const toast = `<toast><visual><binding template="ToastText01"><text id="1">hello</text></binding></visual></toast>`
 
-func newWNS(t *testing.T) (*platform.WNS, *pushfake.WNS) {
+func newWNS(t testing.TB) (*platform.WNS, *pushfake.WNS) {
 	t.Helper()
 	fake := pushfake.NewWNS(t)
 	w, err := platform.NewWNS(fake.Config(), fake.Options())
