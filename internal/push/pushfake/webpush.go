@@ -47,6 +47,9 @@ type WebPushMessage struct {
 	Key      string
 	// RecordSize is the aes128gcm header's rs.
 	RecordSize uint32
+	// Body and Header are the request as received (the encrypted body).
+	Body   []byte
+	Header http.Header
 }
 
 // webSub is a browser's subscription: the user agent's keys.
@@ -183,7 +186,7 @@ func (f *WebPush) serve(w http.ResponseWriter, r *http.Request) {
 		webPushFail(w, http.StatusBadRequest, 110, "Could not decrypt: "+err.Error())
 		return
 	}
-	msg.Plaintext, msg.RecordSize = plain, rs
+	msg.Plaintext, msg.RecordSize, msg.Body, msg.Header = plain, rs, body, r.Header.Clone()
 	if fail := f.scripted(); fail != nil {
 		setRetryAfter(w, fail.RetryAfter)
 		webPushFail(w, fail.Status, 999, fail.Reason)
