@@ -92,6 +92,9 @@ type Config struct {
 	DBPool    DBPool
 	Telemetry Telemetry
 
+	// PushProviders holds the push services' credentials (file pushproviders.go).
+	PushProviders PushProviders
+
 	// Sources records where each setting's value came from ("default", "file", "env NAME", "flag -x").
 	Sources map[string]string
 }
@@ -179,7 +182,7 @@ type setting struct {
 }
 
 func settings() []setting {
-	return append(append(append(baseSettings(), loginSettings()...), keyRingSettings()...), opsSettings()...)
+	return append(append(append(append(baseSettings(), loginSettings()...), keyRingSettings()...), opsSettings()...), pushProviderSettings()...)
 }
 
 func baseSettings() []setting {
@@ -637,6 +640,9 @@ func (c *Config) validate() error {
 		return err
 	}
 	if err := c.validateOps(); err != nil {
+		return err
+	}
+	if err := c.validatePushProviders(); err != nil {
 		return err
 	}
 	if c.MetricsListen != "" && c.MetricsListen == c.Listen {
