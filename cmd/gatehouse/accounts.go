@@ -24,7 +24,7 @@ import (
 
 // newAccounts builds the accounts service from the configuration. minter may be nil (admin commands);
 // users may be nil until the users directory is wired.
-func newAccounts(cfg *config.Config, db *store.DB, minter account.Minter, users account.Users, log *slog.Logger) (*account.Service, error) {
+func newAccounts(cfg *config.Config, db *store.DB, minter account.Minter, users account.Users, sealer account.Sealer, log *slog.Logger) (*account.Service, error) {
 	conc := cfg.Accounts.HashConcurrency
 	if conc == 0 {
 		conc = password.DefaultConcurrency()
@@ -50,7 +50,16 @@ func newAccounts(cfg *config.Config, db *store.DB, minter account.Minter, users 
 		mailer = m
 	}
 	reset, verify := account.Links(cfg.Accounts.ResetURL, cfg.Accounts.VerifyURL, cfg.PublicURL)
+	// Passkeys need a relying party: public_url's host (a Host header cannot be trusted for it).
+	var passkeys *account.PasskeyConfig
+	if cfg.PublicURL != "" {
+		if passkeys, err = account.PasskeyConfigFor(cfg.PublicURL, cfg.Accounts.PasskeyOrigins); err != nil {
+			return nil, err
+		}
+	}
 	return account.NewService(account.Options{
+		Sealer: sealer, MFATTL: cfg.Accounts.MFAChallengeTTL, Passkeys: passkeys,
+		SignInLink: account.SignInLinks(cfg.Accounts.SignInURL, cfg.PublicURL), SignInTTL: cfg.Accounts.SignInTTL,
 		Store: account.NewSQL(db), Hasher: h, Policy: password.Policy{MinLength: cfg.Accounts.MinPasswordLength},
 		Mailer: mailer, Minter: minter, Users: users, LinkTTL: cfg.Accounts.LinkTTL, ResetLink: reset, VerifyLink: verify,
 		ServiceName: cfg.ServiceName, AllowRegistration: cfg.Accounts.AllowRegistration,
@@ -64,9 +73,18 @@ func mountAccounts(ctx context.Context, srv *server.Server, cfg *config.Config, 
 	if !cfg.Accounts.Enabled {
 		return nil
 	}
-	svc, err := newAccounts(cfg, db, minter, users, log)
+	// Authenticator-app secrets are sealed under keys derived from the master keys (and follow their
+	// rotation: every accepted code re-seals the secret under the current key).
+	sealer, err := user.NewRotatingSealer("account second factors", authn, user.SealerOptions{})
 	if err != nil {
 		return err
+	}
+	svc, err := newAccounts(cfg, db, minter, users, sealer, log)
+	if err != nil {
+		return err
+	}
+	if cfg.PublicURL == "" {
+		log.Warn("accounts: public_url is not set; passkeys are off (they need a relying party id)")
 	}
 	if cfg.Mail.Host == "" {
 		log.Warn("accounts are enabled but no SMTP server is configured (mail.smtp_host): verification and reset emails cannot be sent")
@@ -75,7 +93,7 @@ func mountAccounts(ctx context.Context, srv *server.Server, cfg *config.Config, 
 		log.Warn("accounts: public_url is not set; emailed links point at http://localhost:8080")
 	}
 	go svc.Run(ctx)
-	h := &account.Handler{Service: svc, Auth: authn, Log: log}
+	h := &account.Handler{Service: svc, Auth: authn, Log: log, PublicURL: cfg.PublicURL}
 	for _, p := range h.Prefixes() {
 		srv.Mount(p, p, h)
 	}
@@ -133,7 +151,7 @@ func accountUsersCmd(ctx context.Context, args []string, stdin io.Reader, stdout
 	}
 	// Accounts are users of the directory: add and import create them there, enable and set-password
 	// re-enable and revoke there too.
-	svc, err := newAccounts(cfg, db, nil, account.UserDirectory{Dir: dir}, log)
+	svc, err := newAccounts(cfg, db, nil, account.UserDirectory{Dir: dir}, nil, log)
 	if err != nil {
 		return true, err
 	}

@@ -92,6 +92,7 @@ type envOpt struct {
 	noUsers      bool
 	keepHashes   bool
 	env          map[string]string // configuration environment (e.g. GATEHOUSE_TRUSTED_PROXIES)
+	publicURL    string            // passkeys' relying party
 }
 
 var cheap = password.Params{Memory: 64, Time: 1, Threads: 1}
@@ -135,7 +136,19 @@ func newEnv(t *testing.T, db *store.DB, o envOpt) *env {
 		users = account.UserDirectory{Dir: e.dir, Refresh: true}
 	}
 	var base string
+	sealer, err := user.NewRotatingSealer("account second factors", a, user.SealerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var passkeys *account.PasskeyConfig
+	if o.publicURL != "" {
+		if passkeys, err = account.PasskeyConfigFor(o.publicURL, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
 	svc, err := account.NewService(account.Options{
+		Sealer: sealer, Passkeys: passkeys,
+		SignInLink: func(tok string) string { return base + "/login/custom/email/confirm?token=" + url.QueryEscape(tok) },
 		Store: account.NewSQL(db), Hasher: h, Mailer: mailer, Minter: minter, Users: users,
 		ResetLink:   func(tok string) string { return base + "/login/custom/reset/confirm?token=" + url.QueryEscape(tok) },
 		VerifyLink:  func(tok string) string { return base + "/.auth/login/custom/verify?token=" + url.QueryEscape(tok) },

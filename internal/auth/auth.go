@@ -22,6 +22,7 @@ type Permission int
 // Permissions, from most to least restrictive.
 const (
 	Admin       Permission = iota
+	UserMFA                // "mfa": a valid app token whose amr says a second factor was used
 	User                   // "user" or "authenticated": a valid app token
 	Application            // the application key (or anything stronger)
 	Public
@@ -36,10 +37,12 @@ func ParsePermission(s string) (Permission, error) {
 		return Application, nil
 	case "user", "authenticated":
 		return User, nil
+	case "mfa":
+		return UserMFA, nil
 	case "admin":
 		return Admin, nil
 	}
-	return Admin, fmt.Errorf("unknown permission %q (public, application, user, authenticated or admin)", s)
+	return Admin, fmt.Errorf("unknown permission %q (public, application, user, authenticated, mfa or admin)", s)
 }
 
 func (p Permission) String() string {
@@ -50,6 +53,8 @@ func (p Permission) String() string {
 		return "application"
 	case User:
 		return "user"
+	case UserMFA:
+		return "mfa"
 	default:
 		return "admin"
 	}
@@ -115,9 +120,28 @@ func (c *Caller) Allows(p Permission) bool {
 		return c.AppKey
 	case User:
 		return c.Claims != nil
+	case UserMFA:
+		return c.MultiFactor()
 	default:
 		return false
 	}
+}
+
+// AMRMultiFactor is the RFC 8176 amr value that Gatehouse puts in tokens whose sign-in used more than
+// one factor (a password and a one-time code, a passkey with user verification …).
+const AMRMultiFactor = "mfa"
+
+// MultiFactor reports whether the caller's token says it was issued after a multi-factor sign-in.
+func (c *Caller) MultiFactor() bool { return c.Claims != nil && c.Claims.HasAMR(AMRMultiFactor) }
+
+// MsgMFARequired is the error a signed-in caller gets from an operation that requires multi-factor
+// sign-in when its token does not show one.
+const MsgMFARequired = "This operation requires multi-factor sign-in: sign in again with a second factor (the token's amr has no \"mfa\")."
+
+// NeedsMFA reports whether p is refused to this caller only because its token lacks multi-factor
+// sign-in: the handler then answers 403 with MsgMFARequired rather than a plain 401.
+func (c *Caller) NeedsMFA(p Permission) bool {
+	return p == UserMFA && c.Level != AdminLevel && c.Claims != nil && !c.MultiFactor()
 }
 
 // Credentials are what a request presents.
@@ -330,7 +354,10 @@ type MintRequest struct {
 	UserID   string        // "<provider>:<id>", e.g. custom:123
 	Audience string        // default: the provider part of UserID
 	TTL      time.Duration // default and cap from configuration
-	Extra    map[string]any
+	// AMR lists the authentication methods of the sign-in (RFC 8176: "pwd", "otp", "hwk", "mfa" …);
+	// written as the "amr" claim when set.
+	AMR   []string
+	Extra map[string]any
 }
 
 // ErrBadUserID is returned for a user id that cannot be put in a token.
@@ -362,7 +389,7 @@ func (m *Minter) Mint(r MintRequest) (string, time.Time, error) {
 	now := m.Auth.opt.Now()
 	exp := now.Add(ttl).Truncate(time.Second)
 	tok, err := token.Mint(m.Auth.state.Load().masterKey, token.Claims{
-		Exp: exp.Unix(), Iss: token.Issuer, Ver: 2, Aud: aud, UID: r.UserID, IatMs: now.UnixMilli(), Extra: r.Extra,
+		Exp: exp.Unix(), Iss: token.Issuer, Ver: 2, Aud: aud, UID: r.UserID, IatMs: now.UnixMilli(), AMR: r.AMR, Extra: r.Extra,
 	})
 	return tok, exp, err
 }
