@@ -149,7 +149,7 @@ func newEnv(t *testing.T, db *store.DB, o envOpt) *env {
 	svc, err := account.NewService(account.Options{
 		Sealer: sealer, Passkeys: passkeys,
 		SignInLink: func(tok string) string { return base + "/login/custom/email/confirm?token=" + url.QueryEscape(tok) },
-		Store: account.NewSQL(db), Hasher: h, Mailer: mailer, Minter: minter, Users: users,
+		Store:      account.NewSQL(db), Hasher: h, Mailer: mailer, Minter: minter, Users: users,
 		ResetLink:   func(tok string) string { return base + "/login/custom/reset/confirm?token=" + url.QueryEscape(tok) },
 		VerifyLink:  func(tok string) string { return base + "/.auth/login/custom/verify?token=" + url.QueryEscape(tok) },
 		ServiceName: "TestApp", AllowRegistration: !o.closed, RequireVerifiedEmail: o.requireVerif, KeepLegacyHashes: o.keepHashes,
