@@ -163,7 +163,7 @@ func newEnv(t *testing.T, db *store.DB, o envOpt) *env {
 	done := make(chan struct{})
 	go func() { svc.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
-	hd := &account.Handler{Service: svc, Auth: a, Log: log}
+	hd := &account.Handler{Service: svc, Auth: a, Log: log, PublicURL: o.publicURL}
 	for _, p := range hd.Prefixes() {
 		srv.Mount(p, p, hd)
 	}

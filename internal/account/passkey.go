@@ -208,7 +208,7 @@ func (s *Service) FinishPasskeyRegistration(ctx context.Context, c Client, p Pri
 		if cer.AccountID != a.ID {
 			return ErrCeremony
 		}
-		parsed, err := protocol.ParseCredentialCreationResponseBytes(credential)
+		parsed, err := parseAttestation(credential)
 		if err != nil {
 			return passkeyError(err)
 		}
@@ -297,7 +297,7 @@ func (s *Service) FinishPasskeyLogin(ctx context.Context, c Client, id, browser,
 		s.failed(ctx, c.IP)
 		return nil, err
 	}
-	parsed, err := protocol.ParseCredentialRequestResponseBytes(credential)
+	parsed, err := parseAssertion(credential)
 	if err != nil {
 		s.failed(ctx, c.IP)
 		return nil, passkeyError(err)
@@ -405,14 +405,39 @@ func (s *Service) RemovePasskey(ctx context.Context, p Principal, id string) err
 	return nil
 }
 
+// parseAttestation and parseAssertion hand a credential to go-webauthn's parsers, turning a panic in
+// them (hostile CBOR) into a refusal.
+func parseAttestation(raw json.RawMessage) (p *protocol.ParsedCredentialCreationData, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			p, err = nil, fmt.Errorf("%w: the credential could not be parsed", ErrPasskeyInvalid)
+		}
+	}()
+	return protocol.ParseCredentialCreationResponseBytes(raw)
+}
+
+func parseAssertion(raw json.RawMessage) (p *protocol.ParsedCredentialAssertionData, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			p, err = nil, fmt.Errorf("%w: the credential could not be parsed", ErrPasskeyInvalid)
+		}
+	}()
+	return protocol.ParseCredentialRequestResponseBytes(raw)
+}
+
 // passkeyError turns a go-webauthn error into ErrPasskeyInvalid with the library's reason (which
 // names the check that failed: origin, RP id hash, signature, user verification …).
 func passkeyError(err error) error {
 	var pe *protocol.Error
 	if errors.As(err, &pe) {
-		msg := pe.Details
+		msg := strings.TrimSuffix(pe.Details, ".")
 		if msg == "" {
 			msg = pe.Type
+		}
+		// DevInfo names the failed check (e.g. the RP id hash or the origin that did not match); it
+		// holds only what the client sent and public configuration.
+		if info := pe.DevInfo; info != "" && len(info) <= 300 {
+			msg += " (" + info + ")"
 		}
 		return fmt.Errorf("%w: %s", ErrPasskeyInvalid, msg)
 	}
