@@ -73,7 +73,7 @@ func (e *env) tokenWorks(tok string) bool {
 }
 
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	ts    *httptest.Server
 	svc   *account.Service
 	smtp  *mailtest.Server
@@ -97,7 +97,7 @@ type envOpt struct {
 
 var cheap = password.Params{Memory: 64, Time: 1, Threads: 1}
 
-func newEnv(t *testing.T, db *store.DB, o envOpt) *env {
+func newEnv(t testing.TB, db *store.DB, o envOpt) *env {
 	t.Helper()
 	if o.params == (password.Params{}) {
 		o.params = cheap

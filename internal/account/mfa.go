@@ -221,6 +221,18 @@ func (s *Service) secondFactor(ctx context.Context, a *Account, c Client, check 
 	return err
 }
 
+// blocked answers ThrottledError while the client address is blocked by its failures.
+func (s *Service) blocked(ctx context.Context, ip string) error {
+	row, err := s.o.Store.ThrottleRow(ctx, ipKey(ip))
+	if err != nil {
+		return err
+	}
+	if w := row.wait(s.o.Now()); w > 0 {
+		return &ThrottledError{RetryAfter: w}
+	}
+	return nil
+}
+
 // isRefusal reports whether err is bad input from the client (counted by the throttle) rather than a
 // server-side failure.
 func isRefusal(err error) bool {

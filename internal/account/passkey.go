@@ -245,7 +245,9 @@ func (s *Service) BeginPasskeyLogin(ctx context.Context, c Client, browser, mfaT
 	if s.wa == nil {
 		return nil, ErrPasskeysOff
 	}
-	if err := s.limitRequests(ctx, c.IP); err != nil {
+	// Only checked, not counted: a sign-in is not a failure; the refusals at the finish are counted,
+	// and an address they blocked cannot start another ceremony.
+	if err := s.blocked(ctx, c.IP); err != nil {
 		return nil, err
 	}
 	if mfaToken == "" {
