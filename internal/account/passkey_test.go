@@ -253,7 +253,6 @@ func TestPasskeysAcrossInstances(t *testing.T) {
 	})
 }
 
-
 // BenchmarkPasskeySignIn is a passwordless sign-in as a client runs it: two round trips (the
 // challenge, then the signed answer) over HTTP to one instance on SQLite, the assertion verified
 // by go-webauthn, the counter advanced by one conditional UPDATE, a token minted.
