@@ -110,7 +110,7 @@ func accountUsersCmd(ctx context.Context, args []string, stdin io.Reader, stdout
 	}
 	sub, args := args[0], args[1:]
 	switch sub {
-	case "add", "enable", "disable", "set-password", "import":
+	case "add", "enable", "disable", "set-password", "reset-mfa", "import":
 	default:
 		return false, nil
 	}
@@ -122,7 +122,7 @@ func accountUsersCmd(ctx context.Context, args []string, stdin io.Reader, stdout
 			fs.StringVar(&email, "email", "", "email address (required)")
 			fs.BoolVar(&verified, "verified", false, "mark the address as verified")
 			fs.BoolVar(&passwordStdin, "password-stdin", false, "read the password from the first line of standard input (else: no password; the user sets one with a reset link)")
-		case "enable", "disable", "set-password":
+		case "enable", "disable", "set-password", "reset-mfa":
 			fs.StringVar(&ref, "user", "", "account id, email address or user id (or give it as the argument)")
 			if sub == "set-password" {
 				fs.BoolVar(&passwordStdin, "password-stdin", true, "read the password from the first line of standard input")
@@ -190,6 +190,22 @@ func accountUsersCmd(ctx context.Context, args []string, stdin io.Reader, stdout
 			return true, err
 		}
 		return true, show(a)
+	case "reset-mfa":
+		if fs.NArg() == 1 && ref == "" {
+			ref = fs.Arg(0)
+		}
+		if ref == "" || fs.NArg() > 1 || (fs.NArg() == 1 && ref != fs.Arg(0)) {
+			return true, fmt.Errorf("%w: gatehouse users reset-mfa USER (account id, email address or user id)", errUsage)
+		}
+		a, err := svc.Find(ctx, ref)
+		if err != nil {
+			return true, fmt.Errorf("%s: %w", ref, err)
+		}
+		if err := svc.ResetMFA(ctx, a.ID); err != nil {
+			return true, err
+		}
+		fmt.Fprintf(stdout, "second factors of %s (%s) removed; its sessions are revoked\n", a.ID, a.Email)
+		return true, nil
 	case "enable", "disable", "set-password":
 		// The user may be named by --user or as the argument: "users enable Google:user77".
 		switch {

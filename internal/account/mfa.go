@@ -437,6 +437,34 @@ func (s *Service) MFAStatus(ctx context.Context, p Principal) (*MFAStatus, error
 	return st, nil
 }
 
+// AdminMFAStatus reports an account's second factors (admin).
+func (s *Service) AdminMFAStatus(ctx context.Context, id string) (*MFAStatus, error) {
+	a, err := s.o.Store.ByID(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return s.MFAStatus(ctx, Principal{UserID: a.TokenUserID()})
+}
+
+// ResetMFA removes every second factor of an account (its owner lost them all, recovery codes
+// included) and ends its sessions; the next sign-in is password-only until the owner enrols again.
+func (s *Service) ResetMFA(ctx context.Context, id string) error {
+	a, err := s.o.Store.ByID(ctx, id)
+	if err != nil {
+		return err
+	}
+	if err := s.o.Store.ResetSecondFactors(ctx, a.ID); err != nil {
+		return err
+	}
+	if s.o.Users != nil {
+		if err := s.o.Users.RevokeAll(ctx, a.TokenUserID()); err != nil {
+			return err
+		}
+	}
+	s.o.Log.Info("second factors reset by admin", "account_id", a.ID)
+	return nil
+}
+
 // stepUp refuses to change the second factors of an account that has one unless the caller's token
 // came from a multi-factor sign-in (a stolen password-only session must not replace them).
 func (s *Service) stepUp(ctx context.Context, a *Account, p Principal) error {

@@ -43,6 +43,29 @@ type MFAStore interface {
 	UseRecoveryCode(ctx context.Context, accountID, hash string, now time.Time) error
 	// RecoveryCodesLeft counts the unused codes.
 	RecoveryCodesLeft(ctx context.Context, accountID string) (int, error)
+	// ResetSecondFactors removes the authenticator app, the recovery codes and the passkeys of the
+	// account, and its pending MFA challenges, in one transaction.
+	ResetSecondFactors(ctx context.Context, accountID string) error
+}
+
+// ResetSecondFactors implements MFAStore.
+func (s *SQL) ResetSecondFactors(ctx context.Context, accountID string) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("account: reset second factors: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck
+	for _, q := range []string{
+		`DELETE FROM gatehouse_account_totp WHERE account_id = ?`,
+		`DELETE FROM gatehouse_account_recovery WHERE account_id = ?`,
+		`DELETE FROM gatehouse_account_passkeys WHERE account_id = ?`,
+		`DELETE FROM gatehouse_account_tokens WHERE account_id = ? AND purpose = 'mfa'`,
+	} {
+		if _, err := tx.ExecContext(ctx, s.db.Rebind(q), accountID); err != nil {
+			return fmt.Errorf("account: reset second factors: %w", err)
+		}
+	}
+	return tx.Commit()
 }
 
 // PeekToken implements MFAStore.

@@ -271,3 +271,38 @@ func TestEmailSignIn(t *testing.T) {
 		}
 	})
 }
+
+// TestAdminResetMFA: an administrator removes every second factor of an account whose owner lost
+// them; its sessions end and the next sign-in is password-only.
+func TestAdminResetMFA(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		e := newEnv(t, db, envOpt{})
+		const email, pw = "lou@example.com", "correct horse battery"
+		tok := e.signUp(email, pw)
+		r := e.do("POST", "/login/custom/mfa/totp", "", "X-ZUMO-AUTH", tok)
+		if r := e.do("POST", "/login/custom/mfa/totp/confirm", js(map[string]string{"code": totpAt(t, r.json["secret"].(string), e.clock.Now())}), "X-ZUMO-AUTH", tok); r.status != 200 {
+			t.Fatalf("confirm: %d %s", r.status, r.body)
+		}
+		master := []string{"X-ZUMO-MASTER", masterKey}
+		if r := e.do("GET", "/admin/accounts/"+email+"/mfa", "", master...); r.status != 200 || r.json["totp"] != true || r.json["recoveryCodesLeft"] != float64(10) {
+			t.Fatalf("admin status: %d %s", r.status, r.body)
+		}
+		if r := e.do("DELETE", "/admin/accounts/"+email+"/mfa", "", "X-ZUMO-AUTH", tok); r.status != 401 {
+			t.Fatalf("reset without the master key: %d %s", r.status, r.body)
+		}
+		e.clock.Advance(time.Second) // the revocation cut-off is after the token's iat
+		if r := e.do("DELETE", "/admin/accounts/"+email+"/mfa", "", master...); r.status != http.StatusNoContent {
+			t.Fatalf("reset: %d %s", r.status, r.body)
+		}
+		if e.tokenWorks(tok) {
+			t.Fatal("sessions survive the reset")
+		}
+		e.clock.Advance(time.Second)
+		if r := e.do("POST", "/login/custom", js(map[string]string{"email": email, "password": pw})); r.json["authenticationToken"] == nil {
+			t.Fatalf("login after reset: %s", r.body)
+		}
+		if r := e.do("GET", "/admin/accounts/"+email+"/mfa", "", master...); r.json["totp"] != false || r.json["recoveryCodesLeft"] != float64(0) {
+			t.Fatalf("after reset: %s", r.body)
+		}
+	})
+}
