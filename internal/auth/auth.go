@@ -99,6 +99,29 @@ func (c *Caller) UserID() string {
 	return c.Claims.UserID()
 }
 
+// AMR is the token's amr claim: the authentication methods the user passed (nil without a token or
+// without the claim; every jwt token has one, app tokens when their login said).
+func (c *Caller) AMR() []string {
+	if c.Claims == nil {
+		return nil
+	}
+	raw, err := c.Claims.Raw()
+	if err != nil {
+		return nil
+	}
+	list, ok := raw["amr"].([]any)
+	if !ok {
+		return nil
+	}
+	out := make([]string, 0, len(list))
+	for _, v := range list {
+		if s, ok := v.(string); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 // IsAdmin reports whether the caller sent the master key.
 func (c *Caller) IsAdmin() bool { return c.Level == AdminLevel }
 
