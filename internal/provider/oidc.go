@@ -17,6 +17,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/jsonx"
 
 	jose "github.com/go-jose/go-jose/v4"
+	"golang.org/x/oauth2"
 
 	"github.com/gatehouse/gatehouse/internal/idtoken"
 	"github.com/gatehouse/gatehouse/internal/keyset"
@@ -317,35 +318,33 @@ func isGUID(s string) bool {
 	return true
 }
 
-// AuthCodeURL implements Provider: response_type=code with state, nonce and PKCE S256.
+// AuthCodeURL implements Provider: response_type=code with state, nonce and PKCE S256, built by
+// golang.org/x/oauth2.
 func (p *OIDC) AuthCodeURL(ctx context.Context, r AuthRequest) (*Redirect, error) {
 	st, err := p.state(ctx)
 	if err != nil {
 		return nil, err
 	}
-	q := url.Values{}
-	q.Set("response_type", "code")
-	q.Set("client_id", p.cfg.ClientID)
-	q.Set("redirect_uri", r.RedirectURI)
-	q.Set("scope", strings.Join(p.cfg.Scopes, " "))
-	q.Set("state", r.State)
-	q.Set("nonce", r.Nonce)
+	opts := []oauth2.AuthCodeOption{oauth2.SetAuthURLParam("nonce", r.Nonce)}
 	if !p.cfg.NoPKCE {
-		q.Set("code_challenge", r.CodeChallenge)
-		q.Set("code_challenge_method", "S256")
+		// The login package keeps the verifier in the sealed flow cookie and hands us its challenge
+		// (oauth2.S256ChallengeFromVerifier); the same parameters oauth2.S256ChallengeOption sets.
+		opts = append(opts, oauth2.SetAuthURLParam("code_challenge", r.CodeChallenge), oauth2.SetAuthURLParam("code_challenge_method", "S256"))
 	}
 	for k, v := range p.cfg.AuthParams {
-		q[k] = v
+		if len(v) > 0 {
+			opts = append(opts, oauth2.SetAuthURLParam(k, v[0]))
+		}
 	}
 	for _, k := range p.cfg.Options {
 		if v := r.Options.Get(k); v != "" {
 			if k == "scope" {
 				v = mergeScopes(p.cfg.Scopes, v)
 			}
-			q.Set(k, v)
+			opts = append(opts, oauth2.SetAuthURLParam(k, v))
 		}
 	}
-	return &Redirect{URL: withQuery(st.authURL, q)}, nil
+	return &Redirect{URL: p.oauth2(st, "", r.RedirectURI).AuthCodeURL(r.State, opts...)}, nil
 }
 
 func mergeScopes(base []string, extra string) string {
@@ -358,6 +357,7 @@ func mergeScopes(base []string, extra string) string {
 	return strings.Join(out, " ")
 }
 
+// withQuery adds q to a URL that may have a query already (providers without an oauth2.Config).
 func withQuery(base string, q url.Values) string {
 	sep := "?"
 	if strings.Contains(base, "?") {
@@ -376,26 +376,34 @@ func (p *OIDC) secret() (string, error) {
 	return p.cfg.ClientSecret, nil
 }
 
-// redeem exchanges an authorization code at the token endpoint.
-func (p *OIDC) redeem(ctx context.Context, st *oidcState, code, verifier, redirectURI string) (*tokenResponse, error) {
+// oauth2 is the provider's golang.org/x/oauth2 configuration: client authentication at the token
+// endpoint by HTTP Basic (client_secret_basic) or in the body (client_secret_post), as discovery or
+// the configuration says; never probed (a failed first attempt would cost a code).
+func (p *OIDC) oauth2(st *oidcState, secret, redirectURI string) *oauth2.Config {
+	style := oauth2.AuthStyleInParams
+	if st.basicAuth && secret != "" {
+		style = oauth2.AuthStyleInHeader
+	}
+	return &oauth2.Config{
+		ClientID: p.cfg.ClientID, ClientSecret: secret, RedirectURL: redirectURI, Scopes: p.cfg.Scopes,
+		Endpoint: oauth2.Endpoint{AuthURL: st.authURL, TokenURL: st.tokenURL, AuthStyle: style},
+	}
+}
+
+// redeem exchanges an authorization code at the token endpoint (oauth2.Config.Exchange, with the
+// PKCE verifier when there is one).
+func (p *OIDC) redeem(ctx context.Context, st *oidcState, code, verifier, redirectURI string) (*tokens, error) {
 	secret, err := p.secret()
 	if err != nil {
 		return nil, errf(KindConfig, p.cfg.DisplayName, err, "The %s client secret could not be computed.", p.cfg.DisplayName)
 	}
-	form := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {redirectURI}}
+	var opts []oauth2.AuthCodeOption
 	if verifier != "" {
-		form.Set("code_verifier", verifier)
+		opts = append(opts, oauth2.VerifierOption(verifier))
 	}
-	var id, sec string
-	if st.basicAuth && secret != "" {
-		id, sec = p.cfg.ClientID, secret
-	} else {
-		form.Set("client_id", p.cfg.ClientID)
-		if secret != "" {
-			form.Set("client_secret", secret)
-		}
-	}
-	return exchangeCode(ctx, p.deps.HTTP, p.cfg.DisplayName, st.tokenURL, form, id, sec)
+	return exchange(ctx, p.deps.HTTP, p.cfg.DisplayName, func(ctx context.Context) (*oauth2.Token, error) {
+		return p.oauth2(st, secret, redirectURI).Exchange(ctx, code, opts...)
+	})
 }
 
 // Exchange implements Provider: redeem the code with the PKCE verifier, then verify the ID token

@@ -14,6 +14,8 @@ import (
 	"testing"
 
 	"github.com/gatehouse/gatehouse/internal/provider"
+
+	"golang.org/x/oauth2"
 )
 
 // FBUser is a Facebook user token known to the fake Graph API.
@@ -111,7 +113,7 @@ func (f *Facebook) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		delete(f.codes, pf.Get("code"))
-		if c.challenge != "" && provider.S256Challenge(pf.Get("code_verifier")) != c.challenge {
+		if c.challenge != "" && oauth2.S256ChallengeFromVerifier(pf.Get("code_verifier")) != c.challenge {
 			graphErr(w, http.StatusBadRequest, "Invalid code verifier.", "OAuthException", 100)
 			return
 		}
