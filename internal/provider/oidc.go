@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/jsonx"
 
+	"github.com/coreos/go-oidc/v3/oidc"
 	jose "github.com/go-jose/go-jose/v4"
 	"golang.org/x/oauth2"
 
@@ -161,19 +164,67 @@ type discovery struct {
 	ChallengeMethods []string `json:"code_challenge_methods_supported"`
 }
 
+// wellKnown is where OpenID Connect Discovery §4 puts the provider metadata, below the issuer.
+const wellKnown = "/.well-known/openid-configuration"
+
+// fetchDiscovery reads the provider metadata at u (an issuer's or an Entra tenant's well-known URL)
+// with go-oidc's oidc.NewProvider, within our time limit, client and 1 MiB bound. The issuer it finds
+// is checked by the caller: exactly the configured one, or a tenant's under the Entra template, which
+// go-oidc's own exact check cannot express (so it is skipped with InsecureIssuerURLContext and never
+// skipped by us). go-oidc decodes with encoding/json; the document is decoded again here with
+// internal/jsonx so that duplicate or case-variant members are refused as everywhere else.
 func (p *OIDC) fetchDiscovery(ctx context.Context, u string) (*discovery, error) {
-	status, body, err := p.deps.HTTP.get(ctx, u, nil)
-	if err != nil {
-		return nil, err
+	base, ok := strings.CutSuffix(u, wellKnown)
+	if !ok {
+		return nil, fmt.Errorf("discovery: %s is not a %s URL", u, wellKnown)
 	}
-	if status != http.StatusOK {
-		return nil, fmt.Errorf("discovery: HTTP %d", status)
+	ctx, cancel := context.WithTimeout(ctx, p.deps.HTTP.timeout())
+	defer cancel()
+	c := p.deps.HTTP.client()
+	ctx = oidc.ClientContext(ctx, &http.Client{Transport: limitBody{userAgent{c}}, Timeout: c.Timeout})
+	ctx = oidc.InsecureIssuerURLContext(ctx, base)
+	op, err := oidc.NewProvider(ctx, base)
+	if err != nil {
+		return nil, fmt.Errorf("discovery: %w", err)
+	}
+	var raw json.RawMessage
+	if err := op.Claims(&raw); err != nil {
+		return nil, fmt.Errorf("discovery: %w", err)
 	}
 	var d discovery
-	if err := jsonx.Unmarshal(body, &d); err != nil {
+	if err := jsonx.Unmarshal(raw, &d); err != nil {
 		return nil, fmt.Errorf("discovery: %w", err)
 	}
 	return &d, nil
+}
+
+// limitBody refuses answers over maxBody (go-oidc reads whole bodies).
+type limitBody struct{ next http.RoundTripper }
+
+func (l limitBody) RoundTrip(r *http.Request) (*http.Response, error) {
+	res, err := l.next.RoundTrip(r)
+	if err != nil {
+		return nil, err
+	}
+	res.Body = &cappedBody{ReadCloser: res.Body, left: maxBody}
+	return res, nil
+}
+
+type cappedBody struct {
+	io.ReadCloser
+	left int64
+}
+
+func (c *cappedBody) Read(b []byte) (int, error) {
+	if c.left <= 0 {
+		return 0, errors.New("response larger than 1 MiB")
+	}
+	if int64(len(b)) > c.left {
+		b = b[:c.left]
+	}
+	n, err := c.ReadCloser.Read(b)
+	c.left -= int64(n)
+	return n, err
 }
 
 const retryAfterFailure = 5 * time.Second
@@ -210,7 +261,7 @@ func (p *OIDC) setup(ctx context.Context) (*oidcState, error) {
 	if c.AuthURL == "" || c.TokenURL == "" || jwks == "" || c.TokenAuth == "" {
 		du := c.DiscoveryURL
 		if du == "" {
-			du = strings.TrimSuffix(c.Issuer, "/") + "/.well-known/openid-configuration"
+			du = strings.TrimSuffix(c.Issuer, "/") + wellKnown
 		}
 		d, err := p.fetchDiscovery(ctx, du)
 		if err != nil {
