@@ -236,6 +236,10 @@ func rotateFileSigning(cfg *config.Config, stdout io.Writer) error {
 		return err
 	}
 	d, _ := signing.Describe(k.Key)
+	if k.SignsFrom.Equal(k.CreatedAt) {
+		fmt.Fprintf(stdout, "new %s signing key %s: the first one, signing now\n", d.Alg, d.KID)
+		return nil
+	}
 	fmt.Fprintf(stdout, "new %s signing key %s: published now, signing from %s (tokens.jwks_max_age later); the previous key stays published until its tokens expire (at most %s)\n",
 		d.Alg, d.KID, k.SignsFrom.Format(time.RFC3339), cfg.TokenMaxTTL)
 	return nil
@@ -342,6 +346,20 @@ func keysShow(ctx context.Context, cfg *config.Config, o showOptions, stdout, st
 		}
 		if !o.secrets {
 			fmt.Fprintf(stdout, "keys in %s; set by configuration: %v; retired master keys: %d\n", keys.Path(cfg.DataDir), s.Configured, len(s.Previous))
+			for i, k := range s.Signing {
+				d, err := signing.Describe(k.Key)
+				if err != nil {
+					return err
+				}
+				state := "signing"
+				switch {
+				case k.SignsFrom.After(time.Now()):
+					state = "published, signs from " + k.SignsFrom.Format(time.RFC3339)
+				case i+1 < len(s.Signing) && !s.Signing[i+1].SignsFrom.After(time.Now()):
+					state = "retired " + s.Signing[i+1].SignsFrom.Format(time.RFC3339) + ", published until its tokens expire"
+				}
+				fmt.Fprintf(stdout, "  signing %s kid %s: %s\n", d.Alg, d.KID, state)
+			}
 			return nil
 		}
 		for _, k := range []string{"master_key", "application_key"} {
