@@ -15,6 +15,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/gatehouse/gatehouse/internal/keys"
+	"github.com/gatehouse/gatehouse/internal/store/storetest"
 )
 
 // freeAddr reserves a loopback port for a server whose public_url must name it (the issuer of its
@@ -160,5 +161,23 @@ func TestJWTTokensRotationUnderLoad(t *testing.T) {
 	// The first token is still valid: its retired key stays published until it expires.
 	if _, err := verifier.Verify(ctx, tok); err != nil {
 		t.Fatalf("a token of the retired key: %v", err)
+	}
+}
+
+// TestJWTNeedsKEKOnPostgres: without a key-encryption key each instance would sign with keys of its
+// own data directory, which other instances could not verify: refused at start.
+func TestJWTNeedsKEKOnPostgres(t *testing.T) {
+	dsn := storetest.PostgresURL(t)
+	env := map[string]string{"MS_MasterKey": keys.Generate(), "MS_ApplicationKey": keys.Generate(), "MS_ApplicationSystemKey": keys.Generate(),
+		"GATEHOUSE_PUBLIC_URL": "https://api.example.com", "GATEHOUSE_TOKENS_FORMAT": "jwt"}
+	code, _, errs := runCmd(t, env, "serve", "--data", t.TempDir(), "--database", dsn, "--listen", "127.0.0.1:0")
+	if code != 1 || !strings.Contains(errs, "tokens.format") || !strings.Contains(errs, "key_encryption_key") {
+		t.Fatalf("jwt on PostgreSQL without a KEK: exit %d %q", code, errs)
+	}
+	// And without public_url there is no issuer.
+	delete(env, "GATEHOUSE_PUBLIC_URL")
+	code, _, errs = runCmd(t, env, "serve", "--data", t.TempDir(), "--listen", "127.0.0.1:0")
+	if code == 0 || !strings.Contains(errs, "public_url") {
+		t.Fatalf("jwt without public_url: exit %d %q", code, errs)
 	}
 }
