@@ -46,7 +46,7 @@ func kind(t *testing.T, err error, want provider.Kind) {
 }
 
 func TestOAuth1SignatureVector(t *testing.T) {
-	// The worked example of X/Twitter's "Creating a signature" documentation.
+	// The worked example of X/Twitter's "Creating a signature" documentation, on the fake's verifier.
 	params := url.Values{
 		"status":                 {"Hello Ladies + Gentlemen, a signed OAuth request!"},
 		"include_entities":       {"true"},
@@ -57,7 +57,7 @@ func TestOAuth1SignatureVector(t *testing.T) {
 		"oauth_token":            {"370773112-GmHxMAgYyLbNEtIKZeRNFsMKPR9EyMZeS9weJAEb"},
 		"oauth_version":          {"1.0"},
 	}
-	got := provider.OAuth1Signature("POST", "https://api.twitter.com/1.1/statuses/update.json", params,
+	got := providertest.OAuth1Signature("POST", "https://api.twitter.com/1.1/statuses/update.json", params,
 		"kAcSOqF21Fu85e7zjz7ZN2U4ZRhfV3WpwPAoE3Z7kBw", "LswwdoUaIvS8ltyTt5jkRh4J50vUPVVHtR2YPi5kE")
 	if got != "hCtSmYh+iHYCEqBWrE7C7hYmtUk=" {
 		t.Fatalf("signature %s", got)
@@ -587,6 +587,9 @@ func TestTwitter(t *testing.T) {
 	if err != nil || id.Subject != "12345" || id.Claims["screen_name"] != "jack" || id.AccessTokenSecret == "" {
 		t.Fatalf("%+v %v", id, err)
 	}
+	// The request token is single use: Twitter refuses a replayed callback (401), a rejection.
+	_, err = p.Exchange(ctx, provider.Callback{Params: q, Kept: red.Keep})
+	kind(t, err, provider.KindRejected)
 	_, err = p.Exchange(ctx, provider.Callback{Params: url.Values{"denied": {"rt-9"}}})
 	kind(t, err, provider.KindDenied)
 

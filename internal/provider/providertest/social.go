@@ -13,8 +13,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/gatehouse/gatehouse/internal/provider"
-
 	"golang.org/x/oauth2"
 )
 
@@ -188,7 +186,7 @@ func twErr(w http.ResponseWriter, status, code int, msg string) {
 
 // check verifies the request's OAuth signature; tokenSecret looks up the secret of oauth_token.
 func (x *Twitter) check(r *http.Request, tokenSecret func(string) (string, bool)) (map[string]string, bool) {
-	p, ok := provider.ParseOAuth1Header(r.Header.Get("Authorization"))
+	p, ok := ParseOAuth1Header(r.Header.Get("Authorization"))
 	if !ok || p["oauth_consumer_key"] != x.ConsumerKey || p["oauth_signature_method"] != "HMAC-SHA1" || p["oauth_nonce"] == "" || p["oauth_timestamp"] == "" {
 		return nil, false
 	}
@@ -213,7 +211,7 @@ func (x *Twitter) check(r *http.Request, tokenSecret func(string) (string, bool)
 		}
 	}
 	base := "http://" + r.Host + r.URL.Path
-	want := provider.OAuth1Signature(r.Method, base, all, x.Secret, ts)
+	want := OAuth1Signature(r.Method, base, all, x.Secret, ts)
 	return p, hmac.Equal([]byte(want), []byte(p["oauth_signature"]))
 }
 
