@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"strings"
 
@@ -51,10 +52,15 @@ func newAccounts(cfg *config.Config, db *store.DB, minter account.Minter, users 
 	}
 	reset, verify := account.Links(cfg.Accounts.ResetURL, cfg.Accounts.VerifyURL, cfg.PublicURL)
 	// Passkeys need a relying party: public_url's host (a Host header cannot be trusted for it).
+	// WebAuthn refuses an IP address as relying party id: with such a public_url passkeys stay off.
 	var passkeys *account.PasskeyConfig
 	if cfg.PublicURL != "" {
 		if passkeys, err = account.PasskeyConfigFor(cfg.PublicURL, cfg.Accounts.PasskeyOrigins); err != nil {
 			return nil, err
+		}
+		if net.ParseIP(passkeys.RPID) != nil {
+			log.Warn("accounts: public_url names an IP address, not a domain; passkeys are off (use a host name, e.g. localhost)", "public_url", cfg.PublicURL)
+			passkeys = nil
 		}
 	}
 	return account.NewService(account.Options{

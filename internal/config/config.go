@@ -84,6 +84,8 @@ type Config struct {
 	Accounts Accounts
 	// KeyRing configures the cluster key ring (keyring.go).
 	KeyRing KeyRing
+	// Tokens selects the issued token format and configures asymmetric tokens (tokens.go).
+	Tokens Tokens
 	// Scripts configures server scripts (package script).
 	Scripts Scripts
 
@@ -184,7 +186,7 @@ type setting struct {
 }
 
 func settings() []setting {
-	return append(append(append(baseSettings(), loginSettings()...), keyRingSettings()...), opsSettings()...)
+	return append(append(append(baseSettings(), loginSettings()...), keyRingSettings()...), append(opsSettings(), tokenSettings()...)...)
 }
 
 func baseSettings() []setting {
@@ -648,6 +650,9 @@ func (c *Config) validate() error {
 		return &Error{Setting: "accounts.argon2_threads", Value: strconv.Itoa(c.Accounts.Argon2Threads), Reason: "must be at most 255"}
 	}
 	if err := c.validateScripts(); err != nil {
+		return err
+	}
+	if err := c.validateTokens(); err != nil {
 		return err
 	}
 	if err := c.validateKeyRing(); err != nil {

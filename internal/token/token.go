@@ -377,6 +377,11 @@ func parseClaims(payload []byte) (*Claims, error) {
 	return parseClaimsSlow(payload)
 }
 
+// ClaimsOf reads the claims of a payload whose signature another verifier has checked (the asymmetric
+// tokens of package signing), so that both formats reach handlers and scripts as the same Claims.
+// It applies the same claim rules as Verify (numeric exp required, numeric iat and nbf).
+func ClaimsOf(payload []byte) (*Claims, error) { return parseClaimsSlow(payload) }
+
 func inRange(f float64) bool { return f <= 1e15 && f >= -1e15 }
 
 // parseClaimsSlow decodes any claims object exactly as the original's JSON.parse would: keys are
