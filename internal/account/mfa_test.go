@@ -306,3 +306,45 @@ func TestAdminResetMFA(t *testing.T) {
 		}
 	})
 }
+
+// TestTOTPReplayAcrossInstances: one code sent at once to two instances sharing the database, each
+// with its own challenge, signs in exactly once.
+func TestTOTPReplayAcrossInstances(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		a := newEnv(t, db, envOpt{})
+		b := newEnv(t, db, envOpt{})
+		b.clock.t = a.clock.Now()
+		const email, pw = "ivy@example.com", "correct horse battery"
+		tok := a.signUp(email, pw)
+		r := a.do("POST", "/login/custom/mfa/totp", "", "X-ZUMO-AUTH", tok)
+		secret := r.json["secret"].(string)
+		if r := b.do("POST", "/login/custom/mfa/totp/confirm", js(map[string]string{"code": totpAt(t, secret, a.clock.Now())}), "X-ZUMO-AUTH", tok); r.status != 200 {
+			t.Fatalf("confirm on the other instance: %d %s", r.status, r.body)
+		}
+		a.clock.Advance(30 * time.Second)
+		b.clock.Advance(30 * time.Second)
+		code := totpAt(t, secret, a.clock.Now())
+		for round := range 5 {
+			challenges := []string{}
+			for _, e := range []*env{a, b} {
+				r := e.do("POST", "/login/custom", js(map[string]string{"email": email, "password": pw}))
+				challenges = append(challenges, r.json["mfaToken"].(string))
+			}
+			results := make(chan int, 2)
+			for i, e := range []*env{a, b} {
+				go func() {
+					results <- e.do("POST", "/login/custom/mfa", js(map[string]string{"mfaToken": challenges[i], "method": "totp", "code": code})).status
+				}()
+			}
+			ok := 0
+			for range 2 {
+				if <-results == 200 {
+					ok++
+				}
+			}
+			if want := map[bool]int{true: 1, false: 0}[round == 0]; ok != want {
+				t.Fatalf("round %d: %d instances accepted the code, want %d", round, ok, want)
+			}
+		}
+	})
+}

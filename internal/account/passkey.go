@@ -199,6 +199,10 @@ func (s *Service) FinishPasskeyRegistration(ctx context.Context, c Client, p Pri
 	if err != nil {
 		return nil, err
 	}
+	before, err := s.methods(ctx, a)
+	if err != nil {
+		return nil, err
+	}
 	var view *PasskeyView
 	err = s.secondFactor(ctx, a, c, func() error {
 		cer, err := s.takeCeremony(ctx, id, browser, "register")
@@ -236,6 +240,13 @@ func (s *Service) FinishPasskeyRegistration(ctx context.Context, c Client, p Pri
 		return nil, err
 	}
 	s.o.Log.Info("passkey registered", "account_id", a.ID, "passkey", view.ID)
+	if len(before) == 0 {
+		// The account's first second factor: recovery codes, as an authenticator app's enrolment
+		// gives, so that losing the device does not lock the account out.
+		if view.RecoveryCodes, err = s.newRecoveryCodes(ctx, a); err != nil {
+			return nil, err
+		}
+	}
 	return view, nil
 }
 

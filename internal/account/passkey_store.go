@@ -28,6 +28,8 @@ type PasskeyView struct {
 	Name       string     `json:"name"`
 	CreatedAt  time.Time  `json:"createdAt"`
 	LastUsedAt *time.Time `json:"lastUsedAt,omitempty"`
+	// RecoveryCodes are returned once, by the registration of an account's first second factor.
+	RecoveryCodes []string `json:"recoveryCodes,omitempty"`
 }
 
 // View is the client's view of the passkey.

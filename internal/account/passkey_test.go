@@ -154,7 +154,7 @@ func TestPasskeysAcrossInstances(t *testing.T) {
 		}
 		r := b.do("POST", "/.auth/login/custom/passkeys/register/finish", js(map[string]any{"challengeId": id, "name": "Yubi", "credential": key.create(t, opts)}),
 			"X-ZUMO-AUTH", tok, "Cookie", "gatehouse_nonce="+nonce)
-		if r.status != http.StatusCreated || r.json["name"] != "Yubi" {
+		if r.status != http.StatusCreated || r.json["name"] != "Yubi" || len(r.json["recoveryCodes"].([]any)) != 10 {
 			t.Fatalf("register finish: %d %s", r.status, r.body)
 		}
 
