@@ -123,6 +123,11 @@ func (s *Service) putCeremony(ctx context.Context, kind string, a *Account, brow
 	return id, s.o.Store.PutCeremony(ctx, c)
 }
 
+// limitCeremonies counts a passkey challenge against the client address (Rules.Ceremony).
+func (s *Service) limitCeremonies(ctx context.Context, ip string) error {
+	return s.limit(ctx, ceremonyKey(ip), s.o.Rules.Ceremony)
+}
+
 // takeCeremony spends a ceremony and checks its kind, expiry and browser.
 func (s *Service) takeCeremony(ctx context.Context, id, browser, kind string) (*Ceremony, error) {
 	if id == "" || len(id) > 128 || browser == "" || len(browser) > 128 {
@@ -256,9 +261,12 @@ func (s *Service) BeginPasskeyLogin(ctx context.Context, c Client, browser, mfaT
 	if s.wa == nil {
 		return nil, ErrPasskeysOff
 	}
-	// Only checked, not counted: a sign-in is not a failure; the refusals at the finish are counted,
-	// and an address they blocked cannot start another ceremony.
+	// The address's failures (counted at the finish) block it here; so does asking for more
+	// challenges than Rules.Ceremony allows (each is a row until it expires).
 	if err := s.blocked(ctx, c.IP); err != nil {
+		return nil, err
+	}
+	if err := s.limitCeremonies(ctx, c.IP); err != nil {
 		return nil, err
 	}
 	if mfaToken == "" {

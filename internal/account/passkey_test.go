@@ -269,6 +269,9 @@ func BenchmarkPasskeySignIn(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
+		if i%1000 == 999 {
+			e.clock.Advance(time.Hour) // past the per-address challenge limit (Rules.Ceremony)
+		}
 		id, opts, nonce := e.begin("/login/custom/passkeys/login", "", nonce)
 		r := e.do("POST", "/login/custom/passkeys/login/finish", finish(id, "", key.get(b, opts)), "Cookie", "gatehouse_nonce="+nonce)
 		if r.status != 200 {

@@ -382,13 +382,18 @@ func (s *Service) verifyAttempt(ctx context.Context, emailKey, ip string, check 
 // limitRequests throttles unauthenticated requests that cost work or send mail (register, reset,
 // resend) per client address. Every request counts.
 func (s *Service) limitRequests(ctx context.Context, ip string) error {
+	return s.limit(ctx, reqKey(ip), s.o.Rules.IP)
+}
+
+// limit counts a request against key under rule, and answers ThrottledError while key is blocked.
+func (s *Service) limit(ctx context.Context, key string, rule Rule) error {
 	now := s.o.Now()
 	var wait time.Duration
-	err := s.o.Store.Throttle(ctx, []string{reqKey(ip)}, func(rows []ThrottleRow) []*ThrottleRow {
+	err := s.o.Store.Throttle(ctx, []string{key}, func(rows []ThrottleRow) []*ThrottleRow {
 		if wait = rows[0].wait(now); wait > 0 {
 			return nil
 		}
-		r := s.o.Rules.IP.fail(rows[0], now)
+		r := rule.fail(rows[0], now)
 		return []*ThrottleRow{&r}
 	})
 	if err != nil {
