@@ -2,8 +2,8 @@ package account
 
 import (
 	"crypto/sha256"
-	"math"
 	"encoding/hex"
+	"math"
 	"net"
 	"time"
 )
@@ -46,10 +46,10 @@ type Rules struct {
 // DefaultRules are the documented defaults (README, accounts section).
 func DefaultRules() Rules {
 	return Rules{
-		Pair:     Rule{Free: 5, Base: time.Second, Max: 15 * time.Minute, PerHour: 100, Decay: time.Hour},
-		Account:  Rule{Free: 10, Base: time.Second, Max: time.Minute, PerHour: 100, Decay: time.Hour},
-		IP:       Rule{Free: 20, Base: time.Second, Max: 15 * time.Minute, PerHour: 1000, Decay: time.Hour},
-		Mail:     Rule{Free: 3, Base: time.Minute, Max: time.Hour, PerHour: 10, Decay: 24 * time.Hour},
+		Pair:    Rule{Free: 5, Base: time.Second, Max: 15 * time.Minute, PerHour: 100, Decay: time.Hour},
+		Account: Rule{Free: 10, Base: time.Second, Max: time.Minute, PerHour: 100, Decay: time.Hour},
+		IP:      Rule{Free: 20, Base: time.Second, Max: 15 * time.Minute, PerHour: 1000, Decay: time.Hour},
+		Mail:    Rule{Free: 3, Base: time.Minute, Max: time.Hour, PerHour: 10, Decay: 24 * time.Hour},
 		// A rate, not a streak: only the hourly window applies.
 		Ceremony: Rule{Free: math.MaxInt32, Base: time.Second, Max: time.Minute, PerHour: 3000, Decay: time.Hour},
 		KnownFor: 30 * 24 * time.Hour,
