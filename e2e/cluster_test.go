@@ -30,7 +30,10 @@ type cluster struct {
 	bin   string
 }
 
-func startCluster(t *testing.T, n int) *cluster {
+func startCluster(t *testing.T, n int) *cluster { t.Helper(); return startClusterWith(t, n, nil) }
+
+// startClusterWith is startCluster with further settings in every instance's environment.
+func startClusterWith(t *testing.T, n int, extra map[string]string) *cluster {
 	t.Helper()
 	kek := make([]byte, 32)
 	rand.Read(kek) //nolint:errcheck
@@ -39,6 +42,9 @@ func startCluster(t *testing.T, n int) *cluster {
 		"GATEHOUSE_KEY_ENCRYPTION_KEY": base64.StdEncoding.EncodeToString(kek),
 		"GATEHOUSE_LOG_LEVEL":          "info",
 	}}
+	for k, v := range extra {
+		c.env[k] = v
+	}
 	for range n {
 		c.nodes = append(c.nodes, startGatehouse(t, GatehouseOptions{Env: c.env, Args: []string{"--database", c.dsn}}))
 	}

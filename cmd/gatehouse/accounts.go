@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"strings"
 
@@ -24,7 +25,7 @@ import (
 
 // newAccounts builds the accounts service from the configuration. minter may be nil (admin commands);
 // users may be nil until the users directory is wired.
-func newAccounts(cfg *config.Config, db *store.DB, minter account.Minter, users account.Users, log *slog.Logger) (*account.Service, error) {
+func newAccounts(cfg *config.Config, db *store.DB, minter account.Minter, users account.Users, sealer account.Sealer, log *slog.Logger) (*account.Service, error) {
 	conc := cfg.Accounts.HashConcurrency
 	if conc == 0 {
 		conc = password.DefaultConcurrency()
@@ -50,7 +51,21 @@ func newAccounts(cfg *config.Config, db *store.DB, minter account.Minter, users 
 		mailer = m
 	}
 	reset, verify := account.Links(cfg.Accounts.ResetURL, cfg.Accounts.VerifyURL, cfg.PublicURL)
+	// Passkeys need a relying party: public_url's host (a Host header cannot be trusted for it).
+	// WebAuthn refuses an IP address as relying party id: with such a public_url passkeys stay off.
+	var passkeys *account.PasskeyConfig
+	if cfg.PublicURL != "" {
+		if passkeys, err = account.PasskeyConfigFor(cfg.PublicURL, cfg.Accounts.PasskeyOrigins); err != nil {
+			return nil, err
+		}
+		if net.ParseIP(passkeys.RPID) != nil {
+			log.Warn("accounts: public_url names an IP address, not a domain; passkeys are off (use a host name, e.g. localhost)", "public_url", cfg.PublicURL)
+			passkeys = nil
+		}
+	}
 	return account.NewService(account.Options{
+		Sealer: sealer, MFATTL: cfg.Accounts.MFAChallengeTTL, Passkeys: passkeys,
+		SignInLink: account.SignInLinks(cfg.Accounts.SignInURL, cfg.PublicURL), SignInTTL: cfg.Accounts.SignInTTL,
 		Store: account.NewSQL(db), Hasher: h, Policy: password.Policy{MinLength: cfg.Accounts.MinPasswordLength},
 		Mailer: mailer, Minter: minter, Users: users, LinkTTL: cfg.Accounts.LinkTTL, ResetLink: reset, VerifyLink: verify,
 		ServiceName: cfg.ServiceName, AllowRegistration: cfg.Accounts.AllowRegistration,
@@ -64,9 +79,18 @@ func mountAccounts(ctx context.Context, srv *server.Server, cfg *config.Config, 
 	if !cfg.Accounts.Enabled {
 		return nil
 	}
-	svc, err := newAccounts(cfg, db, minter, users, log)
+	// Authenticator-app secrets are sealed under keys derived from the master keys (and follow their
+	// rotation: every accepted code re-seals the secret under the current key).
+	sealer, err := user.NewRotatingSealer("account second factors", authn, user.SealerOptions{})
 	if err != nil {
 		return err
+	}
+	svc, err := newAccounts(cfg, db, minter, users, sealer, log)
+	if err != nil {
+		return err
+	}
+	if cfg.PublicURL == "" {
+		log.Warn("accounts: public_url is not set; passkeys are off (they need a relying party id)")
 	}
 	if cfg.Mail.Host == "" {
 		log.Warn("accounts are enabled but no SMTP server is configured (mail.smtp_host): verification and reset emails cannot be sent")
@@ -75,7 +99,7 @@ func mountAccounts(ctx context.Context, srv *server.Server, cfg *config.Config, 
 		log.Warn("accounts: public_url is not set; emailed links point at http://localhost:8080")
 	}
 	go svc.Run(ctx)
-	h := &account.Handler{Service: svc, Auth: authn, Log: log}
+	h := &account.Handler{Service: svc, Auth: authn, Log: log, PublicURL: cfg.PublicURL}
 	for _, p := range h.Prefixes() {
 		srv.Mount(p, p, h)
 	}
@@ -92,7 +116,7 @@ func accountUsersCmd(ctx context.Context, args []string, stdin io.Reader, stdout
 	}
 	sub, args := args[0], args[1:]
 	switch sub {
-	case "add", "enable", "disable", "set-password", "import":
+	case "add", "enable", "disable", "set-password", "reset-mfa", "import":
 	default:
 		return false, nil
 	}
@@ -104,7 +128,7 @@ func accountUsersCmd(ctx context.Context, args []string, stdin io.Reader, stdout
 			fs.StringVar(&email, "email", "", "email address (required)")
 			fs.BoolVar(&verified, "verified", false, "mark the address as verified")
 			fs.BoolVar(&passwordStdin, "password-stdin", false, "read the password from the first line of standard input (else: no password; the user sets one with a reset link)")
-		case "enable", "disable", "set-password":
+		case "enable", "disable", "set-password", "reset-mfa":
 			fs.StringVar(&ref, "user", "", "account id, email address or user id (or give it as the argument)")
 			if sub == "set-password" {
 				fs.BoolVar(&passwordStdin, "password-stdin", true, "read the password from the first line of standard input")
@@ -133,7 +157,7 @@ func accountUsersCmd(ctx context.Context, args []string, stdin io.Reader, stdout
 	}
 	// Accounts are users of the directory: add and import create them there, enable and set-password
 	// re-enable and revoke there too.
-	svc, err := newAccounts(cfg, db, nil, account.UserDirectory{Dir: dir}, log)
+	svc, err := newAccounts(cfg, db, nil, account.UserDirectory{Dir: dir}, nil, log)
 	if err != nil {
 		return true, err
 	}
@@ -172,6 +196,22 @@ func accountUsersCmd(ctx context.Context, args []string, stdin io.Reader, stdout
 			return true, err
 		}
 		return true, show(a)
+	case "reset-mfa":
+		if fs.NArg() == 1 && ref == "" {
+			ref = fs.Arg(0)
+		}
+		if ref == "" || fs.NArg() > 1 || (fs.NArg() == 1 && ref != fs.Arg(0)) {
+			return true, fmt.Errorf("%w: gatehouse users reset-mfa USER (account id, email address or user id)", errUsage)
+		}
+		a, err := svc.Find(ctx, ref)
+		if err != nil {
+			return true, fmt.Errorf("%s: %w", ref, err)
+		}
+		if err := svc.ResetMFA(ctx, a.ID); err != nil {
+			return true, err
+		}
+		fmt.Fprintf(stdout, "second factors of %s (%s) removed; its sessions are revoked\n", a.ID, a.Email)
+		return true, nil
 	case "enable", "disable", "set-password":
 		// The user may be named by --user or as the argument: "users enable Google:user77".
 		switch {

@@ -15,6 +15,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/keyring"
 	"github.com/gatehouse/gatehouse/internal/keys"
 	"github.com/gatehouse/gatehouse/internal/notify"
+	"github.com/gatehouse/gatehouse/internal/signing"
 )
 
 func tokenCmd(args []string, stdout, stderr io.Writer, getenv func(string) string) error {
@@ -43,11 +44,11 @@ func tokenCmd(args []string, stdout, stderr io.Writer, getenv func(string) strin
 	if err != nil {
 		return err
 	}
-	a, err := auth.New(sec, auth.Options{ClockSkew: cfg.ClockSkew, MaxTTL: cfg.TokenMaxTTL})
+	a, err := auth.New(sec, authOptions(cfg))
 	if err != nil {
 		return err
 	}
-	m := &auth.Minter{Auth: a, DefaultTTL: cfg.TokenTTL, MaxTTL: cfg.TokenMaxTTL}
+	m := newMinter(cfg, a)
 	tok, _, err := m.Mint(auth.MintRequest{UserID: user, Audience: aud, TTL: ttl})
 	if err != nil {
 		return err
@@ -154,15 +155,15 @@ func keysCmd(args []string, stdout, stderr io.Writer, getenv func(string) string
 		var which string
 		var revoke bool
 		cfg, _, err := loadConfig("keys rotate", args[1:], stderr, getenv, func(fs *flag.FlagSet) {
-			fs.StringVar(&which, "which", "master", "key to rotate: master, application or system")
+			fs.StringVar(&which, "which", "master", "key to rotate: master, application, system or signing (the jwt token signing key)")
 			fs.BoolVar(&revoke, "revoke-previous", false, "drop retired master keys too: every token they signed stops working (use for a leaked key)")
 		})
 		if err != nil {
 			return err
 		}
 		w := keys.Which(which)
-		if w != keys.Master && w != keys.Application && w != keys.System {
-			return fmt.Errorf("%w: unknown key %q (master, application or system)", errUsage, which)
+		if w != keys.Master && w != keys.Application && w != keys.System && w != keys.Signing {
+			return fmt.Errorf("%w: unknown key %q (master, application, system or signing)", errUsage, which)
 		}
 		kek, err := loadKEK(cfg)
 		if err != nil {
@@ -181,6 +182,9 @@ func keysCmd(args []string, stdout, stderr io.Writer, getenv func(string) string
 func rotateFile(cfg *config.Config, w keys.Which, revoke bool, stdout io.Writer) error {
 	if isPostgres(cfg.Database) {
 		return errors.New("this cluster has no key-encryption key: each instance's keys come from its own configuration or keys.json and must equal the fingerprints declared in the database, so rotating one data directory would only make its instance refuse to start; configure key_encryption_key on every instance to keep the keys in the database, then rotate (docs/operations.md)")
+	}
+	if w == keys.Signing {
+		return rotateFileSigning(cfg, stdout)
 	}
 	setting := string(w) + "_key"
 	if src := cfg.Sources[setting]; src != "default" {
@@ -220,6 +224,30 @@ func rotateFile(cfg *config.Config, w keys.Which, revoke bool, stdout io.Writer)
 	return nil
 }
 
+// rotateFileSigning adds a signing key to keys.json: published at once, signing after
+// tokens.jwks_max_age, when every JWKS cache has seen it.
+func rotateFileSigning(cfg *config.Config, stdout io.Writer) error {
+	s, err := keys.Load(cfg.DataDir)
+	if err != nil {
+		return fmt.Errorf("%w (start the server once with tokens.format = jwt)", err)
+	}
+	k, err := s.AddSigning(cfg.Tokens.Algorithm, time.Now(), cfg.Tokens.JWKSMaxAge, ringKeep(cfg))
+	if err != nil {
+		return err
+	}
+	if err := s.Save(cfg.DataDir); err != nil {
+		return err
+	}
+	d, _ := signing.Describe(k.Key)
+	if k.SignsFrom.Equal(k.CreatedAt) {
+		fmt.Fprintf(stdout, "new %s signing key %s: the first one, signing now\n", d.Alg, d.KID)
+		return nil
+	}
+	fmt.Fprintf(stdout, "new %s signing key %s: published now, signing from %s (tokens.jwks_max_age later); the previous key stays published until its tokens expire (at most %s)\n",
+		d.Alg, d.KID, k.SignsFrom.Format(time.RFC3339), cfg.TokenMaxTTL)
+	return nil
+}
+
 // rotateRing rotates a key of the cluster key ring: the new key is published as accepted, and becomes
 // the signing key once every live instance has loaded it (or after key_ring.grace).
 func rotateRing(ctx context.Context, cfg *config.Config, kek *keyring.KEK, w keys.Which, revoke bool, stdout io.Writer) error {
@@ -244,6 +272,11 @@ func rotateRing(ctx context.Context, cfg *config.Config, kek *keyring.KEK, w key
 	if err != nil {
 		return err
 	}
+	if w == keys.Signing {
+		fmt.Fprintf(stdout, "new %s signing key %s published (ring version %d, %d live instances); it signs from %s, once every instance has it, and the previous key stays published until its tokens expire (at most %s)\n",
+			res.New.Alg, res.New.KID, res.Ring.Version, res.Live, res.New.NotBefore.Format(time.RFC3339), cfg.TokenMaxTTL)
+		return nil
+	}
 	fmt.Fprintf(stdout, "%s key rotated: fingerprint %s -> %s (ring version %d, %d live instances, signing after %s)\n",
 		w, res.Previous, res.New.Fingerprint, res.Ring.Version, res.Live, res.Took.Round(time.Millisecond))
 	switch w {
@@ -261,7 +294,8 @@ func rotateRing(ctx context.Context, cfg *config.Config, kek *keyring.KEK, w key
 }
 
 func ringRotateOptions(cfg *config.Config, n notify.Notifier) keyring.RotateOptions {
-	return keyring.RotateOptions{Grace: cfg.KeyRing.Grace, Poll: cfg.KeyRing.Poll, Keep: ringKeep(cfg), Notifier: n}
+	return keyring.RotateOptions{Grace: cfg.KeyRing.Grace, Poll: cfg.KeyRing.Poll, Keep: ringKeep(cfg), Notifier: n,
+		SigningAlg: cfg.Tokens.Algorithm, SigningLead: cfg.Tokens.JWKSMaxAge}
 }
 
 // showOptions say what keys show prints: secrets (show, not status), the master key too (--master),
@@ -315,6 +349,20 @@ func keysShow(ctx context.Context, cfg *config.Config, o showOptions, stdout, st
 		}
 		if !o.secrets {
 			fmt.Fprintf(stdout, "keys in %s; set by configuration: %v; retired master keys: %d\n", keys.Path(cfg.DataDir), s.Configured, len(s.Previous))
+			for i, k := range s.Signing {
+				d, err := signing.Describe(k.Key)
+				if err != nil {
+					return err
+				}
+				state := "signing"
+				switch {
+				case k.SignsFrom.After(time.Now()):
+					state = "published, signs from " + k.SignsFrom.Format(time.RFC3339)
+				case i+1 < len(s.Signing) && !s.Signing[i+1].SignsFrom.After(time.Now()):
+					state = "retired " + s.Signing[i+1].SignsFrom.Format(time.RFC3339) + ", published until its tokens expire"
+				}
+				fmt.Fprintf(stdout, "  signing %s kid %s: %s\n", d.Alg, d.KID, state)
+			}
 			return nil
 		}
 		for _, k := range []string{"master_key", "application_key"} {
@@ -355,6 +403,12 @@ func keysShow(ctx context.Context, cfg *config.Config, o showOptions, stdout, st
 	fmt.Fprintf(stdout, "key ring version %d (sealed under key-encryption key %s), updated %s\n", r.Version, r.KEKID, r.UpdatedAt.Format(time.RFC3339))
 	for _, k := range r.Keys {
 		line := fmt.Sprintf("  %-11s %-8s %s  created %s", k.Kind, k.State, k.Fingerprint, k.CreatedAt.Format(time.RFC3339))
+		if k.KID != "" {
+			line += "  " + k.Alg + " kid " + k.KID
+		}
+		if k.State == keyring.Accepted && !k.NotBefore.IsZero() {
+			line += "  signs from " + k.NotBefore.Format(time.RFC3339)
+		}
 		if !k.RetiredAt.IsZero() {
 			line += "  retired " + k.RetiredAt.Format(time.RFC3339)
 		}

@@ -128,6 +128,11 @@ func setupKeys(ctx context.Context, cfg *config.Config, db *store.DB, n notify.N
 		if err := r.Check(given, src); err != nil {
 			return nil, err
 		}
+		if cfg.Tokens.Format == auth.FormatJWT {
+			if _, err := st.EnsureSigning(ctx, cfg.Tokens.Algorithm, cfg.Tokens.JWKSMaxAge, now, ringKeep(cfg)); err != nil {
+				return nil, err
+			}
+		}
 		host, _ := os.Hostname()
 		ag := &keyring.Agent{
 			Store: st, Notifier: n, ExtraPrevious: extraPrevious(cfg),
@@ -148,7 +153,18 @@ func setupKeys(ctx context.Context, cfg *config.Config, db *store.DB, n notify.N
 	if res.Generated {
 		fmt.Fprint(stderr, keys.Banner(cfg.DataDir, &res.Shown))
 	}
-	ks := &keySetup{sec: sec, res: res, watchFile: len(res.FromFile) > 0}
+	if cfg.Tokens.Format == auth.FormatJWT {
+		if db.Dialect == store.Postgres {
+			return nil, &config.Error{Setting: "tokens.format", Value: cfg.Tokens.Format, Reason: "jwt tokens on PostgreSQL need key_encryption_key: every instance must sign with the same keys, which only the sealed key ring shares (docs/operations.md)"}
+		}
+		if err := keys.EnsureSigning(cfg.DataDir, kinds(given), cfg.Tokens.Algorithm, now, cfg.Tokens.JWKSMaxAge, ringKeep(cfg)); err != nil {
+			return nil, err
+		}
+		if _, sec, err = secrets(cfg, now); err != nil {
+			return nil, err
+		}
+	}
+	ks := &keySetup{sec: sec, res: res, watchFile: len(res.FromFile) > 0 || cfg.Tokens.Format == auth.FormatJWT}
 	if db.Dialect != store.Postgres {
 		return ks, nil
 	}

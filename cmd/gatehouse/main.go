@@ -53,7 +53,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	case "table":
 		err = tableCmd(ctx, args, stdout, stderr, getenv)
 	case "users":
-		// add, enable, disable, set-password and import: accounts.go; list, show, revoke: users.go.
+		// add, enable, disable, set-password, reset-mfa and import: accounts.go; list, show, revoke: users.go.
 		var handled bool
 		if handled, err = accountUsersCmd(ctx, args, os.Stdin, stdout, stderr, getenv); !handled {
 			err = usersCmd(ctx, args, stdout, stderr, getenv)
@@ -108,6 +108,7 @@ var commands = []struct{ Use, Summary string }{
 	{"table delete NAME --yes", "delete a table and all its rows"},
 	{"users add --email ADDR", "create an email/password account (--verified, --password-stdin)"},
 	{"users set-password USER", "set an account's password from standard input; ends its sessions"},
+	{"users reset-mfa USER", "remove an account's second factors (authenticator app, recovery codes, passkeys); ends its sessions"},
 	{"users import FILE", "import accounts with legacy password hashes (--format csv|json)"},
 	{"users list [--json]", "list users: accounts and provider logins (--after, --limit)"},
 	{"users show USER_ID [--json]", "show a user with its linked identities"},

@@ -88,7 +88,23 @@ func secrets(cfg *config.Config, now time.Time) (*keys.Resolved, auth.Secrets, e
 	for _, p := range cfg.PreviousMasterKeys {
 		s.Previous = append(s.Previous, token.Key{Secret: p})
 	}
+	s.Signing = res.SigningEntries()
 	return res, s, nil
+}
+
+// authOptions are the authenticator's token checks: clock skew, longest lifetime, and the issuer and
+// audiences of asymmetric tokens.
+func authOptions(cfg *config.Config) auth.Options {
+	aud := cfg.Tokens.Audiences
+	if len(aud) == 0 && cfg.Issuer() != "" {
+		aud = []string{cfg.Issuer()}
+	}
+	return auth.Options{ClockSkew: cfg.ClockSkew, MaxTTL: cfg.TokenMaxTTL, Issuer: cfg.Issuer(), Audiences: aud}
+}
+
+// newMinter signs the tokens login flows return, in the format tokens.format selects.
+func newMinter(cfg *config.Config, a *auth.Authenticator) *auth.Minter {
+	return &auth.Minter{Auth: a, DefaultTTL: cfg.TokenTTL, MaxTTL: cfg.TokenMaxTTL, Format: cfg.Tokens.Format}
 }
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
@@ -139,7 +155,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		return err
 	}
 	sec := ks.sec
-	authn, err := auth.New(sec, auth.Options{ClockSkew: cfg.ClockSkew, MaxTTL: cfg.TokenMaxTTL})
+	authn, err := auth.New(sec, authOptions(cfg))
 	if err != nil {
 		return err
 	}
@@ -184,7 +200,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	}()
 	srv := server.New(server.Deps{
 		Config: cfg, Auth: authn, App: app, DB: db, Metrics: m, Logger: log, Version: version, Outage: dbOutage, Tracer: tracer,
-		Minter: &auth.Minter{Auth: authn, DefaultTTL: cfg.TokenTTL, MaxTTL: cfg.TokenMaxTTL},
+		Minter: newMinter(cfg, authn),
 	})
 
 	var ringStore *keyring.Store
@@ -204,7 +220,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	}
 	// Built-in accounts (accounts.enabled) are users of the same directory, with refresh tokens when
 	// login.refresh_tokens is on.
-	if err := mountAccounts(ctx, srv, cfg, db, authn, &auth.Minter{Auth: authn, DefaultTTL: cfg.TokenTTL, MaxTTL: cfg.TokenMaxTTL},
+	if err := mountAccounts(ctx, srv, cfg, db, authn, newMinter(cfg, authn),
 		account.UserDirectory{Dir: users, Refresh: cfg.Login.RefreshTokens}, log); err != nil {
 		return err
 	}

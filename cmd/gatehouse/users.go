@@ -199,7 +199,7 @@ func mountLogin(ctx context.Context, srv *server.Server, cfg *config.Config, db 
 		log.Warn(w)
 	}
 	h, err := login.New(login.Options{
-		Providers: reg, Users: dir, Minter: &auth.Minter{Auth: authn, DefaultTTL: cfg.TokenTTL, MaxTTL: cfg.TokenMaxTTL},
+		Providers: reg, Users: dir, Minter: newMinter(cfg, authn),
 		Sealer: flowSealer, PublicURL: cfg.PublicURL, AllowOrigin: srv.OriginAllowed, AllowedRedirects: cfg.Login.AllowedRedirectURLs,
 		PackageSID: cfg.Providers.MicrosoftPackageSID, StateTTL: cfg.Login.StateTTL, RefreshTokens: cfg.Login.RefreshTokens, Log: log,
 	})

@@ -194,6 +194,24 @@ func (h *AdminHandler) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)
+	case "mfa":
+		switch r.Method {
+		case http.MethodGet:
+			st, err := h.Service.AdminMFAStatus(ctx, a.ID)
+			if err != nil {
+				h.fail(w, r, err)
+				return
+			}
+			httpx.JSON(w, http.StatusOK, st)
+		case http.MethodDelete:
+			if err := h.Service.ResetMFA(ctx, a.ID); err != nil {
+				h.fail(w, r, err)
+				return
+			}
+			w.WriteHeader(http.StatusNoContent)
+		default:
+			httpx.MethodNotAllowed(w, r, "GET", "DELETE")
+		}
 	default:
 		httpx.Error(w, r, http.StatusNotFound, httpx.MsgNotFound)
 	}

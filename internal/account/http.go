@@ -39,10 +39,13 @@ type Handler struct {
 	// /login and /.auth/login (a stale token must not break a login), so these routes check their own.
 	Auth *auth.Authenticator
 	Log  *slog.Logger
+	// PublicURL is the configured public_url: where the emailed sign-in page hands over the session
+	// (…/login/done#token=), and whether cookies are Secure.
+	PublicURL string
 }
 
 // Prefixes are the two mount points: srv.Mount(p, p, h) for each.
-func (h *Handler) Prefixes() []string { return []string{V1Prefix, V2Prefix} }
+func (h *Handler) Prefixes() []string { return []string{V1Prefix, V2Prefix, PagePrefix} }
 
 func (h *Handler) log() *slog.Logger {
 	if h.Log == nil {
@@ -54,11 +57,15 @@ func (h *Handler) log() *slog.Logger {
 // ServeHTTP dispatches by the path below the prefix.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p := strings.ToLower(r.URL.Path)
+	orig := r.URL.Path
 	switch {
+	case strings.HasPrefix(p, PagePrefix):
+		h.servePage(w, r, strings.TrimPrefix(p, PagePrefix))
+		return
 	case strings.HasPrefix(p, V2Prefix):
-		p = p[len(V2Prefix):]
+		p, orig = p[len(V2Prefix):], orig[len(V2Prefix):]
 	case strings.HasPrefix(p, V1Prefix):
-		p = p[len(V1Prefix):]
+		p, orig = p[len(V1Prefix):], orig[len(V1Prefix):]
 	default:
 		httpx.Error(w, r, http.StatusNotFound, httpx.MsgNotFound)
 		return
@@ -91,8 +98,38 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		next = http.HandlerFunc(h.verify)
 	case "/verify/resend":
 		next = post(h.resend)
+	case "/mfa":
+		if r.Method == http.MethodGet {
+			next = h.signedIn(http.HandlerFunc(h.mfaStatus))
+		} else {
+			next = post(h.mfaVerify)
+		}
+	case "/mfa/totp":
+		next = h.signedIn(http.HandlerFunc(h.totp))
+	case "/mfa/totp/confirm":
+		next = h.signedIn(post(h.totpConfirm))
+	case "/mfa/recovery":
+		next = h.signedIn(post(h.recoveryCodes))
+	case "/email":
+		next = post(h.emailStart)
+	case "/email/confirm":
+		next = http.HandlerFunc(h.emailConfirm)
+	case "/passkeys/register":
+		next = h.signedIn(post(h.passkeyRegister))
+	case "/passkeys/register/finish":
+		next = h.signedIn(post(h.passkeyRegisterFinish))
+	case "/passkeys/login":
+		next = post(h.passkeyLogin)
+	case "/passkeys/login/finish":
+		next = post(h.passkeyLoginFinish)
 	default:
-		httpx.Error(w, r, http.StatusNotFound, httpx.MsgNotFound)
+		id, ok := strings.CutPrefix(strings.TrimSuffix(orig, "/"), "/passkeys/")
+		if !ok || id == "" || strings.Contains(id, "/") || len(id) > 1400 {
+			httpx.Error(w, r, http.StatusNotFound, httpx.MsgNotFound)
+			return
+		}
+		httpx.SetRoute(r, "/login/custom/passkeys/{id}")
+		h.signedIn(h.passkeyDelete(id)).ServeHTTP(w, r)
 		return
 	}
 	httpx.SetRoute(r, "/login/custom"+p)
@@ -168,7 +205,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	writeSession(w, s)
+	h.writeSignIn(w, s)
 }
 
 func (h *Handler) register(w http.ResponseWriter, r *http.Request) {
@@ -257,7 +294,9 @@ var pageTmpl = template.Must(template.New("page").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
 <meta name="referrer" content="no-referrer"><title>{{.Title}}</title></head>
 <body><h1>{{.Title}}</h1>{{if .Message}}<p>{{.Message}}</p>{{end}}
-{{if .Token}}<form method="post" action="{{.Action}}">
+{{if .SignIn}}<form method="post" action="{{.Action}}">
+<input type="hidden" name="token" value="{{.Token}}">
+<button type="submit">Sign in</button></form>{{else if .Token}}<form method="post" action="{{.Action}}">
 <input type="hidden" name="token" value="{{.Token}}">
 <label>New password <input type="password" name="password" autocomplete="new-password" required minlength="{{.MinLength}}" maxlength="1024"></label>
 <button type="submit">Set password</button></form>{{end}}
@@ -266,6 +305,7 @@ var pageTmpl = template.Must(template.New("page").Parse(`<!doctype html>
 type page struct {
 	Title, Message, Token, Action string
 	MinLength                     int
+	SignIn                        bool // the emailed sign-in link's form
 }
 
 func writePage(w http.ResponseWriter, status int, p page) {
@@ -387,11 +427,39 @@ func (h *Handler) status(r *http.Request, err error) (int, string) {
 		return http.StatusForbidden, "Only email/password accounts have a password to change."
 	case errors.Is(err, ErrInvalidLink):
 		return http.StatusBadRequest, "The link is invalid, expired or already used."
+	case errors.Is(err, ErrInvalidCode), errors.Is(err, ErrCodeReused), errors.Is(err, ErrRecoveryCodeUsed),
+		errors.Is(err, ErrInvalidChallenge), errors.Is(err, ErrSignInFailed), errors.Is(err, ErrCeremony),
+		errors.Is(err, ErrPasskeyInvalid), errors.Is(err, ErrPasskeyCounter):
+		return http.StatusUnauthorized, sentence(err)
+	case errors.Is(err, ErrStepUpRequired):
+		return http.StatusForbidden, sentence(err)
+	case errors.Is(err, ErrMFAEnrolled), errors.Is(err, ErrMFANotEnrolled), errors.Is(err, ErrPasskeyLimit):
+		return http.StatusConflict, sentence(err)
+	case errors.Is(err, ErrPasskeyNotFound):
+		return http.StatusNotFound, sentence(err)
+	case errors.Is(err, ErrInvalidField), errors.Is(err, ErrUnsupportedMethod):
+		return http.StatusBadRequest, sentence(err)
+	case errors.Is(err, ErrMFAUnavailable), errors.Is(err, ErrPasskeysOff):
+		return http.StatusNotImplemented, sentence(err)
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return http.StatusServiceUnavailable, httpx.MsgTimeout
 	}
 	h.log().Error("account request failed", "request_id", httpx.InfoOf(r).RequestID, "err", err)
 	return http.StatusInternalServerError, httpx.MsgInternal
+}
+
+// sentence turns a service error into the client's message: without the package prefix, capitalised,
+// ending with a full stop.
+func sentence(err error) string {
+	msg := strings.ReplaceAll(err.Error(), "account: ", "")
+	if msg == "" {
+		return msg
+	}
+	msg = strings.ToUpper(msg[:1]) + msg[1:]
+	if !strings.HasSuffix(msg, ".") {
+		msg += "."
+	}
+	return msg
 }
 
 func policyMessage(pe *password.PolicyError) string {

@@ -73,7 +73,7 @@ func (e *env) tokenWorks(tok string) bool {
 }
 
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	ts    *httptest.Server
 	svc   *account.Service
 	smtp  *mailtest.Server
@@ -92,11 +92,12 @@ type envOpt struct {
 	noUsers      bool
 	keepHashes   bool
 	env          map[string]string // configuration environment (e.g. GATEHOUSE_TRUSTED_PROXIES)
+	publicURL    string            // passkeys' relying party
 }
 
 var cheap = password.Params{Memory: 64, Time: 1, Threads: 1}
 
-func newEnv(t *testing.T, db *store.DB, o envOpt) *env {
+func newEnv(t testing.TB, db *store.DB, o envOpt) *env {
 	t.Helper()
 	if o.params == (password.Params{}) {
 		o.params = cheap
@@ -135,8 +136,20 @@ func newEnv(t *testing.T, db *store.DB, o envOpt) *env {
 		users = account.UserDirectory{Dir: e.dir, Refresh: true}
 	}
 	var base string
+	sealer, err := user.NewRotatingSealer("account second factors", a, user.SealerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var passkeys *account.PasskeyConfig
+	if o.publicURL != "" {
+		if passkeys, err = account.PasskeyConfigFor(o.publicURL, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
 	svc, err := account.NewService(account.Options{
-		Store: account.NewSQL(db), Hasher: h, Mailer: mailer, Minter: minter, Users: users,
+		Sealer: sealer, Passkeys: passkeys,
+		SignInLink: func(tok string) string { return base + "/login/custom/email/confirm?token=" + url.QueryEscape(tok) },
+		Store:      account.NewSQL(db), Hasher: h, Mailer: mailer, Minter: minter, Users: users,
 		ResetLink:   func(tok string) string { return base + "/login/custom/reset/confirm?token=" + url.QueryEscape(tok) },
 		VerifyLink:  func(tok string) string { return base + "/.auth/login/custom/verify?token=" + url.QueryEscape(tok) },
 		ServiceName: "TestApp", AllowRegistration: !o.closed, RequireVerifiedEmail: o.requireVerif, KeepLegacyHashes: o.keepHashes,
@@ -150,7 +163,7 @@ func newEnv(t *testing.T, db *store.DB, o envOpt) *env {
 	done := make(chan struct{})
 	go func() { svc.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
-	hd := &account.Handler{Service: svc, Auth: a, Log: log}
+	hd := &account.Handler{Service: svc, Auth: a, Log: log, PublicURL: o.publicURL}
 	for _, p := range hd.Prefixes() {
 		srv.Mount(p, p, hd)
 	}

@@ -18,6 +18,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-webauthn/webauthn/webauthn"
+
 	"github.com/gatehouse/gatehouse/internal/auth"
 	"github.com/gatehouse/gatehouse/internal/mail"
 	"github.com/gatehouse/gatehouse/internal/password"
@@ -38,6 +40,7 @@ var (
 	ErrRegistrationClosed = errors.New("account: registration is closed")
 	ErrNotAccount         = errors.New("account: the caller is not signed in with an email/password account")
 	ErrMissing            = errors.New("account: a required field is missing")
+	ErrInvalidField       = errors.New("account: a field is not valid")
 )
 
 // ThrottledError means too many failed attempts: try again after RetryAfter.
@@ -57,12 +60,17 @@ type Client struct {
 	IP string
 }
 
-// Session is a successful login.
+// Session is a successful login, or (MFA set, no Token) a correct first factor that needs a second.
 type Session struct {
 	UserID       string
 	Token        string
 	ExpiresAt    time.Time
 	RefreshToken string
+	// AMR is what the token's amr claim says (RFC 8176).
+	AMR []string
+	// MFA is set instead of Token when the account has a second factor: complete with VerifyMFA or a
+	// passkey assertion.
+	MFA *Challenge
 }
 
 // Options configure a Service.
@@ -89,6 +97,17 @@ type Options struct {
 	// MailQueue bounds the background email jobs waiting (default 256); when full, jobs are dropped
 	// and logged.
 	MailQueue int
+
+	// Sealer seals authenticator-app secrets at rest; nil: TOTP is unavailable.
+	Sealer Sealer
+	// MFATTL is the lifetime of the challenge between the first factor and the second (default 5m).
+	MFATTL time.Duration
+	// Passkeys configures WebAuthn; nil: passkeys are unavailable.
+	Passkeys *PasskeyConfig
+	// SignInLink turns an emailed sign-in token into its URL (see Links); SignInTTL is its lifetime
+	// (default 10m).
+	SignInLink func(token string) string
+	SignInTTL  time.Duration
 }
 
 // Service implements the accounts feature.
@@ -96,6 +115,7 @@ type Service struct {
 	o    Options
 	jobs chan func(context.Context)
 	wg   sync.WaitGroup
+	wa   *webauthn.WebAuthn // nil without Passkeys
 }
 
 // NewService checks the options.
@@ -127,7 +147,24 @@ func NewService(o Options) (*Service, error) {
 	if o.MailQueue <= 0 {
 		o.MailQueue = 256
 	}
-	return &Service{o: o, jobs: make(chan func(context.Context), o.MailQueue)}, nil
+	if o.MFATTL <= 0 {
+		o.MFATTL = 5 * time.Minute
+	}
+	if o.SignInTTL <= 0 {
+		o.SignInTTL = 10 * time.Minute
+	}
+	if o.SignInLink == nil {
+		o.SignInLink = SignInLinks("", "")
+	}
+	svc := &Service{o: o, jobs: make(chan func(context.Context), o.MailQueue)}
+	if o.Passkeys != nil {
+		wa, err := newWebAuthn(o.Passkeys, o.ServiceName)
+		if err != nil {
+			return nil, err
+		}
+		svc.wa = wa
+	}
+	return svc, nil
 }
 
 // Policy is the password and email policy in force.
@@ -175,6 +212,9 @@ func (s *Service) prune(ctx context.Context) {
 	now := s.o.Now()
 	if _, err := s.o.Store.DeleteExpiredTokens(ctx, now); err != nil {
 		s.o.Log.Warn("pruning expired account tokens failed", "err", err)
+	}
+	if _, err := s.o.Store.DeleteExpiredCeremonies(ctx, now); err != nil {
+		s.o.Log.Warn("pruning expired passkey challenges failed", "err", err)
 	}
 	if p, ok := s.o.Store.(interface {
 		PruneThrottle(context.Context, time.Time) (int64, error)
@@ -342,13 +382,18 @@ func (s *Service) verifyAttempt(ctx context.Context, emailKey, ip string, check 
 // limitRequests throttles unauthenticated requests that cost work or send mail (register, reset,
 // resend) per client address. Every request counts.
 func (s *Service) limitRequests(ctx context.Context, ip string) error {
+	return s.limit(ctx, reqKey(ip), s.o.Rules.IP)
+}
+
+// limit counts a request against key under rule, and answers ThrottledError while key is blocked.
+func (s *Service) limit(ctx context.Context, key string, rule Rule) error {
 	now := s.o.Now()
 	var wait time.Duration
-	err := s.o.Store.Throttle(ctx, []string{reqKey(ip)}, func(rows []ThrottleRow) []*ThrottleRow {
+	err := s.o.Store.Throttle(ctx, []string{key}, func(rows []ThrottleRow) []*ThrottleRow {
 		if wait = rows[0].wait(now); wait > 0 {
 			return nil
 		}
-		r := s.o.Rules.IP.fail(rows[0], now)
+		r := rule.fail(rows[0], now)
 		return []*ThrottleRow{&r}
 	})
 	if err != nil {
@@ -478,7 +523,7 @@ func (s *Service) Login(ctx context.Context, c Client, email, pw string) (*Sessi
 	if s.o.RequireVerifiedEmail && !a.EmailVerified {
 		return nil, ErrUnverified
 	}
-	return s.session(ctx, a)
+	return s.signIn(ctx, a, AMRPassword)
 }
 
 // checkPassword verifies pw against the account and upgrades a legacy or outdated hash.
@@ -532,16 +577,16 @@ func (s *Service) link(ctx context.Context, a *Account) error {
 	return nil
 }
 
-func (s *Service) session(ctx context.Context, a *Account) (*Session, error) {
+func (s *Service) session(ctx context.Context, a *Account, amr []string) (*Session, error) {
 	uid := a.TokenUserID()
 	if s.o.Minter == nil {
 		return nil, errors.New("account: no token minter configured")
 	}
-	tok, exp, err := s.o.Minter.Mint(auth.MintRequest{UserID: uid})
+	tok, exp, err := s.o.Minter.Mint(auth.MintRequest{UserID: uid, AMR: amr})
 	if err != nil {
 		return nil, fmt.Errorf("account: mint token: %w", err)
 	}
-	sess := &Session{UserID: uid, Token: tok, ExpiresAt: exp}
+	sess := &Session{UserID: uid, Token: tok, ExpiresAt: exp, AMR: amr}
 	if s.o.Users != nil {
 		if sess.RefreshToken, err = s.o.Users.Issue(ctx, uid); err != nil {
 			return nil, fmt.Errorf("account: refresh token: %w", err)
@@ -629,7 +674,7 @@ func (s *Service) ChangePassword(ctx context.Context, c Client, userID, current,
 			return nil, err
 		}
 	}
-	return s.session(ctx, a)
+	return s.session(ctx, a, []string{AMRPassword})
 }
 
 // RequestReset emails a reset link if the address has an account. The answer never says whether it

@@ -46,6 +46,14 @@ type Purpose string
 const (
 	PurposeReset  Purpose = "reset"
 	PurposeVerify Purpose = "verify"
+	// PurposeMFA is the challenge between a first factor and the second (binding: the first factor's
+	// amr values, space-separated).
+	PurposeMFA Purpose = "mfa"
+	// PurposeSignIn is an emailed sign-in link (binding: the hash of the asking browser's nonce).
+	PurposeSignIn Purpose = "signin"
+	// PurposeSignInCode is the emailed code of the same request, keyed by the nonce (binding: the hash
+	// of nonce and code).
+	PurposeSignInCode Purpose = "signin-code"
 )
 
 // Token is a stored emailed-link token (only its SHA-256 is stored).
@@ -110,6 +118,9 @@ type Store interface {
 	Throttle(ctx context.Context, keys []string, fn func(rows []ThrottleRow) []*ThrottleRow) error
 	// ThrottleRow reads one key (zero row if absent).
 	ThrottleRow(ctx context.Context, key string) (ThrottleRow, error)
+
+	MFAStore
+	PasskeyStore
 }
 
 // SQL is the Store on Gatehouse's database (SQLite or PostgreSQL).

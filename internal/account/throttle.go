@@ -3,6 +3,7 @@ package account
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"math"
 	"net"
 	"time"
 )
@@ -35,6 +36,9 @@ type Rules struct {
 	// Mail limits the email a single address can be sent (reset, verification, duplicate notices);
 	// over it, requests still answer 202 but no mail goes out.
 	Mail Rule
+	// Ceremony bounds the passkey sign-in challenges one client address may ask for (each is a
+	// database row until it is answered or expires); sign-ins count, not only failures.
+	Ceremony Rule
 	// KnownFor is how long a successful login makes its address "known" to the account.
 	KnownFor time.Duration
 }
@@ -42,10 +46,12 @@ type Rules struct {
 // DefaultRules are the documented defaults (README, accounts section).
 func DefaultRules() Rules {
 	return Rules{
-		Pair:     Rule{Free: 5, Base: time.Second, Max: 15 * time.Minute, PerHour: 100, Decay: time.Hour},
-		Account:  Rule{Free: 10, Base: time.Second, Max: time.Minute, PerHour: 100, Decay: time.Hour},
-		IP:       Rule{Free: 20, Base: time.Second, Max: 15 * time.Minute, PerHour: 1000, Decay: time.Hour},
-		Mail:     Rule{Free: 3, Base: time.Minute, Max: time.Hour, PerHour: 10, Decay: 24 * time.Hour},
+		Pair:    Rule{Free: 5, Base: time.Second, Max: 15 * time.Minute, PerHour: 100, Decay: time.Hour},
+		Account: Rule{Free: 10, Base: time.Second, Max: time.Minute, PerHour: 100, Decay: time.Hour},
+		IP:      Rule{Free: 20, Base: time.Second, Max: 15 * time.Minute, PerHour: 1000, Decay: time.Hour},
+		Mail:    Rule{Free: 3, Base: time.Minute, Max: time.Hour, PerHour: 10, Decay: 24 * time.Hour},
+		// A rate, not a streak: only the hourly window applies.
+		Ceremony: Rule{Free: math.MaxInt32, Base: time.Second, Max: time.Minute, PerHour: 3000, Decay: time.Hour},
 		KnownFor: 30 * 24 * time.Hour,
 	}
 }
@@ -118,3 +124,4 @@ func ipKey(ip string) string              { return "i:" + keyHash(clientPrefix(i
 func knownKey(emailKey, ip string) string { return "k:" + keyHash(emailKey, clientPrefix(ip)) }
 func mailKey(emailKey string) string      { return "m:" + keyHash(emailKey) }
 func reqKey(ip string) string             { return "r:" + keyHash(clientPrefix(ip)) }
+func ceremonyKey(ip string) string        { return "w:" + keyHash(clientPrefix(ip)) }

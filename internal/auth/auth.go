@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/signing"
 	"github.com/gatehouse/gatehouse/internal/token"
 )
 
@@ -22,6 +23,7 @@ type Permission int
 // Permissions, from most to least restrictive.
 const (
 	Admin       Permission = iota
+	UserMFA                // "mfa": a valid app token whose amr says a second factor was used
 	User                   // "user" or "authenticated": a valid app token
 	Application            // the application key (or anything stronger)
 	Public
@@ -36,10 +38,12 @@ func ParsePermission(s string) (Permission, error) {
 		return Application, nil
 	case "user", "authenticated":
 		return User, nil
+	case "mfa":
+		return UserMFA, nil
 	case "admin":
 		return Admin, nil
 	}
-	return Admin, fmt.Errorf("unknown permission %q (public, application, user, authenticated or admin)", s)
+	return Admin, fmt.Errorf("unknown permission %q (public, application, user, authenticated, mfa or admin)", s)
 }
 
 func (p Permission) String() string {
@@ -50,6 +54,8 @@ func (p Permission) String() string {
 		return "application"
 	case User:
 		return "user"
+	case UserMFA:
+		return "mfa"
 	default:
 		return "admin"
 	}
@@ -98,6 +104,15 @@ func (c *Caller) UserID() string {
 	return c.Claims.UserID()
 }
 
+// AMR is the token's amr claim: the authentication methods the user passed (nil without a token or
+// without the claim; every jwt token has one, app tokens when their login said).
+func (c *Caller) AMR() []string {
+	if c.Claims == nil {
+		return nil
+	}
+	return c.Claims.AMR
+}
+
 // IsAdmin reports whether the caller sent the master key.
 func (c *Caller) IsAdmin() bool { return c.Level == AdminLevel }
 
@@ -115,9 +130,28 @@ func (c *Caller) Allows(p Permission) bool {
 		return c.AppKey
 	case User:
 		return c.Claims != nil
+	case UserMFA:
+		return c.MultiFactor()
 	default:
 		return false
 	}
+}
+
+// AMRMultiFactor is the RFC 8176 amr value that Gatehouse puts in tokens whose sign-in used more than
+// one factor (a password and a one-time code, a passkey with user verification …).
+const AMRMultiFactor = "mfa"
+
+// MultiFactor reports whether the caller's token says it was issued after a multi-factor sign-in.
+func (c *Caller) MultiFactor() bool { return c.Claims != nil && c.Claims.HasAMR(AMRMultiFactor) }
+
+// MsgMFARequired is the error a signed-in caller gets from an operation that requires multi-factor
+// sign-in when its token does not show one.
+const MsgMFARequired = "This operation requires multi-factor sign-in: sign in again with a second factor (the token's amr has no \"mfa\")."
+
+// NeedsMFA reports whether p is refused to this caller only because its token lacks multi-factor
+// sign-in: the handler then answers 403 with MsgMFARequired rather than a plain 401.
+func (c *Caller) NeedsMFA(p Permission) bool {
+	return p == UserMFA && c.Level != AdminLevel && c.Claims != nil && !c.MultiFactor()
 }
 
 // Credentials are what a request presents.
@@ -140,6 +174,9 @@ type Secrets struct {
 	Previous []token.Key
 	// SystemPrevious are system keys that still verify (accepted ahead of signing, or retired).
 	SystemPrevious []token.Key
+	// Signing are the asymmetric signing keys (package signing): published, verifying, and the one
+	// that signs when tokens.format is jwt. Empty: asymmetric tokens are off.
+	Signing []signing.Entry
 }
 
 // Options tune token checks.
@@ -147,6 +184,9 @@ type Options struct {
 	ClockSkew time.Duration
 	MaxTTL    time.Duration
 	Now       func() time.Time
+	// Issuer and Audiences are the iss and aud of asymmetric tokens (required with Signing keys).
+	Issuer    string
+	Audiences []string
 }
 
 // Revocations is the per-instance view of user-level token revocation (logout everywhere, disabled
@@ -218,6 +258,7 @@ type state struct {
 	previous    []token.Key
 	user        *token.Verifier
 	system      *token.Verifier
+	signing     *signing.Set // nil without signing keys
 }
 
 // New builds an authenticator.
@@ -246,9 +287,20 @@ func (a *Authenticator) SetSecrets(s Secrets) error {
 	if err != nil {
 		return fmt.Errorf("auth: %w", err)
 	}
+	var set *signing.Set
+	// Without an issuer (public_url unset, tokens.format zumo) keys a ring still holds stay unused.
+	if len(s.Signing) > 0 && a.opt.Issuer != "" {
+		set, err = signing.NewSet(s.Signing, signing.Options{Issuer: a.opt.Issuer, Audiences: a.opt.Audiences,
+			Keep: a.opt.MaxTTL + a.opt.ClockSkew, ClockSkew: a.opt.ClockSkew, MaxTTL: a.opt.MaxTTL})
+		if err != nil {
+			return fmt.Errorf("auth: %w", err)
+		}
+	}
 	s.Previous = append([]token.Key(nil), s.Previous...)
 	s.SystemPrevious = append([]token.Key(nil), s.SystemPrevious...)
+	s.Signing = slices.Clone(s.Signing)
 	a.state.Store(&state{
+		signing:   set,
 		secrets:   s,
 		master:    sha256.Sum256([]byte(s.MasterKey)),
 		app:       sha256.Sum256([]byte(s.ApplicationKey)),
@@ -274,7 +326,25 @@ func (a *Authenticator) Secrets() Secrets {
 	s := a.state.Load().secrets
 	s.Previous = append([]token.Key(nil), s.Previous...)
 	s.SystemPrevious = append([]token.Key(nil), s.SystemPrevious...)
+	s.Signing = slices.Clone(s.Signing)
 	return s
+}
+
+// SigningKeys is the asymmetric key set in force (nil when asymmetric tokens are off): what
+// /.well-known/jwks.json publishes.
+func (a *Authenticator) SigningKeys() *signing.Set { return a.state.Load().signing }
+
+// zumoHeader starts every HS256 token's header ({"alg":"HS256",…}), so that app tokens skip the
+// asymmetric test.
+const zumoHeader = "eyJhbGciOiJIUzI1NiIs"
+
+// verify checks a user token: an asymmetric one (ES256/EdDSA header) against the signing keys when
+// there are any, anything else as an app token, whose messages are the original's.
+func (a *Authenticator) verify(st *state, raw string) (*token.Claims, error) {
+	if st.signing != nil && !strings.HasPrefix(raw, zumoHeader) && signing.IsAsymmetric(raw) {
+		return st.signing.Verify(raw, a.opt.Now())
+	}
+	return st.user.Verify(raw)
 }
 
 // keyEqual compares a presented key with a stored one in constant time. Hashing first makes the
@@ -298,11 +368,13 @@ func (a *Authenticator) Identify(cr Credentials) (*Caller, error) {
 	}
 	c.AppKey = keyEqual(cr.AppKey, &st.app)
 	if cr.HasToken {
-		v := st.user
+		var claims *token.Claims
+		var err error
 		if cr.System {
-			v = st.system
+			claims, err = st.system.Verify(cr.Token)
+		} else {
+			claims, err = a.verify(st, cr.Token)
 		}
-		claims, err := v.Verify(cr.Token)
 		if err != nil {
 			return nil, err
 		}
@@ -331,6 +403,25 @@ type MintRequest struct {
 	Audience string        // default: the provider part of UserID
 	TTL      time.Duration // default and cap from configuration
 	Extra    map[string]any
+	// AMR lists the authentication methods the user passed (RFC 8176: "pwd", "otp", "hwk", "swk",
+	// "mfa", …). nil: ["pwd"] for built-in accounts (provider custom), ["fed"] for identity
+	// providers. Asymmetric tokens always carry amr; app tokens carry it only when it is set here, so
+	// that the original's token bytes do not change for logins that say nothing about it.
+	AMR []string
+}
+
+// Token formats (tokens.format).
+const (
+	FormatZumo = "zumo" // the HS256 app token (default)
+	FormatJWT  = "jwt"  // an ES256/EdDSA token verifiable with /.well-known/jwks.json
+)
+
+// DefaultAMR is the amr of a login that did not say which methods it used.
+func DefaultAMR(userID string) []string {
+	if p, _, _ := strings.Cut(userID, ":"); strings.EqualFold(p, "custom") {
+		return []string{"pwd"}
+	}
+	return []string{"fed"}
 }
 
 // ErrBadUserID is returned for a user id that cannot be put in a token.
@@ -341,6 +432,8 @@ type Minter struct {
 	Auth       *Authenticator
 	DefaultTTL time.Duration
 	MaxTTL     time.Duration
+	// Format is FormatZumo ("" too) or FormatJWT.
+	Format string
 }
 
 // Mint signs a token in the Zumo format. It returns the token and its expiry.
@@ -361,8 +454,22 @@ func (m *Minter) Mint(r MintRequest) (string, time.Time, error) {
 	}
 	now := m.Auth.opt.Now()
 	exp := now.Add(ttl).Truncate(time.Second)
+	if m.Format == FormatJWT {
+		set := m.Auth.SigningKeys()
+		if set == nil {
+			return "", time.Time{}, errors.New("auth: tokens.format is jwt but there are no signing keys")
+		}
+		amr := r.AMR
+		if amr == nil {
+			amr = DefaultAMR(r.UserID)
+		}
+		tok, err := set.Mint(signing.Claims{Subject: r.UserID, IDP: aud, IssuedAt: now, Expiry: exp, AMR: amr, Extra: r.Extra})
+		return tok, exp, err
+	}
+	// The app token carries amr only when the login said (token.Claims.AMR, appended after the
+	// standard claims), so the original's token bytes do not change for logins that say nothing.
 	tok, err := token.Mint(m.Auth.state.Load().masterKey, token.Claims{
-		Exp: exp.Unix(), Iss: token.Issuer, Ver: 2, Aud: aud, UID: r.UserID, IatMs: now.UnixMilli(), Extra: r.Extra,
+		Exp: exp.Unix(), Iss: token.Issuer, Ver: 2, Aud: aud, UID: r.UserID, IatMs: now.UnixMilli(), AMR: r.AMR, Extra: r.Extra,
 	})
 	return tok, exp, err
 }

@@ -142,3 +142,28 @@ func TestCallerAllows(t *testing.T) {
 		}
 	}
 }
+
+func TestMFAPermission(t *testing.T) {
+	p, err := ParsePermission("MFA")
+	if err != nil || p != UserMFA || p.String() != "mfa" {
+		t.Fatalf("%v %v", p, err)
+	}
+	// More restrictive than user, less than admin: min() picks it over user when both apply.
+	if !(Admin < UserMFA && UserMFA < User) {
+		t.Fatal("order")
+	}
+	plain := &Caller{Level: Authenticated, Claims: &token.Claims{UID: "custom:1", AMR: []string{"pwd"}}}
+	multi := &Caller{Level: Authenticated, Claims: &token.Claims{UID: "custom:1", AMR: []string{"pwd", "otp", "mfa"}}}
+	anon := &Caller{AppKey: true}
+	admin := &Caller{Level: AdminLevel}
+	switch {
+	case plain.Allows(UserMFA) || !plain.NeedsMFA(UserMFA) || plain.NeedsMFA(User):
+		t.Fatal("password-only token")
+	case !multi.Allows(UserMFA) || multi.NeedsMFA(UserMFA) || !multi.Allows(User):
+		t.Fatal("multi-factor token")
+	case anon.Allows(UserMFA) || anon.NeedsMFA(UserMFA):
+		t.Fatal("no token: a plain 401, not the MFA message")
+	case !admin.Allows(UserMFA) || admin.NeedsMFA(UserMFA):
+		t.Fatal("master key")
+	}
+}

@@ -84,6 +84,8 @@ type Config struct {
 	Accounts Accounts
 	// KeyRing configures the cluster key ring (keyring.go).
 	KeyRing KeyRing
+	// Tokens selects the issued token format and configures asymmetric tokens (tokens.go).
+	Tokens Tokens
 	// Scripts configures server scripts (package script).
 	Scripts Scripts
 
@@ -132,6 +134,11 @@ type Accounts struct {
 	HashConcurrency      int // 0: automatic
 	HashQueue            int // 0: automatic
 	KeepLegacyHashes     bool
+	// Multi-factor sign-in (package account).
+	MFAChallengeTTL time.Duration
+	SignInURL       string
+	SignInTTL       time.Duration
+	PasskeyOrigins  []string
 }
 
 // Scripts configures the app's server scripts.
@@ -182,7 +189,20 @@ type setting struct {
 }
 
 func settings() []setting {
-	return append(append(append(append(baseSettings(), loginSettings()...), keyRingSettings()...), opsSettings()...), pushProviderSettings()...)
+	// One group per line: each feature's settings live in a file of their own.
+	groups := [][]setting{
+		baseSettings(),
+		loginSettings(),
+		keyRingSettings(),
+		opsSettings(),
+		tokenSettings(),
+		pushProviderSettings(),
+	}
+	var all []setting
+	for _, g := range groups {
+		all = append(all, g...)
+	}
+	return all
 }
 
 func baseSettings() []setting {
@@ -261,6 +281,10 @@ func baseSettings() []setting {
 		{"accounts.hash_concurrency", []string{"GATEHOUSE_ACCOUNTS_HASH_CONCURRENCY"}, "", "0", kCount, "password hashes computed at once (0: the number of CPUs)", func(c *Config) any { return &c.Accounts.HashConcurrency }},
 		{"accounts.hash_queue", []string{"GATEHOUSE_ACCOUNTS_HASH_QUEUE"}, "", "0", kCount, "logins waiting for a hashing slot before 503 + Retry-After (0: 16 per slot)", func(c *Config) any { return &c.Accounts.HashQueue }},
 		{"accounts.keep_legacy_hashes", []string{"GATEHOUSE_ACCOUNTS_KEEP_LEGACY_HASHES"}, "", "false", kBool, "keep imported and outdated hashes instead of rehashing them to argon2id at the next login (e.g. while the old system still reads the same rows)", func(c *Config) any { return &c.Accounts.KeepLegacyHashes }},
+		{"accounts.mfa_challenge_ttl", []string{"GATEHOUSE_ACCOUNTS_MFA_CHALLENGE_TTL"}, "", "5m", kDuration, "time between a correct first factor (password, emailed link) and the second factor (authenticator code, recovery code, passkey)", func(c *Config) any { return &c.Accounts.MFAChallengeTTL }},
+		{"accounts.signin_url", []string{"GATEHOUSE_ACCOUNTS_SIGNIN_URL"}, "", "", kTemplate, "emailed sign-in link with {token}, e.g. https://app.example.com/signin#token={token} (default: Gatehouse's own page under public_url)", func(c *Config) any { return &c.Accounts.SignInURL }},
+		{"accounts.signin_ttl", []string{"GATEHOUSE_ACCOUNTS_SIGNIN_TTL"}, "", "10m", kDuration, "lifetime of an emailed sign-in link and code", func(c *Config) any { return &c.Accounts.SignInTTL }},
+		{"accounts.passkey_origins", []string{"GATEHOUSE_ACCOUNTS_PASSKEY_ORIGINS"}, "", "", kCSV, "origins besides public_url's whose pages may use passkeys (same registrable domain as public_url's host, the relying party id; passkeys need public_url)", func(c *Config) any { return &c.Accounts.PasskeyOrigins }},
 		{"scripts.timeout", []string{"GATEHOUSE_SCRIPT_TIMEOUT"}, "", "10s", kDuration, "time budget of one script invocation (table script, custom API); past it the request fails with 500", func(c *Config) any { return &c.Scripts.Timeout }},
 		{"scripts.job_timeout", []string{"GATEHOUSE_SCRIPT_JOB_TIMEOUT"}, "", "10m", kDuration, "time budget of one scheduled job run", func(c *Config) any { return &c.Scripts.JobTimeout }},
 		{"scripts.memory_limit_mb", []string{"GATEHOUSE_SCRIPT_MEMORY_LIMIT_MB"}, "", "1024", kInt, "Go heap size (MiB) above which the longest-running script is stopped", func(c *Config) any { return &c.Scripts.MemoryLimitMB }},
@@ -627,10 +651,24 @@ func (c *Config) validate() error {
 	if c.Accounts.LinkTTL < time.Minute || c.Accounts.LinkTTL > 7*24*time.Hour {
 		return &Error{Setting: "accounts.link_ttl", Value: c.Accounts.LinkTTL.String(), Reason: "must be between 1m and 168h"}
 	}
+	if c.Accounts.MFAChallengeTTL < 30*time.Second || c.Accounts.MFAChallengeTTL > time.Hour {
+		return &Error{Setting: "accounts.mfa_challenge_ttl", Value: c.Accounts.MFAChallengeTTL.String(), Reason: "must be between 30s and 1h"}
+	}
+	if c.Accounts.SignInTTL < time.Minute || c.Accounts.SignInTTL > time.Hour {
+		return &Error{Setting: "accounts.signin_ttl", Value: c.Accounts.SignInTTL.String(), Reason: "must be between 1m and 1h"}
+	}
+	for _, o := range c.Accounts.PasskeyOrigins {
+		if u, err := url.Parse(o); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			return &Error{Setting: "accounts.passkey_origins", Value: o, Reason: "must be origins such as https://app.example.com"}
+		}
+	}
 	if c.Accounts.Argon2Threads > 255 {
 		return &Error{Setting: "accounts.argon2_threads", Value: strconv.Itoa(c.Accounts.Argon2Threads), Reason: "must be at most 255"}
 	}
 	if err := c.validateScripts(); err != nil {
+		return err
+	}
+	if err := c.validateTokens(); err != nil {
 		return err
 	}
 	if err := c.validateKeyRing(); err != nil {

@@ -93,6 +93,10 @@ func TestInvalidSettingsNameTheSetting(t *testing.T) {
 		{map[string]string{"GATEHOUSE_MAX_COLUMNS": "2000"}, "max_columns"},
 		{map[string]string{"GATEHOUSE_ODATA_MAX_GROWTH": "0"}, "GATEHOUSE_ODATA_MAX_GROWTH"},
 		{map[string]string{"GATEHOUSE_MAX_NEW_COLUMNS": "-5"}, "GATEHOUSE_MAX_NEW_COLUMNS"},
+		{map[string]string{"GATEHOUSE_ACCOUNTS_MFA_CHALLENGE_TTL": "5s"}, "accounts.mfa_challenge_ttl"},
+		{map[string]string{"GATEHOUSE_ACCOUNTS_SIGNIN_TTL": "2h"}, "accounts.signin_ttl"},
+		{map[string]string{"GATEHOUSE_ACCOUNTS_SIGNIN_URL": "https://app.example.com/signin"}, "GATEHOUSE_ACCOUNTS_SIGNIN_URL"},
+		{map[string]string{"GATEHOUSE_ACCOUNTS_PASSKEY_ORIGINS": "https://app.example.com/path"}, "accounts.passkey_origins"},
 	}
 	for _, tc := range cases {
 		_, err := Load(nil, envOf(tc.env))

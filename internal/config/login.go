@@ -96,7 +96,7 @@ var oidcFields = []struct{ key, help string }{
 	{"client_secret", "client secret (server flow and authorization-code client flow)"},
 	{"scopes", "scopes (list or space separated; openid is always asked; default openid email profile)"},
 	{"extra_client_ids", "further client ids accepted as ID-token audiences (mobile apps)"},
-	{"discovery_url", "override of the discovery document URL"},
+	{"discovery_url", "override of the discovery document URL (ending in /.well-known/openid-configuration)"},
 	{"auth_url", "override of the authorization endpoint"},
 	{"token_url", "override of the token endpoint"},
 	{"jwks_url", "override of the signing keys URL"},
@@ -206,6 +206,9 @@ func (c *Config) validateLogin() error {
 			if v != "" && !absURL(v) {
 				return &Error{Setting: key + "." + f, Value: v, Reason: "must be an absolute http(s) URL"}
 			}
+		}
+		if p.DiscoveryURL != "" && !strings.HasSuffix(p.DiscoveryURL, "/.well-known/openid-configuration") {
+			return &Error{Setting: key + ".discovery_url", Value: p.DiscoveryURL, Reason: "must end in /.well-known/openid-configuration (OpenID Connect Discovery §4)"}
 		}
 		switch p.TokenAuth {
 		case "", "client_secret_basic", "client_secret_post":

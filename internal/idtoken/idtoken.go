@@ -11,6 +11,10 @@
 // audiences (or always, when authorized parties are configured); nonce matches
 // when the flow set one; and the signature verifies (go-jose v4).
 //
+// The signature step, with go-oidc's JWS parsing and its issuer and nbf checks, runs through
+// coreos/go-oidc's IDTokenVerifier with our key cache as its oidc.KeySet (verifyOIDC says which of its
+// checks are skipped and why: they are stricter here).
+//
 // The unverified iss/aud/exp are checked before the key lookup so that only
 // plausible tokens can make the key set refresh on an unknown kid; the claims
 // returned are those of the verified payload.
@@ -30,6 +34,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/jsonx"
 
+	"github.com/coreos/go-oidc/v3/oidc"
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/gatehouse/gatehouse/internal/keyset"
@@ -276,7 +281,11 @@ func (v *Verifier) Verify(ctx context.Context, providerName, rawIDToken string, 
 		return nil, err
 	}
 
-	key, verified, err := p.verifySignature(ctx, rawIDToken, hdr)
+	// nbf before the signature, as go-oidc does (with our leeway, and its reason).
+	if rc.Nbf != nil && rc.Nbf.t.After(now.Add(p.Leeway)) {
+		return nil, fail(name, ReasonNotYetValid, "", nil)
+	}
+	key, verified, err := p.verifyOIDC(ctx, rawIDToken, hdr, rc.Iss, now)
 	if err != nil {
 		return nil, err
 	}
@@ -422,9 +431,6 @@ func (p *provider) checkVerified(rc *rawClaims, now time.Time, o *options) error
 	if p.MaxAge > 0 && now.Sub(rc.Iat.t) > p.MaxAge+p.Leeway {
 		return fail(p.Name, ReasonTooOld, "", nil)
 	}
-	if rc.Nbf != nil && rc.Nbf.t.After(now.Add(p.Leeway)) {
-		return fail(p.Name, ReasonNotYetValid, "", nil)
-	}
 	if len(rc.Aud) > 1 || p.checkAzpOnce {
 		if rc.Azp == "" && len(rc.Aud) > 1 {
 			return fail(p.Name, ReasonWrongAuthorizedParty, "azp required with several audiences", nil)
@@ -442,6 +448,61 @@ func (p *provider) checkVerified(rc *rawClaims, now time.Time, o *options) error
 		}
 	}
 	return nil
+}
+
+// keySet is our key cache as go-oidc's oidc.KeySet: the signature step of oidc.IDTokenVerifier runs
+// on package keyset (background refresh, rate-limited refresh on an unknown kid, stale-while-down)
+// instead of go-oidc's RemoteKeySet, and keeps the key it used and our classified error, which
+// go-oidc flattens into a string.
+type keySet struct {
+	p       *provider
+	hdr     header
+	key     *keyset.Key
+	payload []byte
+	err     error
+}
+
+func (k *keySet) VerifySignature(ctx context.Context, raw string) ([]byte, error) {
+	k.key, k.payload, k.err = k.p.verifySignature(ctx, raw, k.hdr)
+	return k.payload, k.err
+}
+
+// verifyOIDC runs coreos/go-oidc's oidc.IDTokenVerifier on our key set: its JWS parsing (one
+// signature, the provider's algorithms), its issuer and nbf checks, and the signature through keySet.
+// go-oidc is looser than OpenID Connect Core §3.1.3.7 as this package applies it, so its checks are a
+// second layer, never the only one:
+//   - it expects one exact issuer; we accept several spellings and the Entra template with a tid
+//     allowlist, so iss (checked by checkCheap) is handed over as the one to expect, or the check is
+//     skipped for the template;
+//   - it checks one client id; aud against our set, and azp, are ours (SkipClientIDCheck);
+//   - it checks no nonce and no iat (ours, in checkVerified);
+//   - it decodes claims with encoding/json, which matches member names case-insensitively: an
+//     unrelated "EXP" member would decide its expiry check, so that check is ours alone
+//     (SkipExpiryCheck; checkCheap reads the exact "exp" with our leeway). On iss and nbf such a
+//     member can only make go-oidc refuse a token we accept, never the reverse.
+func (p *provider) verifyOIDC(ctx context.Context, raw string, hdr header, iss string, now time.Time) (*keyset.Key, []byte, error) {
+	algs := make([]string, len(p.Algorithms))
+	for i, a := range p.Algorithms {
+		algs[i] = string(a)
+	}
+	ks := &keySet{p: p, hdr: hdr}
+	v := oidc.NewVerifier(iss, ks, &oidc.Config{
+		SkipClientIDCheck: true, SkipIssuerCheck: p.IssuerTemplate != "", SkipExpiryCheck: true, SupportedSigningAlgs: algs,
+		Now: func() time.Time { return now },
+	})
+	if _, err := v.Verify(ctx, raw); err != nil {
+		if ks.err != nil {
+			return nil, nil, ks.err
+		}
+		if ks.key == nil {
+			return nil, nil, fail(p.Name, ReasonMalformed, "refused by go-oidc before the signature", err)
+		}
+		return nil, nil, fail(p.Name, ReasonMalformed, "refused by go-oidc", err)
+	}
+	if ks.key == nil { // go-oidc accepted without asking our key set: never trust that
+		return nil, nil, fail(p.Name, ReasonBadSignature, "signature not checked", nil)
+	}
+	return ks.key, ks.payload, nil
 }
 
 // verifySignature finds the key the header names and verifies the JWS with it.

@@ -31,6 +31,9 @@ type keyView struct {
 	Fingerprint string    `json:"fingerprint"`
 	CreatedAt   time.Time `json:"createdAt"`
 	RetiredAt   time.Time `json:"retiredAt,omitzero"`
+	KID         string    `json:"kid,omitempty"`
+	Alg         string    `json:"alg,omitempty"`
+	SignsFrom   time.Time `json:"signsFrom,omitzero"`
 }
 
 type instanceView struct {
@@ -45,7 +48,8 @@ type instanceView struct {
 func viewKeys(r *Ring) []keyView {
 	out := make([]keyView, 0, len(r.Keys))
 	for _, k := range r.Keys {
-		out = append(out, keyView{Kind: k.Kind, State: k.State, Fingerprint: k.Fingerprint, CreatedAt: k.CreatedAt, RetiredAt: k.RetiredAt})
+		out = append(out, keyView{Kind: k.Kind, State: k.State, Fingerprint: k.Fingerprint, CreatedAt: k.CreatedAt, RetiredAt: k.RetiredAt,
+			KID: k.KID, Alg: k.Alg, SignsFrom: k.NotBefore})
 	}
 	return out
 }
@@ -122,8 +126,8 @@ func (h *AdminHandler) rotate(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	k := Kind(req.Which)
-	if k != "master" && k != "application" && k != "system" {
-		httpx.Error(w, r, http.StatusBadRequest, "\"which\" must be \"master\", \"application\" or \"system\".")
+	if k != "master" && k != "application" && k != "system" && k != "signing" {
+		httpx.Error(w, r, http.StatusBadRequest, "\"which\" must be \"master\", \"application\", \"system\" or \"signing\".")
 		return
 	}
 	// The rotation is finished even if the client goes away: it is not cancelled with the request.
@@ -140,6 +144,9 @@ func (h *AdminHandler) rotate(w http.ResponseWriter, r *http.Request) {
 		"version": res.Ring.Version, "liveInstances": res.Live, "tookMs": res.Took.Milliseconds(), "keys": viewKeys(res.Ring)}
 	if res.Secret != "" {
 		out["key"] = res.Secret
+	}
+	if k == "signing" {
+		out["kid"], out["signsFrom"] = res.New.KID, res.New.NotBefore
 	}
 	httpx.JSON(w, http.StatusOK, out)
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/auth"
 	"github.com/gatehouse/gatehouse/internal/keys"
+	"github.com/gatehouse/gatehouse/internal/signing"
 	"github.com/gatehouse/gatehouse/internal/token"
 )
 
@@ -45,6 +46,12 @@ type Key struct {
 	RetiredAt  time.Time `json:"retired_at,omitzero"`
 	// RevokePrevious drops the retired keys of its kind when this key is promoted (a leaked key).
 	RevokePrevious bool `json:"revoke_previous,omitempty"`
+	// KID and Alg describe a signing key (public: its JWK thumbprint and algorithm).
+	KID string `json:"kid,omitempty"`
+	Alg string `json:"alg,omitempty"`
+	// NotBefore holds an accepted signing key back from promotion until then, so that it has been
+	// published for a whole JWKS cache lifetime (tokens.jwks_max_age) before it signs.
+	NotBefore time.Time `json:"not_before,omitzero"`
 }
 
 // Ring is the cluster's key ring.
@@ -124,7 +131,64 @@ func (r *Ring) Secrets(extraPrevious []token.Key) (auth.Secrets, error) {
 	s.Previous = r.verifiers(keys.Master)
 	s.Previous = append(s.Previous, extraPrevious...)
 	s.SystemPrevious = r.verifiers(keys.System)
+	s.Signing = r.signingEntries()
 	return s, nil
+}
+
+// signingEntries are the ring's signing keys for package signing: the current one signs, accepted
+// ones are published only, retired ones stay published until their tokens expire (prune removes
+// them from the ring; package signing stops publishing them at the same bound).
+func (r *Ring) signingEntries() []signing.Entry {
+	var out []signing.Entry
+	for _, x := range r.Keys {
+		if x.Kind != keys.Signing || r.secret(x) == "" {
+			continue
+		}
+		e := signing.Entry{Secret: r.secret(x)}
+		switch x.State {
+		case Accepted:
+			e.Pending = true
+		case Current:
+			e.SignsFrom = x.PromotedAt
+		case Retired:
+			e.SignsFrom, e.RetiredAt = x.PromotedAt, x.RetiredAt
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// HasSigning reports whether the ring holds signing keys.
+func (r *Ring) HasSigning() bool {
+	for _, x := range r.Keys {
+		if x.Kind == keys.Signing {
+			return true
+		}
+	}
+	return false
+}
+
+// addSigning adds a new signing key of alg: current at once when the ring has no signing key yet
+// (nothing can have cached a key set), else accepted until every instance has it and it has been
+// published for lead (tokens.jwks_max_age).
+func (r *Ring) addSigning(alg string, now time.Time, lead time.Duration, nextVersion int64) (Key, error) {
+	secret, err := signing.Generate(alg)
+	if err != nil {
+		return Key{}, err
+	}
+	d, err := signing.Describe(secret)
+	if err != nil {
+		return Key{}, err
+	}
+	x := Key{Kind: keys.Signing, Fingerprint: r.Fingerprint(secret), CreatedAt: now, KID: d.KID, Alg: d.Alg}
+	if r.HasSigning() {
+		x.State, x.AcceptedIn, x.NotBefore = Accepted, nextVersion, now.Add(lead)
+	} else {
+		x.State, x.PromotedAt = Current, now
+	}
+	r.Keys = append(r.Keys, x)
+	r.secrets[string(keys.Signing)+":"+x.Fingerprint] = secret
+	return x, nil
 }
 
 // verifiers lists a kind's accepted keys (no bound) and retired keys (newest first).
@@ -260,6 +324,9 @@ func (r *Ring) promote(now time.Time, grace time.Duration, live []Instance) []Ke
 			continue
 		}
 		ready := !now.Before(p.CreatedAt.Add(grace))
+		if now.Before(p.NotBefore) {
+			continue // a signing key not yet published for a whole JWKS cache lifetime
+		}
 		if !ready {
 			ready = true
 			for _, in := range live {

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/keys"
 	"github.com/gatehouse/gatehouse/internal/notify"
+	"github.com/gatehouse/gatehouse/internal/signing"
 )
 
 // RotateOptions tune RotateAndWait.
@@ -15,6 +17,10 @@ type RotateOptions struct {
 	Keep        time.Duration // how long retired keys verify
 	Notifier    notify.Notifier
 	Now         func() time.Time
+	// SigningAlg and SigningLead are tokens.algorithm and tokens.jwks_max_age: a rotated signing key
+	// is published that long before it signs.
+	SigningAlg  string
+	SigningLead time.Duration
 }
 
 // RotateResult describes a finished rotation. Secret is the new key for the master and application
@@ -45,6 +51,31 @@ func (e *ConfiguredKeyError) Error() string {
 // ErrNotPromoted reports a rotation whose new key is published but not yet signing when ctx ended.
 var ErrNotPromoted = errors.New("keyring: the new key is published (every instance accepts it) but not yet signing; an instance promotes it within the grace period")
 
+// rotateSigning publishes a new signing key and returns without waiting for it to sign: that happens
+// after o.SigningLead (the JWKS cache lifetime), when an instance promotes it.
+func (s *Store) rotateSigning(ctx context.Context, live []Instance, o RotateOptions, start time.Time) (*RotateResult, error) {
+	before, err := s.Load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	prev, _ := before.Current(keys.Signing)
+	alg := o.SigningAlg
+	if alg == "" {
+		alg = prev.Alg
+	}
+	if alg == "" {
+		alg = signing.ES256
+	}
+	r, added, err := s.RotateSigning(ctx, alg, o.SigningLead, start, o.Keep)
+	if err != nil {
+		return nil, err
+	}
+	if o.Notifier != nil {
+		_ = o.Notifier.Publish(ctx, notify.Keys, "rotated")
+	}
+	return &RotateResult{Kind: keys.Signing, Previous: prev.Fingerprint, New: added, Live: len(live), Ring: r, Took: o.Now().Sub(start)}, nil
+}
+
 // RotateAndWait rotates a key of the ring from one place (the CLI or the admin API): it refuses when a
 // live instance has that key in its configuration, publishes the new key, notifies every instance,
 // and for master and system keys waits until it is promoted (every live instance acknowledged it, or
@@ -57,6 +88,9 @@ func (s *Store) RotateAndWait(ctx context.Context, k Kind, revokePrevious bool, 
 	live, err := s.Live(ctx, start, Liveness(o.Poll))
 	if err != nil {
 		return nil, err
+	}
+	if k == keys.Signing {
+		return s.rotateSigning(ctx, live, o, start)
 	}
 	for _, in := range live {
 		for _, ck := range in.ConfigKeys {
@@ -89,7 +123,7 @@ func (s *Store) RotateAndWait(ctx context.Context, k Kind, revokePrevious bool, 
 		}
 	}
 	res.Ring, res.Took = r, o.Now().Sub(start)
-	if k != "system" {
+	if k != keys.System {
 		for _, x := range r.Keys {
 			if x.Kind == k && x.Fingerprint == added.Fingerprint {
 				res.Secret = r.secret(x)

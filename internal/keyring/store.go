@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/keys"
 	"github.com/gatehouse/gatehouse/internal/store"
 )
 
@@ -221,6 +222,51 @@ func (s *Store) Rotate(ctx context.Context, k Kind, revokePrevious bool, now tim
 		return err == nil, err
 	})
 	return r, added, err
+}
+
+// RotateSigning publishes a new signing key of alg (accepted, signing once every instance has it and
+// lead has passed; current at once if it is the ring's first) and prunes expired retired keys.
+func (s *Store) RotateSigning(ctx context.Context, alg string, lead time.Duration, now time.Time, keep time.Duration) (*Ring, Key, error) {
+	var added Key
+	r, err := s.update(ctx, now, func(r *Ring) (bool, error) {
+		if !r.Sealed() {
+			return false, ErrNotSealed
+		}
+		if len(r.Pending()) > 0 {
+			for _, p := range r.Pending() {
+				if p.Kind == keys.Signing {
+					return false, ErrRotationPending
+				}
+			}
+		}
+		var err error
+		added, err = r.addSigning(alg, now.UTC(), lead, r.Version+1)
+		r.prune(now, keep)
+		return err == nil, err
+	})
+	return r, added, err
+}
+
+// EnsureSigning gives the ring a signing key of alg: nothing to do when the current one (or one
+// pending) has that algorithm; else a new key, current at once if the ring has none, else published
+// ahead of signing as with RotateSigning (a change of tokens.algorithm).
+func (s *Store) EnsureSigning(ctx context.Context, alg string, lead time.Duration, now time.Time, keep time.Duration) (*Ring, error) {
+	return s.update(ctx, now, func(r *Ring) (bool, error) {
+		if !r.Sealed() {
+			return false, ErrNotSealed
+		}
+		for _, x := range r.Keys {
+			if x.Kind == keys.Signing && x.State == Accepted {
+				return false, nil // a rotation is under way: it decides
+			}
+			if x.Kind == keys.Signing && x.State == Current && x.Alg == alg {
+				return false, nil
+			}
+		}
+		_, err := r.addSigning(alg, now.UTC(), lead, r.Version+1)
+		r.prune(now, keep)
+		return err == nil, err
+	})
 }
 
 // Promote promotes the accepted keys that every live instance (heartbeat within liveness) has

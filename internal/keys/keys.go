@@ -13,6 +13,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/gatehouse/gatehouse/internal/signing"
 )
 
 // FileName is the secrets file inside the data directory.
@@ -36,6 +38,16 @@ type Set struct {
 	// (MS_MasterKey and friends): the file holds no value for them, and `keys rotate` refuses to
 	// rotate them here, where a new value would change nothing.
 	Configured []Which `json:"set_by_configuration,omitempty"`
+	// Signing are the asymmetric token signing keys (tokens.format = jwt), oldest first.
+	Signing []SigningKey `json:"signing_keys,omitempty"`
+}
+
+// SigningKey is a signing key and when it starts signing: the newest key whose SignsFrom has passed
+// signs, and the one before it retires at that moment. Servers need no write to follow the schedule.
+type SigningKey struct {
+	Key       string    `json:"key"` // private JWK
+	CreatedAt time.Time `json:"created_at"`
+	SignsFrom time.Time `json:"signs_from"`
 }
 
 // IsConfigured reports whether a key is listed in Configured.
@@ -199,6 +211,9 @@ const (
 	Master      Which = "master"
 	Application Which = "application"
 	System      Which = "system"
+	// Signing names the asymmetric token signing keys (package signing): several at a time, each
+	// published before it signs.
+	Signing Which = "signing"
 )
 
 // Rotate replaces one key with a new random one. A rotated master key joins Previous so that tokens it
@@ -235,4 +250,82 @@ func (s *Set) Prune(now time.Time, keep time.Duration) {
 		}
 	}
 	s.Previous = kept
+}
+
+// SigningEntries are the file's signing keys for package signing.
+func (s *Set) SigningEntries() []signing.Entry {
+	out := make([]signing.Entry, 0, len(s.Signing))
+	for _, k := range s.Signing {
+		out = append(out, signing.Entry{Secret: k.Key, SignsFrom: k.SignsFrom})
+	}
+	return out
+}
+
+// AddSigning adds a signing key of alg. The first one signs at once (nothing can have cached a key
+// set); a later one is published for lead (the JWKS cache lifetime) before it signs. Signing keys
+// retired more than keep ago are dropped.
+func (s *Set) AddSigning(alg string, now time.Time, lead, keep time.Duration) (SigningKey, error) {
+	now = now.UTC()
+	secret, err := signing.Generate(alg)
+	if err != nil {
+		return SigningKey{}, err
+	}
+	k := SigningKey{Key: secret, CreatedAt: now, SignsFrom: now}
+	if len(s.Signing) > 0 {
+		last := s.Signing[len(s.Signing)-1]
+		if last.SignsFrom.After(now) {
+			return SigningKey{}, fmt.Errorf("keys: the signing key added last starts signing at %s; rotate again after that", last.SignsFrom.Format(time.RFC3339))
+		}
+		k.SignsFrom = now.Add(lead)
+	}
+	s.Signing = append(s.Signing, k)
+	s.PruneSigning(now, keep)
+	return k, nil
+}
+
+// PruneSigning drops signing keys retired (replaced by a key that signs) more than keep ago.
+func (s *Set) PruneSigning(now time.Time, keep time.Duration) {
+	kept := s.Signing[:0]
+	for i, k := range s.Signing {
+		if i+1 < len(s.Signing) {
+			next := s.Signing[i+1].SignsFrom
+			if !next.After(now) && now.Sub(next) > keep {
+				continue
+			}
+		}
+		kept = append(kept, k)
+	}
+	s.Signing = kept
+}
+
+// SigningAlg is the algorithm of the newest signing key ("" without one).
+func (s *Set) SigningAlg() string {
+	if len(s.Signing) == 0 {
+		return ""
+	}
+	d, err := signing.Describe(s.Signing[len(s.Signing)-1].Key)
+	if err != nil {
+		return ""
+	}
+	return d.Alg
+}
+
+// EnsureSigning makes the data directory's file hold a signing key of alg (creating the file, without
+// the configured keys, if there is none): a first key signs at once; a change of algorithm adds a key
+// published for lead before it signs.
+func EnsureSigning(dataDir string, configured []Which, alg string, now time.Time, lead, keep time.Duration) error {
+	s, _, err := ensure(dataDir, now, configured)
+	if err != nil {
+		return err
+	}
+	if s.SigningAlg() == alg {
+		return nil
+	}
+	if n := len(s.Signing); n > 0 && s.Signing[n-1].SignsFrom.After(now) {
+		return nil // a rotation is under way
+	}
+	if _, err := s.AddSigning(alg, now, lead, keep); err != nil {
+		return err
+	}
+	return s.Save(dataDir)
 }

@@ -13,6 +13,8 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/httpx"
 	"github.com/gatehouse/gatehouse/internal/provider"
+
+	"golang.org/x/oauth2"
 )
 
 // cookieName is the flow cookie (the original's name; its content is ours: sealed JSON).
@@ -126,10 +128,10 @@ func (h *Handler) start(w http.ResponseWriter, r *http.Request, f family, p prov
 	}
 	st.State = provider.RandomString(32)
 	st.Nonce = provider.RandomString(32)
-	st.Verifier = provider.NewVerifier()
+	st.Verifier = oauth2.GenerateVerifier()
 	st.RedirectURI = h.callbackURL(f, p)
 	st.Expires = h.o.Now().Add(h.o.StateTTL).Unix()
-	red, err := p.AuthCodeURL(r.Context(), provider.AuthRequest{State: st.State, Nonce: st.Nonce, CodeChallenge: provider.S256Challenge(st.Verifier),
+	red, err := p.AuthCodeURL(r.Context(), provider.AuthRequest{State: st.State, Nonce: st.Nonce, CodeChallenge: oauth2.S256ChallengeFromVerifier(st.Verifier),
 		RedirectURI: st.RedirectURI, Options: filterOptions(q)})
 	if err != nil {
 		h.logProviderError(r, p, "server flow start", err)

@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 
+	"golang.org/x/oauth2"
+
 	"github.com/gatehouse/gatehouse/internal/jsonx"
 )
 
@@ -117,18 +119,23 @@ func (f *Facebook) graph(ctx context.Context, method, path string, q url.Values,
 		return errf(KindUnavailable, "Facebook", err, "The Facebook Graph API request failed.")
 	}
 	if status != http.StatusOK {
-		var ge graphError
-		// Graph's transient errors (API unknown/service/too many calls, codes 1, 2, 4, 17, 341) and 5xx
-		// are the provider's trouble; the rest (190 invalid token, 100 bad parameter, ...) reject.
-		if jsonx.Unmarshal(body, &ge) == nil && ge.Error != nil && status < 500 && !slices.Contains([]int{1, 2, 4, 17, 341}, ge.Error.Code) {
-			return errf(KindRejected, "Facebook", fmt.Errorf("graph %s: %s %d", path, ge.Error.Type, ge.Error.Code), "The Facebook access token was rejected.")
-		}
-		return errf(KindUnavailable, "Facebook", fmt.Errorf("graph %s: HTTP %d", path, status), "The Facebook Graph API request failed with HTTP status code %d", status)
+		return graphFailure(path, status, body)
 	}
 	if err := jsonx.Unmarshal(body, out); err != nil {
 		return errf(KindUnavailable, "Facebook", err, "Unexpected content in the response from the Facebook Graph API")
 	}
 	return nil
+}
+
+// graphFailure classifies a Graph error answer. Graph's transient errors (API unknown/service/too
+// many calls, codes 1, 2, 4, 17, 341) and 5xx are the provider's trouble; the rest (190 invalid
+// token, 100 bad parameter, ...) reject.
+func graphFailure(path string, status int, body []byte) error {
+	var ge graphError
+	if jsonx.Unmarshal(body, &ge) == nil && ge.Error != nil && status < 500 && !slices.Contains([]int{1, 2, 4, 17, 341}, ge.Error.Code) {
+		return errf(KindRejected, "Facebook", fmt.Errorf("graph %s: %s %d", path, ge.Error.Type, ge.Error.Code), "The Facebook access token was rejected.")
+	}
+	return errf(KindUnavailable, "Facebook", fmt.Errorf("graph %s: HTTP %d", path, status), "The Facebook Graph API request failed with HTTP status code %d", status)
 }
 
 func (f *Facebook) appToken() string { return "OAuth " + f.cfg.AppID + "|" + f.cfg.AppSecret }
@@ -188,14 +195,19 @@ func (f *Facebook) Exchange(ctx context.Context, c Callback) (*Identity, error) 
 	if code == "" {
 		return nil, errf(KindInvalid, "Facebook", nil, "Redirect from facebook does not contain the required code parameter.")
 	}
-	var tr tokenResponse
-	form := url.Values{"client_id": {f.cfg.AppID}, "client_secret": {f.cfg.AppSecret}, "redirect_uri": {c.RedirectURI},
-		"code": {code}, "code_verifier": {c.Verifier}}
-	if err := f.graph(ctx, http.MethodPost, "/oauth/access_token", form, "", &tr); err != nil {
+	conf := &oauth2.Config{ClientID: f.cfg.AppID, ClientSecret: f.cfg.AppSecret, RedirectURL: c.RedirectURI,
+		Endpoint: oauth2.Endpoint{AuthURL: f.cfg.AuthURL, TokenURL: f.cfg.GraphURL + "/oauth/access_token", AuthStyle: oauth2.AuthStyleInParams}}
+	tr, err := exchange(ctx, f.deps.HTTP, "Facebook", func(ctx context.Context) (*oauth2.Token, error) {
+		tok, err := conf.Exchange(ctx, code, oauth2.VerifierOption(c.Verifier))
+		var re *oauth2.RetrieveError
+		if errors.As(err, &re) && re.Response != nil {
+			// Graph answers errors as {"error":{"message","type","code"}}, not RFC 6749's shape.
+			return nil, graphFailure("/oauth/access_token", re.Response.StatusCode, re.Body)
+		}
+		return tok, err
+	})
+	if err != nil {
 		return nil, err
-	}
-	if tr.AccessToken == "" {
-		return nil, errf(KindUnavailable, "Facebook", errors.New("no access_token"), "The Facebook Graph API access token authorization request failed to return an access token.")
 	}
 	return f.identify(ctx, tr.AccessToken)
 }

@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -16,7 +18,9 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/jsonx"
 
+	"github.com/coreos/go-oidc/v3/oidc"
 	jose "github.com/go-jose/go-jose/v4"
+	"golang.org/x/oauth2"
 
 	"github.com/gatehouse/gatehouse/internal/idtoken"
 	"github.com/gatehouse/gatehouse/internal/keyset"
@@ -160,19 +164,67 @@ type discovery struct {
 	ChallengeMethods []string `json:"code_challenge_methods_supported"`
 }
 
+// wellKnown is where OpenID Connect Discovery §4 puts the provider metadata, below the issuer.
+const wellKnown = "/.well-known/openid-configuration"
+
+// fetchDiscovery reads the provider metadata at u (an issuer's or an Entra tenant's well-known URL)
+// with go-oidc's oidc.NewProvider, within our time limit, client and 1 MiB bound. The issuer it finds
+// is checked by the caller: exactly the configured one, or a tenant's under the Entra template, which
+// go-oidc's own exact check cannot express (so it is skipped with InsecureIssuerURLContext and never
+// skipped by us). go-oidc decodes with encoding/json; the document is decoded again here with
+// internal/jsonx so that duplicate or case-variant members are refused as everywhere else.
 func (p *OIDC) fetchDiscovery(ctx context.Context, u string) (*discovery, error) {
-	status, body, err := p.deps.HTTP.get(ctx, u, nil)
-	if err != nil {
-		return nil, err
+	base, ok := strings.CutSuffix(u, wellKnown)
+	if !ok {
+		return nil, fmt.Errorf("discovery: %s is not a %s URL", u, wellKnown)
 	}
-	if status != http.StatusOK {
-		return nil, fmt.Errorf("discovery: HTTP %d", status)
+	ctx, cancel := context.WithTimeout(ctx, p.deps.HTTP.timeout())
+	defer cancel()
+	c := p.deps.HTTP.client()
+	ctx = oidc.ClientContext(ctx, &http.Client{Transport: limitBody{userAgent{c}}, Timeout: c.Timeout})
+	ctx = oidc.InsecureIssuerURLContext(ctx, base)
+	op, err := oidc.NewProvider(ctx, base)
+	if err != nil {
+		return nil, fmt.Errorf("discovery: %w", err)
+	}
+	var raw json.RawMessage
+	if err := op.Claims(&raw); err != nil {
+		return nil, fmt.Errorf("discovery: %w", err)
 	}
 	var d discovery
-	if err := jsonx.Unmarshal(body, &d); err != nil {
+	if err := jsonx.Unmarshal(raw, &d); err != nil {
 		return nil, fmt.Errorf("discovery: %w", err)
 	}
 	return &d, nil
+}
+
+// limitBody refuses answers over maxBody (go-oidc reads whole bodies).
+type limitBody struct{ next http.RoundTripper }
+
+func (l limitBody) RoundTrip(r *http.Request) (*http.Response, error) {
+	res, err := l.next.RoundTrip(r)
+	if err != nil {
+		return nil, err
+	}
+	res.Body = &cappedBody{ReadCloser: res.Body, left: maxBody}
+	return res, nil
+}
+
+type cappedBody struct {
+	io.ReadCloser
+	left int64
+}
+
+func (c *cappedBody) Read(b []byte) (int, error) {
+	if c.left <= 0 {
+		return 0, errors.New("response larger than 1 MiB")
+	}
+	if int64(len(b)) > c.left {
+		b = b[:c.left]
+	}
+	n, err := c.ReadCloser.Read(b)
+	c.left -= int64(n)
+	return n, err
 }
 
 const retryAfterFailure = 5 * time.Second
@@ -209,7 +261,7 @@ func (p *OIDC) setup(ctx context.Context) (*oidcState, error) {
 	if c.AuthURL == "" || c.TokenURL == "" || jwks == "" || c.TokenAuth == "" {
 		du := c.DiscoveryURL
 		if du == "" {
-			du = strings.TrimSuffix(c.Issuer, "/") + "/.well-known/openid-configuration"
+			du = strings.TrimSuffix(c.Issuer, "/") + wellKnown
 		}
 		d, err := p.fetchDiscovery(ctx, du)
 		if err != nil {
@@ -317,35 +369,33 @@ func isGUID(s string) bool {
 	return true
 }
 
-// AuthCodeURL implements Provider: response_type=code with state, nonce and PKCE S256.
+// AuthCodeURL implements Provider: response_type=code with state, nonce and PKCE S256, built by
+// golang.org/x/oauth2.
 func (p *OIDC) AuthCodeURL(ctx context.Context, r AuthRequest) (*Redirect, error) {
 	st, err := p.state(ctx)
 	if err != nil {
 		return nil, err
 	}
-	q := url.Values{}
-	q.Set("response_type", "code")
-	q.Set("client_id", p.cfg.ClientID)
-	q.Set("redirect_uri", r.RedirectURI)
-	q.Set("scope", strings.Join(p.cfg.Scopes, " "))
-	q.Set("state", r.State)
-	q.Set("nonce", r.Nonce)
+	opts := []oauth2.AuthCodeOption{oauth2.SetAuthURLParam("nonce", r.Nonce)}
 	if !p.cfg.NoPKCE {
-		q.Set("code_challenge", r.CodeChallenge)
-		q.Set("code_challenge_method", "S256")
+		// The login package keeps the verifier in the sealed flow cookie and hands us its challenge
+		// (oauth2.S256ChallengeFromVerifier); the same parameters oauth2.S256ChallengeOption sets.
+		opts = append(opts, oauth2.SetAuthURLParam("code_challenge", r.CodeChallenge), oauth2.SetAuthURLParam("code_challenge_method", "S256"))
 	}
 	for k, v := range p.cfg.AuthParams {
-		q[k] = v
+		if len(v) > 0 {
+			opts = append(opts, oauth2.SetAuthURLParam(k, v[0]))
+		}
 	}
 	for _, k := range p.cfg.Options {
 		if v := r.Options.Get(k); v != "" {
 			if k == "scope" {
 				v = mergeScopes(p.cfg.Scopes, v)
 			}
-			q.Set(k, v)
+			opts = append(opts, oauth2.SetAuthURLParam(k, v))
 		}
 	}
-	return &Redirect{URL: withQuery(st.authURL, q)}, nil
+	return &Redirect{URL: p.oauth2(st, "", r.RedirectURI).AuthCodeURL(r.State, opts...)}, nil
 }
 
 func mergeScopes(base []string, extra string) string {
@@ -358,6 +408,7 @@ func mergeScopes(base []string, extra string) string {
 	return strings.Join(out, " ")
 }
 
+// withQuery adds q to a URL that may have a query already (providers without an oauth2.Config).
 func withQuery(base string, q url.Values) string {
 	sep := "?"
 	if strings.Contains(base, "?") {
@@ -376,26 +427,34 @@ func (p *OIDC) secret() (string, error) {
 	return p.cfg.ClientSecret, nil
 }
 
-// redeem exchanges an authorization code at the token endpoint.
-func (p *OIDC) redeem(ctx context.Context, st *oidcState, code, verifier, redirectURI string) (*tokenResponse, error) {
+// oauth2 is the provider's golang.org/x/oauth2 configuration: client authentication at the token
+// endpoint by HTTP Basic (client_secret_basic) or in the body (client_secret_post), as discovery or
+// the configuration says; never probed (a failed first attempt would cost a code).
+func (p *OIDC) oauth2(st *oidcState, secret, redirectURI string) *oauth2.Config {
+	style := oauth2.AuthStyleInParams
+	if st.basicAuth && secret != "" {
+		style = oauth2.AuthStyleInHeader
+	}
+	return &oauth2.Config{
+		ClientID: p.cfg.ClientID, ClientSecret: secret, RedirectURL: redirectURI, Scopes: p.cfg.Scopes,
+		Endpoint: oauth2.Endpoint{AuthURL: st.authURL, TokenURL: st.tokenURL, AuthStyle: style},
+	}
+}
+
+// redeem exchanges an authorization code at the token endpoint (oauth2.Config.Exchange, with the
+// PKCE verifier when there is one).
+func (p *OIDC) redeem(ctx context.Context, st *oidcState, code, verifier, redirectURI string) (*tokens, error) {
 	secret, err := p.secret()
 	if err != nil {
 		return nil, errf(KindConfig, p.cfg.DisplayName, err, "The %s client secret could not be computed.", p.cfg.DisplayName)
 	}
-	form := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {redirectURI}}
+	var opts []oauth2.AuthCodeOption
 	if verifier != "" {
-		form.Set("code_verifier", verifier)
+		opts = append(opts, oauth2.VerifierOption(verifier))
 	}
-	var id, sec string
-	if st.basicAuth && secret != "" {
-		id, sec = p.cfg.ClientID, secret
-	} else {
-		form.Set("client_id", p.cfg.ClientID)
-		if secret != "" {
-			form.Set("client_secret", secret)
-		}
-	}
-	return exchangeCode(ctx, p.deps.HTTP, p.cfg.DisplayName, st.tokenURL, form, id, sec)
+	return exchange(ctx, p.deps.HTTP, p.cfg.DisplayName, func(ctx context.Context) (*oauth2.Token, error) {
+		return p.oauth2(st, secret, redirectURI).Exchange(ctx, code, opts...)
+	})
 }
 
 // Exchange implements Provider: redeem the code with the PKCE verifier, then verify the ID token

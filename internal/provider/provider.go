@@ -12,7 +12,6 @@ package provider
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -22,7 +21,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gatehouse/gatehouse/internal/jsonx"
+	"golang.org/x/oauth2"
+
 	"github.com/gatehouse/gatehouse/internal/password"
 )
 
@@ -208,15 +208,6 @@ func (h HTTP) get(ctx context.Context, u string, header http.Header) (int, []byt
 	return h.do(ctx, req)
 }
 
-// NewVerifier returns a PKCE code verifier: 32 random bytes, base64url (43 characters, RFC 7636 §4.1).
-func NewVerifier() string { return RandomString(32) }
-
-// S256Challenge is the PKCE S256 challenge of a verifier.
-func S256Challenge(verifier string) string {
-	h := sha256.Sum256([]byte(verifier))
-	return base64.RawURLEncoding.EncodeToString(h[:])
-}
-
 // RandomString returns n random bytes, base64url encoded.
 func RandomString(n int) string {
 	b := make([]byte, n)
@@ -232,12 +223,6 @@ func bodyString(body map[string]any, keys ...string) string {
 		}
 	}
 	return ""
-}
-
-// oauthError is the standard OAuth 2.0 error body (RFC 6749 §5.2).
-type oauthError struct {
-	Error       string `json:"error"`
-	Description string `json:"error_description"`
 }
 
 // CallbackError turns a callback's error parameters into a KindDenied error "<error>: <description>"
@@ -268,41 +253,67 @@ func clip(s string, n int) string {
 	return strings.ToValidUTF8(s, "")
 }
 
-// tokenResponse is an OAuth 2.0 token endpoint answer.
-type tokenResponse struct {
-	AccessToken  string `json:"access_token"`
-	TokenType    string `json:"token_type"`
-	RefreshToken string `json:"refresh_token"`
-	IDToken      string `json:"id_token"`
-	ExpiresIn    int64  `json:"expires_in"`
+// tokens are what a token endpoint answered.
+type tokens struct {
+	AccessToken, RefreshToken, IDToken string
+	ExpiresIn                          int64
 }
 
-// exchangeCode calls a token endpoint (authorization_code grant) and decodes the JSON answer. OAuth
-// error answers are KindRejected with the error code; anything else unusable is KindUnavailable.
-func exchangeCode(ctx context.Context, h HTTP, provider, tokenURL string, form url.Values, basicID, basicSecret string) (*tokenResponse, error) {
-	header := http.Header{}
-	if basicID != "" {
-		header.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(basicID)+":"+url.QueryEscape(basicSecret))))
-	}
-	status, body, err := h.postForm(ctx, tokenURL, form, header)
+// exchange runs one token request through golang.org/x/oauth2 (fetch) with our client, our time limit
+// and our error classes: OAuth error answers (RFC 6749 §5.2) are KindRejected with the error code;
+// an unreachable or hanging endpoint, another HTTP status or an unusable answer are KindUnavailable.
+//
+// x/oauth2 is looser than the rest of our provider input in two ways, both acceptable here: it decodes
+// the answer with encoding/json (not internal/jsonx) and truncates it at 1 MiB instead of refusing it.
+// The answer comes from the provider's token endpoint over TLS, authenticated by our client
+// credentials, and the one value we trust from it, the ID token, is then verified on its own terms
+// (signature, iss, aud, exp, nonce) by package idtoken; access and refresh tokens are only stored.
+// x/oauth2 also requires an access_token, which every provider we support returns with the ID token.
+func exchange(ctx context.Context, h HTTP, provider string, fetch func(context.Context) (*oauth2.Token, error)) (*tokens, error) {
+	ctx, cancel := context.WithTimeout(ctx, h.timeout())
+	defer cancel()
+	ctx = context.WithValue(ctx, oauth2.HTTPClient, &http.Client{Transport: userAgent{h.client()}, Timeout: h.client().Timeout})
+	tok, err := fetch(ctx)
 	if err != nil {
-		return nil, errf(KindUnavailable, provider, err, "The %s token endpoint could not be reached.", provider)
-	}
-	if status != http.StatusOK {
-		var oe oauthError
-		if jsonx.Unmarshal(body, &oe) == nil && oe.Error != "" {
-			return nil, errf(KindRejected, provider, fmt.Errorf("token endpoint: %s", oe.Error), "The %s token request failed: %s", provider, clip(oe.Error, 100))
+		var re *oauth2.RetrieveError
+		var ue *url.Error
+		var pe *Error
+		switch {
+		case errors.As(err, &pe):
+			return nil, pe // classified by fetch (Facebook's Graph errors)
+		case errors.As(err, &re) && re.ErrorCode != "":
+			return nil, errf(KindRejected, provider, fmt.Errorf("token endpoint: %s", re.ErrorCode), "The %s token request failed: %s", provider, clip(re.ErrorCode, 100))
+		case errors.As(err, &re) && re.Response != nil:
+			return nil, errf(KindUnavailable, provider, fmt.Errorf("token endpoint: HTTP %d", re.Response.StatusCode), "The %s token request failed with HTTP status code %d.", provider, re.Response.StatusCode)
+		case errors.As(err, &ue), ctx.Err() != nil:
+			return nil, errf(KindUnavailable, provider, err, "The %s token endpoint could not be reached.", provider)
+		default:
+			return nil, errf(KindUnavailable, provider, err, "Unexpected content in the response from the %s token endpoint.", provider)
 		}
-		return nil, errf(KindUnavailable, provider, fmt.Errorf("token endpoint: HTTP %d", status), "The %s token request failed with HTTP status code %d.", provider, status)
 	}
-	var tr tokenResponse
-	if err := jsonx.Unmarshal(body, &tr); err != nil || tr.AccessToken == "" && tr.IDToken == "" {
-		if err == nil {
-			err = errors.New("no access_token")
-		}
-		return nil, errf(KindUnavailable, provider, err, "Unexpected content in the response from the %s token endpoint.", provider)
+	out := &tokens{AccessToken: tok.AccessToken, RefreshToken: tok.RefreshToken, ExpiresIn: tok.ExpiresIn}
+	if v, ok := tok.Extra("id_token").(string); ok {
+		out.IDToken = v
+	} else if tok.Extra("id_token") != nil {
+		return nil, errf(KindUnavailable, provider, errors.New("id_token is not a string"), "Unexpected content in the response from the %s token endpoint.", provider)
 	}
-	return &tr, nil
+	return out, nil
+}
+
+// userAgent names Gatehouse and asks for JSON on token requests, as our other provider calls do.
+type userAgent struct{ c *http.Client }
+
+func (u userAgent) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("User-Agent", "Gatehouse")
+	if r.Header.Get("Accept") == "" {
+		r.Header.Set("Accept", "application/json")
+	}
+	t := u.c.Transport
+	if t == nil {
+		t = http.DefaultTransport
+	}
+	return t.RoundTrip(r)
 }
 
 func expiry(now time.Time, seconds int64) time.Time {

@@ -23,6 +23,8 @@ import (
 	"github.com/gatehouse/gatehouse/internal/provider"
 	"github.com/gatehouse/gatehouse/internal/provider/providertest"
 	"github.com/gatehouse/gatehouse/internal/token"
+
+	"golang.org/x/oauth2"
 )
 
 func deps(t *testing.T, op *providertest.OP) provider.Deps {
@@ -44,7 +46,7 @@ func kind(t *testing.T, err error, want provider.Kind) {
 }
 
 func TestOAuth1SignatureVector(t *testing.T) {
-	// The worked example of X/Twitter's "Creating a signature" documentation.
+	// The worked example of X/Twitter's "Creating a signature" documentation, on the fake's verifier.
 	params := url.Values{
 		"status":                 {"Hello Ladies + Gentlemen, a signed OAuth request!"},
 		"include_entities":       {"true"},
@@ -55,7 +57,7 @@ func TestOAuth1SignatureVector(t *testing.T) {
 		"oauth_token":            {"370773112-GmHxMAgYyLbNEtIKZeRNFsMKPR9EyMZeS9weJAEb"},
 		"oauth_version":          {"1.0"},
 	}
-	got := provider.OAuth1Signature("POST", "https://api.twitter.com/1.1/statuses/update.json", params,
+	got := providertest.OAuth1Signature("POST", "https://api.twitter.com/1.1/statuses/update.json", params,
 		"kAcSOqF21Fu85e7zjz7ZN2U4ZRhfV3WpwPAoE3Z7kBw", "LswwdoUaIvS8ltyTt5jkRh4J50vUPVVHtR2YPi5kE")
 	if got != "hCtSmYh+iHYCEqBWrE7C7hYmtUk=" {
 		t.Fatalf("signature %s", got)
@@ -63,11 +65,11 @@ func TestOAuth1SignatureVector(t *testing.T) {
 }
 
 func TestPKCE(t *testing.T) {
-	// RFC 7636 Appendix B.
-	if c := provider.S256Challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"); c != "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM" {
+	// RFC 7636 Appendix B, on the x/oauth2 helpers the login flow uses.
+	if c := oauth2.S256ChallengeFromVerifier("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"); c != "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM" {
 		t.Fatal(c)
 	}
-	if v := provider.NewVerifier(); len(v) != 43 || v == provider.NewVerifier() {
+	if v := oauth2.GenerateVerifier(); len(v) != 43 || v == oauth2.GenerateVerifier() {
 		t.Fatal(v)
 	}
 }
@@ -82,9 +84,9 @@ func generic(t *testing.T, op *providertest.OP, d provider.Deps) *provider.OIDC 
 
 func serverFlow(t *testing.T, op *providertest.OP, p provider.Provider, nonce string) (*provider.Identity, error) {
 	t.Helper()
-	verifier := provider.NewVerifier()
+	verifier := oauth2.GenerateVerifier()
 	red, err := p.AuthCodeURL(context.Background(), provider.AuthRequest{State: "st", Nonce: nonce,
-		CodeChallenge: provider.S256Challenge(verifier), RedirectURI: "https://gh.example/login/acme"})
+		CodeChallenge: oauth2.S256ChallengeFromVerifier(verifier), RedirectURI: "https://gh.example/login/acme"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,14 +141,14 @@ func TestGenericOIDCBadInput(t *testing.T) {
 	kind(t, err, provider.KindInvalid)
 
 	// A wrong PKCE verifier, a replayed code, an ID token with another nonce.
-	red, _ := p.AuthCodeURL(ctx, provider.AuthRequest{State: "s", Nonce: "n", CodeChallenge: provider.S256Challenge("right-verifier-right-verifier-right-verif"), RedirectURI: "https://gh/cb"})
+	red, _ := p.AuthCodeURL(ctx, provider.AuthRequest{State: "s", Nonce: "n", CodeChallenge: oauth2.S256ChallengeFromVerifier("right-verifier-right-verifier-right-verif"), RedirectURI: "https://gh/cb"})
 	cb, ru, _ := op.Authorize(red.URL)
 	_, err = p.Exchange(ctx, provider.Callback{Params: cb, Verifier: "wrong-verifier-wrong-verifier-wrong-verif", Nonce: "n", RedirectURI: ru})
 	kind(t, err, provider.KindRejected)
 	_, err = p.Exchange(ctx, provider.Callback{Params: cb, Verifier: "right-verifier-right-verifier-right-verif", Nonce: "n", RedirectURI: ru})
 	kind(t, err, provider.KindRejected) // the code was spent by the first attempt
 
-	red, _ = p.AuthCodeURL(ctx, provider.AuthRequest{State: "s", Nonce: "n1", CodeChallenge: provider.S256Challenge("v"), RedirectURI: "https://gh/cb"})
+	red, _ = p.AuthCodeURL(ctx, provider.AuthRequest{State: "s", Nonce: "n1", CodeChallenge: oauth2.S256ChallengeFromVerifier("v"), RedirectURI: "https://gh/cb"})
 	cb, ru, _ = op.Authorize(red.URL)
 	_, err = p.Exchange(ctx, provider.Callback{Params: cb, Verifier: "v", Nonce: "n2", RedirectURI: ru})
 	kind(t, err, provider.KindRejected)
@@ -184,8 +186,8 @@ func TestGenericOIDCBadInput(t *testing.T) {
 	}
 
 	// Authorization code from a native SDK (PKCE by the app).
-	appVerifier := provider.NewVerifier()
-	red, _ = p.AuthCodeURL(ctx, provider.AuthRequest{State: "s", CodeChallenge: provider.S256Challenge(appVerifier), RedirectURI: "com.example.app:/cb"})
+	appVerifier := oauth2.GenerateVerifier()
+	red, _ = p.AuthCodeURL(ctx, provider.AuthRequest{State: "s", CodeChallenge: oauth2.S256ChallengeFromVerifier(appVerifier), RedirectURI: "com.example.app:/cb"})
 	cb, _, _ = op.Authorize(red.URL)
 	id, err = p.ClientLogin(ctx, map[string]any{"authorization_code": cb.Get("code"), "code_verifier": appVerifier, "redirect_uri": "com.example.app:/cb"})
 	if err != nil || id.Subject != "op-user-1" {
@@ -202,7 +204,7 @@ func TestClientFlowCodeNeedsVerifierAndNonce(t *testing.T) {
 	p := generic(t, op, deps(t, op))
 	const redirect = "com.example.app:/cb"
 	code := func(nonce, verifier string) string {
-		red, err := p.AuthCodeURL(ctx, provider.AuthRequest{State: "s", Nonce: nonce, CodeChallenge: provider.S256Challenge(verifier), RedirectURI: redirect})
+		red, err := p.AuthCodeURL(ctx, provider.AuthRequest{State: "s", Nonce: nonce, CodeChallenge: oauth2.S256ChallengeFromVerifier(verifier), RedirectURI: redirect})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -212,7 +214,7 @@ func TestClientFlowCodeNeedsVerifierAndNonce(t *testing.T) {
 		}
 		return cb.Get("code")
 	}
-	v := provider.NewVerifier()
+	v := oauth2.GenerateVerifier()
 	calls := op.TokenCalls.Load()
 	for name, body := range map[string]map[string]any{
 		"no verifier":        {"authorization_code": code("", v), "redirect_uri": redirect},
@@ -230,7 +232,7 @@ func TestClientFlowCodeNeedsVerifierAndNonce(t *testing.T) {
 		t.Fatal("a code was redeemed without a valid verifier")
 	}
 	// Someone else's verifier: the provider refuses the code.
-	if _, err := p.ClientLogin(ctx, map[string]any{"code": code("", v), "code_verifier": provider.NewVerifier(), "redirect_uri": redirect}); provider.KindOf(err) != provider.KindRejected {
+	if _, err := p.ClientLogin(ctx, map[string]any{"code": code("", v), "code_verifier": oauth2.GenerateVerifier(), "redirect_uri": redirect}); provider.KindOf(err) != provider.KindRejected {
 		t.Fatalf("wrong verifier: %v", err)
 	}
 	// The ID token carries a nonce: the request must carry it too, and the same one.
@@ -532,8 +534,8 @@ func TestFacebook(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Server flow.
-	verifier := provider.NewVerifier()
-	red, _ := p.AuthCodeURL(ctx, provider.AuthRequest{State: "s", CodeChallenge: provider.S256Challenge(verifier), RedirectURI: "https://gh/login/facebook", Options: url.Values{"scope": {"email"}}})
+	verifier := oauth2.GenerateVerifier()
+	red, _ := p.AuthCodeURL(ctx, provider.AuthRequest{State: "s", CodeChallenge: oauth2.S256ChallengeFromVerifier(verifier), RedirectURI: "https://gh/login/facebook", Options: url.Values{"scope": {"email"}}})
 	if u, _ := url.Parse(red.URL); u.Query().Get("scope") != "public_profile,email" {
 		t.Fatalf("%s", red.URL)
 	}
@@ -585,6 +587,9 @@ func TestTwitter(t *testing.T) {
 	if err != nil || id.Subject != "12345" || id.Claims["screen_name"] != "jack" || id.AccessTokenSecret == "" {
 		t.Fatalf("%+v %v", id, err)
 	}
+	// The request token is single use: Twitter refuses a replayed callback (401), a rejection.
+	_, err = p.Exchange(ctx, provider.Callback{Params: q, Kept: red.Keep})
+	kind(t, err, provider.KindRejected)
 	_, err = p.Exchange(ctx, provider.Callback{Params: url.Values{"denied": {"rt-9"}}})
 	kind(t, err, provider.KindDenied)
 
@@ -662,7 +667,7 @@ func TestNoGoroutineLeakWhenProviderHangs(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			red, _ := p.AuthCodeURL(ctx, provider.AuthRequest{State: "s", Nonce: "n", CodeChallenge: provider.S256Challenge("v"), RedirectURI: "https://gh/cb"})
+			red, _ := p.AuthCodeURL(ctx, provider.AuthRequest{State: "s", Nonce: "n", CodeChallenge: oauth2.S256ChallengeFromVerifier("v"), RedirectURI: "https://gh/cb"})
 			cb, ru, _ := op.Authorize(red.URL)
 			if _, err := p.Exchange(ctx, provider.Callback{Params: cb, Verifier: "v", Nonce: "n", RedirectURI: ru}); provider.KindOf(err) != provider.KindUnavailable {
 				t.Errorf("hanging provider: %v", err)

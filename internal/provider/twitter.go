@@ -5,9 +5,12 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/dghubble/oauth1"
 
 	"github.com/gatehouse/gatehouse/internal/jsonx"
 )
@@ -27,7 +30,7 @@ const (
 )
 
 // Twitter is X/Twitter sign-in with OAuth 1.0a (request token, authenticate, access token; HMAC-SHA1
-// signatures). The server flow's callback URL carries our state, so the flow is CSRF-protected like
+// signatures), on github.com/dghubble/oauth1. The server flow's callback URL carries our state, so the flow is CSRF-protected like
 // the others (the original had no state for Twitter), and the returned oauth_token must match the
 // request token kept in the sealed flow cookie. The client flow verifies a user's token and secret
 // with account/verify_credentials.
@@ -54,38 +57,48 @@ func (t *Twitter) DisplayName() string { return "Twitter" }
 // ServerFlow implements Provider.
 func (t *Twitter) ServerFlow() bool { return true }
 
-// signedPost sends a signed form POST (request_token, access_token) and parses the form answer.
-func (t *Twitter) signed(ctx context.Context, method, path string, params url.Values, token, tokenSecret string, extra map[string]string) (int, []byte, error) {
-	u := t.cfg.APIURL + path
-	auth := oauth1Header(method, u, params, t.cfg.ConsumerKey, t.cfg.ConsumerSecret, token, tokenSecret, extra, t.deps.now(), RandomString(24))
-	header := http.Header{"Authorization": {auth}}
-	if method == http.MethodPost {
-		return t.deps.HTTP.postForm(ctx, u, params, header)
+// oauth1 is the go-oauth1 configuration of one flow (callback is ours, with the flow's state).
+// go-oauth1's token requests take no context and read whole bodies, so its client is ours, bound to
+// ctx (cancellation and our time limit) and to 1 MiB.
+func (t *Twitter) oauth1(ctx context.Context, callback string) *oauth1.Config {
+	return &oauth1.Config{
+		ConsumerKey: t.cfg.ConsumerKey, ConsumerSecret: t.cfg.ConsumerSecret, CallbackURL: callback,
+		Endpoint: oauth1.Endpoint{RequestTokenURL: t.cfg.APIURL + "/oauth/request_token",
+			AuthorizeURL: t.cfg.APIURL + "/oauth/authenticate", AccessTokenURL: t.cfg.APIURL + "/oauth/access_token"},
+		HTTPClient: t.client(ctx),
 	}
-	if len(params) > 0 {
-		u += "?" + params.Encode()
-	}
-	return t.deps.HTTP.get(ctx, u, header)
 }
 
-// AuthCodeURL implements Provider: obtain a request token, then send the browser to authenticate.
+func (t *Twitter) client(ctx context.Context) *http.Client {
+	c := t.deps.HTTP.client()
+	return &http.Client{Transport: withContext{ctx, limitBody{userAgent{c}}}, Timeout: c.Timeout, CheckRedirect: c.CheckRedirect}
+}
+
+// withContext sends every request with ctx (for libraries whose calls take none).
+type withContext struct {
+	ctx  context.Context
+	next http.RoundTripper
+}
+
+func (w withContext) RoundTrip(r *http.Request) (*http.Response, error) {
+	return w.next.RoundTrip(r.WithContext(w.ctx))
+}
+
+// AuthCodeURL implements Provider: obtain a request token (go-oauth1 checks oauth_callback_confirmed),
+// then send the browser to authenticate.
 func (t *Twitter) AuthCodeURL(ctx context.Context, r AuthRequest) (*Redirect, error) {
-	cb := withQuery(r.RedirectURI, url.Values{"state": {r.State}})
-	status, body, err := t.signed(ctx, http.MethodPost, "/oauth/request_token", url.Values{}, "", "", map[string]string{"oauth_callback": cb})
-	if err != nil || status != http.StatusOK {
-		if err == nil {
-			err = fmt.Errorf("request_token: HTTP %d", status)
-		}
+	ctx, cancel := context.WithTimeout(ctx, t.deps.HTTP.timeout())
+	defer cancel()
+	conf := t.oauth1(ctx, withQuery(r.RedirectURI, url.Values{"state": {r.State}}))
+	rt, rts, err := conf.RequestToken()
+	if err != nil {
 		return nil, errf(KindUnavailable, "Twitter", err, "Unable to obtain OAuth request token from Twitter.")
 	}
-	v, err := url.ParseQuery(string(body))
-	if err != nil || v.Get("oauth_token") == "" || v.Get("oauth_token_secret") == "" || v.Get("oauth_callback_confirmed") != "true" {
-		return nil, errf(KindUnavailable, "Twitter", errors.New("request_token: unexpected answer"), "Unable to obtain OAuth request token from Twitter.")
+	u, err := conf.AuthorizationURL(rt)
+	if err != nil {
+		return nil, errf(KindUnavailable, "Twitter", err, "Unable to obtain OAuth request token from Twitter.")
 	}
-	return &Redirect{
-		URL:  t.cfg.APIURL + "/oauth/authenticate?" + url.Values{"oauth_token": {v.Get("oauth_token")}}.Encode(),
-		Keep: map[string]string{"rt": v.Get("oauth_token"), "rts": v.Get("oauth_token_secret")},
-	}, nil
+	return &Redirect{URL: u.String(), Keep: map[string]string{"rt": rt, "rts": rts}}, nil
 }
 
 // IsCallback implements Provider.
@@ -112,26 +125,21 @@ func (t *Twitter) Exchange(ctx context.Context, c Callback) (*Identity, error) {
 	if verifier == "" {
 		return nil, errf(KindInvalid, "Twitter", nil, "Redirect from twitter does not contain the required oauth_verifier parameter.")
 	}
-	status, body, err := t.signed(ctx, http.MethodPost, "/oauth/access_token", url.Values{}, rt, rts, map[string]string{"oauth_verifier": verifier})
+	actx, cancel := context.WithTimeout(ctx, t.deps.HTTP.timeout())
+	defer cancel()
+	at, ats, err := t.oauth1(actx, "").AccessToken(rt, rts, verifier)
 	if err != nil {
-		return nil, errf(KindUnavailable, "Twitter", err, "Unable to obtain OAuth access token from Twitter.")
+		var ue *url.Error
+		kind := KindUnavailable
+		// go-oauth1's errors are untyped; a refusal is the one that names the HTTP status.
+		if !errors.As(err, &ue) && actx.Err() == nil && strings.HasPrefix(err.Error(), "oauth1: invalid status") {
+			kind = KindRejected
+		}
+		return nil, errf(kind, "Twitter", err, "Unable to obtain OAuth access token from Twitter.")
 	}
-	if status != http.StatusOK {
-		return nil, errf(KindRejected, "Twitter", fmt.Errorf("access_token: HTTP %d", status), "Unable to obtain OAuth access token from Twitter.")
-	}
-	v, err := url.ParseQuery(string(body))
-	if err != nil || v.Get("oauth_token") == "" || v.Get("oauth_token_secret") == "" {
-		return nil, errf(KindUnavailable, "Twitter", errors.New("access_token: unexpected answer"), "Unable to obtain OAuth access token from Twitter.")
-	}
-	if v.Get("user_id") == "" {
-		return nil, errf(KindUnavailable, "Twitter", errors.New("access_token: no user_id"), "Unable to extract Twitter user name from OAuth access token response from Twitter.")
-	}
-	claims := map[string]any{}
-	if sn := v.Get("screen_name"); sn != "" {
-		claims["screen_name"] = clip(sn, 100)
-	}
-	return &Identity{Provider: "Twitter", Issuer: TwitterIssuer, Subject: v.Get("user_id"), Claims: claims,
-		AccessToken: v.Get("oauth_token"), AccessTokenSecret: v.Get("oauth_token_secret")}, nil
+	// go-oauth1 keeps only the token and secret of the answer, so the user comes from
+	// account/verify_credentials with them, as in the client flow.
+	return t.identify(ctx, at, ats)
 }
 
 // ClientLogin implements Provider: {"access_token": ..., "access_token_secret": ...} as App
@@ -141,10 +149,30 @@ func (t *Twitter) ClientLogin(ctx context.Context, body map[string]any) (*Identi
 	if at == "" || ats == "" || len(at) > 1024 || len(ats) > 1024 {
 		return nil, errf(KindInvalid, "Twitter", nil, "The POST Twitter login request must specify the access token and access token secret in the body of the request.")
 	}
-	status, b, err := t.signed(ctx, http.MethodGet, "/1.1/account/verify_credentials.json", url.Values{"skip_status": {"true"}}, at, ats, nil)
+	return t.identify(ctx, at, ats)
+}
+
+// identify reads the user of an access token and secret with account/verify_credentials, signed by
+// go-oauth1's transport.
+func (t *Twitter) identify(ctx context.Context, at, ats string) (*Identity, error) {
+	ctx, cancel := context.WithTimeout(ctx, t.deps.HTTP.timeout())
+	defer cancel()
+	conf := t.oauth1(ctx, "")
+	c := oauth1.NewClient(context.WithValue(ctx, oauth1.HTTPClient, conf.HTTPClient), conf, oauth1.NewToken(at, ats))
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.cfg.APIURL+"/1.1/account/verify_credentials.json?skip_status=true", nil)
+	if err != nil {
+		return nil, errf(KindConfig, "Twitter", err, "The Twitter API URL is not valid.")
+	}
+	res, err := c.Do(req)
 	if err != nil {
 		return nil, errf(KindUnavailable, "Twitter", err, "The Twitter API could not be reached.")
 	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		return nil, errf(KindUnavailable, "Twitter", err, "The Twitter API could not be reached.")
+	}
+	status := res.StatusCode
 	if status == http.StatusUnauthorized || status == http.StatusForbidden {
 		return nil, errf(KindRejected, "Twitter", fmt.Errorf("verify_credentials: HTTP %d", status), "The Twitter access token was rejected.")
 	}

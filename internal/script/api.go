@@ -66,7 +66,11 @@ func (h *APIHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// A caller that no route of the API admits is refused before the body is read; the permission
 	// of the route the request matches is checked in startAPI, just before its handler runs.
-	if !caller.Allows(meta.Loosest()) {
+	if p := meta.Loosest(); !caller.Allows(p) {
+		if caller.NeedsMFA(p) {
+			httpx.Error(w, r, http.StatusForbidden, auth.MsgMFARequired)
+			return
+		}
 		unauthorized(w, r)
 		return
 	}
@@ -108,6 +112,10 @@ func (h *APIHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		w.WriteHeader(status)
 		w.Write(resp.body.Bytes()) //nolint:errcheck // the client went away
+		return
+	}
+	if errors.Is(err, errRouteNeedsMFA) {
+		httpx.Error(w, r, http.StatusForbidden, auth.MsgMFARequired)
 		return
 	}
 	if errors.Is(err, errRouteForbidden) {
@@ -158,6 +166,9 @@ type routeNotFound struct{ allow []string }
 
 // errRouteForbidden: the caller may not use the route the request matched.
 var errRouteForbidden = errors.New("the caller may not use this route")
+
+// errRouteNeedsMFA: the route requires multi-factor sign-in and the caller's token shows none.
+var errRouteNeedsMFA = errors.New("the route requires multi-factor sign-in")
 
 func (e *routeNotFound) Error() string { return "no handler for this method and path" }
 
@@ -257,7 +268,10 @@ func (m *vm) startAPI(path string, meta *appdir.API, segs []string, r *http.Requ
 			}
 		}
 	}
-	if !caller.Allows(meta.RoutePermission(route, r.Method)) {
+	if p := meta.RoutePermission(route, r.Method); !caller.Allows(p) {
+		if caller.NeedsMFA(p) {
+			return errRouteNeedsMFA
+		}
 		return errRouteForbidden
 	}
 	if handler == nil {

@@ -475,7 +475,11 @@ func firstSegment(path string) string {
 // caller does not satisfy p.
 func RequirePermission(p auth.Permission, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !httpx.CallerOf(r).Allows(p) {
+		if c := httpx.CallerOf(r); !c.Allows(p) {
+			if c.NeedsMFA(p) {
+				httpx.Error(w, r, http.StatusForbidden, auth.MsgMFARequired)
+				return
+			}
 			Unauthorized(w, r)
 			return
 		}

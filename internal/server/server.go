@@ -19,6 +19,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/httpx"
 	"github.com/gatehouse/gatehouse/internal/metrics"
 	"github.com/gatehouse/gatehouse/internal/outage"
+	"github.com/gatehouse/gatehouse/internal/signing"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 )
@@ -96,6 +97,8 @@ func New(d Deps) *Server {
 		s.MountPath("/metrics", "/metrics", RequirePermission(auth.Admin, onlyGET(d.Metrics.Handler())))
 	}
 	s.MountPath("/.auth/me", "/.auth/me", http.HandlerFunc(s.authMe))
+	s.MountPath(signing.JWKSPath, signing.JWKSPath, http.HandlerFunc(s.wellKnown))
+	s.MountPath(signing.DiscoveryPath, signing.DiscoveryPath, http.HandlerFunc(s.wellKnown))
 	s.MountPath("/admin/tokens", "/admin/tokens", RequirePermission(auth.Admin, http.HandlerFunc(s.adminMintToken)))
 	return s
 }

@@ -177,6 +177,44 @@ CREATE TABLE gatehouse_instances (id TEXT PRIMARY KEY, host TEXT NOT NULL, start
 	last_id TEXT NOT NULL, rows BIGINT NOT NULL, finished_at BIGINT NOT NULL DEFAULT 0, changed_at BIGINT NOT NULL,
 	PRIMARY KEY (source, table_name))`,
 	},
+	{
+		// Second factors of built-in accounts (package account). totp.secret is the authenticator
+		// secret sealed with AES-GCM; confirmed_at stays 0 until a first code proved the app has it;
+		// last_step is the last RFC 6238 time step whose code was accepted (replay protection).
+		// recovery holds SHA-256 hashes of single-use recovery codes. Times are Unix milliseconds.
+		Version:  95,
+		Name:     "account second factors",
+		Additive: true,
+		SQLite: `CREATE TABLE gatehouse_account_totp (account_id TEXT PRIMARY KEY REFERENCES gatehouse_accounts(id) ON DELETE CASCADE,
+	secret TEXT NOT NULL, confirmed_at INTEGER NOT NULL DEFAULT 0, last_step INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL);
+CREATE TABLE gatehouse_account_recovery (account_id TEXT NOT NULL REFERENCES gatehouse_accounts(id) ON DELETE CASCADE,
+	code_hash TEXT NOT NULL, used_at INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL, PRIMARY KEY (account_id, code_hash))`,
+		Postgres: `CREATE TABLE gatehouse_account_totp (account_id TEXT PRIMARY KEY REFERENCES gatehouse_accounts(id) ON DELETE CASCADE,
+	secret TEXT NOT NULL, confirmed_at BIGINT NOT NULL DEFAULT 0, last_step BIGINT NOT NULL DEFAULT 0, created_at BIGINT NOT NULL);
+CREATE TABLE gatehouse_account_recovery (account_id TEXT NOT NULL REFERENCES gatehouse_accounts(id) ON DELETE CASCADE,
+	code_hash TEXT NOT NULL, used_at BIGINT NOT NULL DEFAULT 0, created_at BIGINT NOT NULL, PRIMARY KEY (account_id, code_hash))`,
+	},
+	{
+		// Passkeys of built-in accounts and the WebAuthn ceremonies in flight (package account).
+		// passkeys.credential is the go-webauthn credential as JSON (public key, flags, AAGUID);
+		// sign_count is kept apart so that a counter that does not move forward is refused by one
+		// conditional UPDATE on any instance. webauthn holds each challenge until its answer: handle is
+		// the SHA-256 of the id the client got, browser the SHA-256 of the asking browser's nonce
+		// cookie; rows are taken with DELETE … RETURNING (single use). Times are Unix milliseconds.
+		Version:  96,
+		Name:     "account passkeys",
+		Additive: true,
+		SQLite: `CREATE TABLE gatehouse_account_passkeys (id TEXT PRIMARY KEY, account_id TEXT NOT NULL REFERENCES gatehouse_accounts(id) ON DELETE CASCADE,
+	name TEXT NOT NULL, credential TEXT NOT NULL, sign_count INTEGER NOT NULL, created_at INTEGER NOT NULL, last_used_at INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX gatehouse_account_passkeys_account ON gatehouse_account_passkeys (account_id);
+CREATE TABLE gatehouse_account_webauthn (handle TEXT PRIMARY KEY, kind TEXT NOT NULL, account_id TEXT NOT NULL, browser TEXT NOT NULL,
+	mfa_token TEXT NOT NULL, session TEXT NOT NULL, expires_at INTEGER NOT NULL, created_at INTEGER NOT NULL)`,
+		Postgres: `CREATE TABLE gatehouse_account_passkeys (id TEXT PRIMARY KEY, account_id TEXT NOT NULL REFERENCES gatehouse_accounts(id) ON DELETE CASCADE,
+	name TEXT NOT NULL, credential TEXT NOT NULL, sign_count BIGINT NOT NULL, created_at BIGINT NOT NULL, last_used_at BIGINT NOT NULL DEFAULT 0);
+CREATE INDEX gatehouse_account_passkeys_account ON gatehouse_account_passkeys (account_id);
+CREATE TABLE gatehouse_account_webauthn (handle TEXT PRIMARY KEY, kind TEXT NOT NULL, account_id TEXT NOT NULL, browser TEXT NOT NULL,
+	mfa_token TEXT NOT NULL, session TEXT NOT NULL, expires_at BIGINT NOT NULL, created_at BIGINT NOT NULL)`,
+	},
 }
 
 // Migrations returns the schema history (for tests and `gatehouse version`).

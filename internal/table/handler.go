@@ -101,7 +101,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	if !caller.Allows(s.Permission(op)) {
+	if p := s.Permission(op); !caller.Allows(p) {
+		if caller.NeedsMFA(p) {
+			h.error(w, r, http.StatusForbidden, auth.MsgMFARequired)
+			return
+		}
 		h.unauthorized(w, r)
 		return
 	}

@@ -42,6 +42,7 @@ var appFiles = map[string]string{
 	"table/foo.json":    `{"routes":{"*":{"read":{"permission":"authenticated"},"*":{"permission":"public"}}}}`,
 	"table/secret.json": `{"routes":{"*":{"*":{"permission":"admin"}}}}`,
 	"table/app.json":    `{"routes":{"*":{"*":{"permission":"application"}}}}`,
+	"table/vault.json":  `{"routes":{"*":{"read":{"permission":"user"},"*":{"permission":"mfa"}}}}`,
 }
 
 type env struct {
@@ -499,6 +500,29 @@ func TestPermissionsWalkthrough(t *testing.T) {
 		expect(t, e.do("GET", "/tables/no;such", "", "X-ZUMO-MASTER", masterKey), 404)
 		expect(t, e.do("GET", "/tables/"+url.PathEscape(`x" OR 1=1 --`), "", "X-ZUMO-MASTER", masterKey), 404)
 		expect(t, e.do("GET", "/tables/", ""), 404)
+	})
+}
+
+// TestMFAPermission: operations marked "mfa" need a token whose amr shows a multi-factor sign-in.
+func TestMFAPermission(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		e := newEnv(t, db)
+		mint := func(amr ...string) string {
+			tok, _, err := e.minter.Mint(auth.MintRequest{UserID: "custom:7", AMR: amr})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return tok
+		}
+		pwd, multi := mint("pwd"), mint("hwk", "mfa")
+		expect(t, e.do("POST", "/tables/vault", `{"x":1}`, "X-ZUMO-AUTH", pwd), 403, "requires multi-factor sign-in")
+		expect(t, e.do("POST", "/tables/vault", `{"x":1}`, "X-ZUMO-AUTH", pwd, "v2"), 403, "requires multi-factor sign-in")
+		expect(t, e.do("POST", "/tables/vault", `{"x":1}`), 401)
+		expect(t, e.do("POST", "/tables/vault", `{"x":1}`, "X-ZUMO-APPLICATION", appKey), 401)
+		expect(t, e.do("POST", "/tables/vault", `{"id":"a","x":1}`, "X-ZUMO-AUTH", multi), 201)
+		expect(t, e.do("GET", "/tables/vault", "", "X-ZUMO-AUTH", pwd), 200, `"x":1`)
+		expect(t, e.do("DELETE", "/tables/vault/a", "", "X-ZUMO-AUTH", mint()), 403, "requires multi-factor sign-in")
+		expect(t, e.do("DELETE", "/tables/vault/a", "", "X-ZUMO-AUTH", multi), 204)
 	})
 }
 

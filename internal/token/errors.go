@@ -13,6 +13,8 @@ const (
 	ReasonNoExpiration Reason = "no_exp"
 	ReasonExpired      Reason = "expired"
 	ReasonNotYetValid  Reason = "not_yet_valid"
+	ReasonUnknownKey   Reason = "unknown_key"
+	ReasonClaims       Reason = "claims"
 )
 
 // Error is a token verification failure. Its message is the original runtime's, which clients show.
@@ -50,6 +52,13 @@ var (
 	ErrIssuedAt       = &Error{ReasonNotYetValid, "The authentication token is not valid until after its IssuedAt."}
 	ErrNotBefore      = &Error{ReasonNotYetValid, "The authentication token is not valid until after its NotBefore."}
 	ErrSignature      = &Error{ReasonSignature, "The authentication token has an invalid signature."}
+
+	// Errors of the asymmetric tokens (package signing), which the original never issued.
+	ErrUnknownKey = &Error{ReasonUnknownKey, "The authentication token's signing key is not published (unknown or removed kid)."}
+	ErrIssuer     = &Error{ReasonClaims, "The authentication token was issued by another issuer."}
+	ErrAudience   = &Error{ReasonClaims, "The authentication token is not meant for this audience."}
+	ErrSubject    = &Error{ReasonClaims, "The authentication token has no subject."}
+	ErrRetiredKey = &Error{ReasonSignature, "The authentication token was signed after its key was retired."}
 
 	// ErrMalformed matches every malformed-token error.
 	ErrMalformed = &Error{Reason: ReasonMalformed}

@@ -2,6 +2,7 @@ package token
 
 import (
 	"encoding/base64"
+	"slices"
 	"testing"
 	"time"
 )
@@ -40,6 +41,9 @@ func FuzzClaims(f *testing.F) {
 	f.Add([]byte(`{"exp":1,"exp":2}`))
 	f.Add([]byte(`{"exp":1,"uid":"\u0041"}`))
 	f.Add([]byte(` { } `))
+	f.Add([]byte(`{"exp":1,"uid":"a","amr":["pwd","otp","mfa"]}`))
+	f.Add([]byte(`{"exp":1,"amr":[ ]}`))
+	f.Add([]byte(`{"exp":1,"amr":["a",1]}`))
 	f.Fuzz(func(t *testing.T, payload []byte) {
 		fast, ok := scanFlatClaims(payload)
 		if !ok {
@@ -53,7 +57,8 @@ func FuzzClaims(f *testing.F) {
 			return
 		}
 		if fast.Exp != slow.Exp || fast.Iat != slow.Iat || fast.Nbf != slow.Nbf || fast.Ver != slow.Ver ||
-			fast.Iss != slow.Iss || fast.IatMs != slow.IatMs || fast.Aud != slow.Aud || fast.UID != slow.UID || fast.ID != slow.ID {
+			fast.Iss != slow.Iss || fast.IatMs != slow.IatMs || fast.Aud != slow.Aud || fast.UID != slow.UID || fast.ID != slow.ID ||
+			!slices.Equal(fast.AMR, slow.AMR) {
 			t.Fatalf("scanner %+v != json %+v for %q", fast, slow, payload)
 		}
 	})

@@ -21,7 +21,7 @@ func scanFlatClaims(payload []byte) (c *Claims, ok bool) {
 	if i < len(s) && s[i] == '}' {
 		return c, skipWS(s, i+1) == len(s)
 	}
-	var seen uint8
+	var seen uint16
 	for {
 		key, n, ok := scanString(s, i)
 		if !ok {
@@ -35,7 +35,7 @@ func scanFlatClaims(payload []byte) (c *Claims, ok bool) {
 		if i >= len(s) {
 			return nil, false
 		}
-		var bit uint8
+		var bit uint16
 		switch key {
 		case "exp", "iat", "nbf", "ver":
 			end := scanNumber(s, i)
@@ -73,6 +73,13 @@ func scanFlatClaims(payload []byte) (c *Claims, ok bool) {
 				c.ID, bit = v, 128
 			}
 			i = end
+		case "amr":
+			// An array of escape-free strings (what Gatehouse mints); anything else goes to encoding/json.
+			v, end, ok := scanStringArray(s, i)
+			if !ok {
+				return nil, false
+			}
+			c.AMR, bit, i = v, 256, end
 		default:
 			// Other claims: only escape-free strings, numbers, booleans and null are skipped here.
 			if s[i] == '"' {
@@ -102,6 +109,35 @@ func scanFlatClaims(payload []byte) (c *Claims, ok bool) {
 		}
 		if s[i] != ',' {
 			return nil, false
+		}
+		i = skipWS(s, i+1)
+	}
+}
+
+// scanStringArray reads a JSON array of escape-free strings (at most maxAMR) starting at s[i] == '['.
+func scanStringArray(s string, i int) (v []string, end int, ok bool) {
+	if i >= len(s) || s[i] != '[' {
+		return nil, i, false
+	}
+	i = skipWS(s, i+1)
+	if i < len(s) && s[i] == ']' {
+		return []string{}, i + 1, true
+	}
+	for {
+		str, n, ok := scanString(s, i)
+		if !ok || len(v) == maxAMR {
+			return nil, i, false
+		}
+		v = append(v, str)
+		i = skipWS(s, n)
+		if i >= len(s) {
+			return nil, i, false
+		}
+		if s[i] == ']' {
+			return v, i + 1, true
+		}
+		if s[i] != ',' {
+			return nil, i, false
 		}
 		i = skipWS(s, i+1)
 	}

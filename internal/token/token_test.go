@@ -313,3 +313,48 @@ func TestMillisecondIat(t *testing.T) {
 		t.Fatalf("iat %d/%d, want %d: %v", c.Iat, c.IatMs, ms, err)
 	}
 }
+
+func TestAMRClaim(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	v, err := NewVerifier([]Key{{Secret: "k"}}, Options{Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := Claims{Exp: now.Unix() + 60, Iss: Issuer, Ver: 2, Aud: "custom", UID: "custom:1"}
+	plain, err := Mint("k", c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.AMR = []string{"pwd", "otp", "mfa"}
+	withAMR, err := Mint("k", c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The claim is appended after the standard ones; without it the token is unchanged.
+	seg := func(tok string) string { return strings.Split(tok, ".")[1] }
+	if p, _ := base64.RawURLEncoding.DecodeString(seg(withAMR)); !strings.HasSuffix(string(p), `,"amr":["pwd","otp","mfa"]}`) {
+		t.Fatalf("claims %s", p)
+	}
+	if p, _ := base64.RawURLEncoding.DecodeString(seg(plain)); strings.Contains(string(p), "amr") {
+		t.Fatalf("claims %s", p)
+	}
+	got, err := v.Verify(withAMR)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.HasAMR("mfa") || !got.HasAMR("otp") || got.HasAMR("hwk") || len(got.AMR) != 3 {
+		t.Fatalf("amr %v", got.AMR)
+	}
+	if got, _ := v.Verify(plain); got.HasAMR("pwd") || got.AMR != nil {
+		t.Fatalf("amr %v", got.AMR)
+	}
+	if _, err := Mint("k", Claims{Exp: 1, UID: "a:b", Extra: map[string]any{"amr": []string{"mfa"}}}); err == nil {
+		t.Fatal("amr given as an extra claim accepted")
+	}
+	// Through the exact path (an escaped string elsewhere) the same amr comes back.
+	c.Extra = map[string]any{"note": "a\"b"}
+	slowTok, _ := Mint("k", c)
+	if got, err := v.Verify(slowTok); err != nil || !got.HasAMR("mfa") {
+		t.Fatalf("slow path amr %v %v", got, err)
+	}
+}

@@ -13,7 +13,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/gatehouse/gatehouse/internal/provider"
+	"golang.org/x/oauth2"
 )
 
 // FBUser is a Facebook user token known to the fake Graph API.
@@ -111,7 +111,7 @@ func (f *Facebook) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		delete(f.codes, pf.Get("code"))
-		if c.challenge != "" && provider.S256Challenge(pf.Get("code_verifier")) != c.challenge {
+		if c.challenge != "" && oauth2.S256ChallengeFromVerifier(pf.Get("code_verifier")) != c.challenge {
 			graphErr(w, http.StatusBadRequest, "Invalid code verifier.", "OAuthException", 100)
 			return
 		}
@@ -186,7 +186,7 @@ func twErr(w http.ResponseWriter, status, code int, msg string) {
 
 // check verifies the request's OAuth signature; tokenSecret looks up the secret of oauth_token.
 func (x *Twitter) check(r *http.Request, tokenSecret func(string) (string, bool)) (map[string]string, bool) {
-	p, ok := provider.ParseOAuth1Header(r.Header.Get("Authorization"))
+	p, ok := ParseOAuth1Header(r.Header.Get("Authorization"))
 	if !ok || p["oauth_consumer_key"] != x.ConsumerKey || p["oauth_signature_method"] != "HMAC-SHA1" || p["oauth_nonce"] == "" || p["oauth_timestamp"] == "" {
 		return nil, false
 	}
@@ -211,7 +211,7 @@ func (x *Twitter) check(r *http.Request, tokenSecret func(string) (string, bool)
 		}
 	}
 	base := "http://" + r.Host + r.URL.Path
-	want := provider.OAuth1Signature(r.Method, base, all, x.Secret, ts)
+	want := OAuth1Signature(r.Method, base, all, x.Secret, ts)
 	return p, hmac.Equal([]byte(want), []byte(p["oauth_signature"]))
 }
 
