@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -161,6 +162,34 @@ func TestClusterJWKSRotation(t *testing.T) {
 			t.Errorf("node %d signs with %s, not the new key %s", i, got, kid)
 		}
 	}
+	// The admin API of any instance rotates too: it answers the new kid (never the private key), and
+	// every instance publishes it.
+	code, body, err := call("POST", c.nodes[2].URL+"/admin/keys/rotate", map[string]string{"X-ZUMO-MASTER": master}, map[string]any{"which": "signing"})
+	if err != nil || code != 200 || strings.Contains(string(body), `"d":`) || strings.Contains(string(body), `"key":`) {
+		t.Fatalf("admin rotation: %d %s %v", code, body, err)
+	}
+	var rot struct {
+		KID string `json:"kid"`
+	}
+	if err := json.Unmarshal(body, &rot); err != nil || rot.KID == "" {
+		t.Fatalf("admin rotation answer %s", body)
+	}
+	waitAll(t, c.nodes, time.Now(), 5*time.Second, func(g *Gatehouse) bool {
+		_, body := g.get(t, "/.well-known/jwks.json", nil)
+		return strings.Contains(body, `"kid":"`+rot.KID+`"`) && strings.Contains(body, `"kid":"`+kid+`"`)
+	})
+	if _, err := verifier.Verify(ctx, first0(t, c, master)); err != nil {
+		t.Fatalf("a token after the second rotation: %v", err)
+	}
+}
+
+// first0 mints a token at the first instance.
+func first0(t *testing.T, c *cluster, master string) string {
+	tok, code, err := mint(c.nodes[0].URL, master, "custom:later")
+	if err != nil || code != 200 {
+		t.Fatalf("mint: %d %v", code, err)
+	}
+	return tok
 }
 
 type nodeError struct {

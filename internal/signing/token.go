@@ -208,15 +208,17 @@ func (s *Set) Verify(raw string, now time.Time) (*token.Claims, error) {
 }
 
 // audienceOK reports whether aud (a string or an array of strings) names one of the set's audiences.
+// The payload it comes from has passed jsonx (exact names, no duplicates, valid UTF-8), so plain
+// encoding/json is enough for this member.
 func (s *Set) audienceOK(raw json.RawMessage) bool {
 	var list []string
 	if len(raw) > 0 && raw[0] == '"' {
 		var one string
-		if jsonx.Unmarshal(raw, &one) != nil {
+		if json.Unmarshal(raw, &one) != nil {
 			return false
 		}
 		list = []string{one}
-	} else if len(raw) == 0 || jsonx.Unmarshal(raw, &list) != nil {
+	} else if len(raw) == 0 || json.Unmarshal(raw, &list) != nil {
 		return false
 	}
 	for _, a := range list {
