@@ -89,7 +89,7 @@ func (s *MSSQL) translate(ctx context.Context, q string, params []any) (*tsql.St
 	}
 	st, err := tsql.Translate(ctx, tsql.Options{
 		Dialect: s.dialect(), Catalog: catalogue{s.Tables},
-		NewVersion: table.NewVersion, NewID: table.NewItemID,
+		NewVersion: func() (string, error) { return s.Tables.Store().NextVersion(ctx) }, NewID: table.NewItemID,
 	}, q, ps)
 	var te *tsql.Error
 	if errors.As(err, &te) {

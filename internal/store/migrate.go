@@ -177,6 +177,17 @@ CREATE TABLE gatehouse_instances (id TEXT PRIMARY KEY, host TEXT NOT NULL, start
 	last_id TEXT NOT NULL, rows BIGINT NOT NULL, finished_at BIGINT NOT NULL DEFAULT 0, changed_at BIGINT NOT NULL,
 	PRIMARY KEY (source, table_name))`,
 	},
+	{
+		// Monotonic row versions (package table): the database-wide counter every row write takes its
+		// __version from, like SQL Server's rowversion. SQLite: one row, bumped in the write's own
+		// transaction; PostgreSQL: a sequence shared by every instance. Rows written before keep theirs.
+		Version:  100,
+		Name:     "row version counter",
+		Additive: true,
+		SQLite: `CREATE TABLE gatehouse_row_version (id INTEGER PRIMARY KEY CHECK (id = 1), n INTEGER NOT NULL);
+INSERT INTO gatehouse_row_version (id, n) VALUES (1, 0)`,
+		Postgres: `CREATE SEQUENCE gatehouse_row_version`,
+	},
 }
 
 // Migrations returns the schema history (for tests and `gatehouse version`).

@@ -58,7 +58,7 @@ type Options struct {
 	Dialect Dialect
 	Catalog Catalog
 	// NewVersion and NewID make the values of the system columns a write maintains.
-	NewVersion func() string
+	NewVersion func() (string, error)
 	NewID      func() string
 }
 
@@ -784,7 +784,11 @@ func (t *translator) insert(st *insertStmt) error {
 	t.w(", ")
 	t.now()
 	t.w(", ")
-	t.arg(t.opt.NewVersion())
+	v, err := t.opt.NewVersion()
+	if err != nil {
+		return err
+	}
+	t.arg(v)
 	if !hasDeleted {
 		t.w(", FALSE")
 	}
@@ -804,7 +808,11 @@ func (t *translator) update(st *updateStmt) error {
 	t.w("UPDATE ", quoteIdent(tb.SQL), " SET ", quoteIdent(ColUpdatedAt), " = ")
 	t.now()
 	t.w(", ", quoteIdent(ColVersion), " = ")
-	t.arg(t.opt.NewVersion())
+	v, err := t.opt.NewVersion()
+	if err != nil {
+		return err
+	}
+	t.arg(v)
 	seen := map[string]bool{}
 	for _, it := range st.sets {
 		n := it.col[len(it.col)-1].text

@@ -55,7 +55,7 @@ func testCatalog() catalog {
 }
 
 func opts(d tsql.Dialect) tsql.Options {
-	return tsql.Options{Dialect: d, Catalog: testCatalog(), NewVersion: func() string { return "V" }, NewID: func() string { return "ID" }}
+	return tsql.Options{Dialect: d, Catalog: testCatalog(), NewVersion: func() (string, error) { return "V", nil }, NewID: func() string { return "ID" }}
 }
 
 func TestTranslate(t *testing.T) {
