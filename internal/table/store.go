@@ -69,6 +69,10 @@ type Store interface {
 	CreateIndex(ctx context.Context, s *Schema, column string) error
 	// NextVersion takes a row version for a write that carries it as a value (see versionSQL).
 	NextVersion(ctx context.Context) (string, error)
+	// Truncate removes every row and restarts integer ids; RestartIDs only restarts them (after a
+	// DELETE of every row), never below the largest id left.
+	Truncate(ctx context.Context, s *Schema) (int64, error)
+	RestartIDs(ctx context.Context, s *Schema) error
 }
 
 var _ Store = (*SQL)(nil)

@@ -101,7 +101,9 @@ func versionsMonotonic(t *testing.T, db1, db2 *store.DB) {
 					func(v string) (*table.Row, error) {
 						return st.Update(ctx, s, row.ID, map[string]any{"n": 1.0}, v, nil)
 					},
-					func(v string) (*table.Row, error) { return st.Update(ctx, s, row.ID, map[string]any{"n": 2.0}, "", nil) },
+					func(v string) (*table.Row, error) {
+						return st.Update(ctx, s, row.ID, map[string]any{"n": 2.0}, "", nil)
+					},
 					func(v string) (*table.Row, error) { return st.Delete(ctx, s, row.ID, v, nil) },
 					func(v string) (*table.Row, error) { return st.Undelete(ctx, s, row.ID, v, nil) },
 				} {

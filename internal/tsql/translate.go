@@ -71,6 +71,9 @@ type Statement struct {
 	Columns map[string]Column
 	// Tables are the physical names of the app tables the statement reads or writes.
 	Tables []string
+	// Truncated is the table (canonical name) a TRUNCATE TABLE empties; it runs as a DELETE, after
+	// which the caller restarts the table's integer ids as SQL Server's TRUNCATE did.
+	Truncated string
 }
 
 // Functions lists the functions a translation may call, by their name in each dialect's output
@@ -851,6 +854,9 @@ func (t *translator) delete(st *deleteStmt) error {
 		return err
 	}
 	t.w("DELETE FROM ", quoteIdent(tb.SQL))
+	if st.truncate {
+		t.out.Truncated = tb.Name
+	}
 	if st.where != nil {
 		t.w(" WHERE ")
 		return t.expr(s, st.where)
