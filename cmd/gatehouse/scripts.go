@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"path"
-	"strings"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/appdir"
@@ -117,7 +116,7 @@ func instanceID() string {
 	return host + "-" + jobs.NewID()[:8]
 }
 
-// scriptMetrics feeds the script and job metrics from the engine's per-invocation hook.
+// scriptMetrics feeds the script metrics from the engine's per-invocation hook.
 func scriptMetrics(m *metrics.Metrics) func(string, time.Duration, error) {
 	return func(name string, d time.Duration, err error) {
 		outcome := "ok"
@@ -137,12 +136,7 @@ func scriptMetrics(m *metrics.Metrics) func(string, time.Duration, error) {
 		case "api":
 			kind = "api"
 		case "scheduler":
-			kind = "job"
-			jobOutcome := outcome
-			if outcome == "error" || outcome == "memory" {
-				jobOutcome = "failed"
-			}
-			m.JobRun(strings.TrimSuffix(path.Base(name), ".js"), d, jobOutcome)
+			kind = "job" // runs by outcome: metrics.Jobs, fed from the run history
 		}
 		m.ScriptRun(kind, d, outcome)
 	}
