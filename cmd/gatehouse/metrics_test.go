@@ -90,9 +90,8 @@ func TestOperationalMetrics(t *testing.T) {
 		`gatehouse_script_invocations_total\{kind="api",outcome="timeout"\} 1`,
 		`gatehouse_script_interrupts_total\{reason="timeout"\} 1`,
 		`gatehouse_script_duration_seconds_count\{kind="api"\} 2`,
-		`gatehouse_job_runs_total\{job="tick",outcome="succeeded"\} 1`,
-		`gatehouse_job_run_duration_seconds_count\{job="tick"\} 1`,
-		`gatehouse_script_invocations_total\{kind="job",outcome="ok"\} 1`,
+		`gatehouse_job_runs_total\{job="tick",outcome="ok"\} 1`,
+		`gatehouse_job_duration_seconds_count\{job="tick"\} 1`,
 		`gatehouse_login_throttled_total\{route="/login/custom"\} ` + strconv.Itoa(throttled),
 	}
 	deadline := time.Now().Add(10 * time.Second)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path"
+	"strings"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/appdir"
@@ -116,7 +117,7 @@ func instanceID() string {
 	return host + "-" + jobs.NewID()[:8]
 }
 
-// scriptMetrics feeds the script metrics from the engine's per-invocation hook.
+// scriptMetrics feeds the script and job metrics from the engine's per-invocation hook.
 func scriptMetrics(m *metrics.Metrics) func(string, time.Duration, error) {
 	return func(name string, d time.Duration, err error) {
 		outcome := "ok"
@@ -136,7 +137,12 @@ func scriptMetrics(m *metrics.Metrics) func(string, time.Duration, error) {
 		case "api":
 			kind = "api"
 		case "scheduler":
-			kind = "job" // runs by outcome: metrics.Jobs, fed from the run history
+			kind = "job"
+			jobOutcome := outcome
+			if outcome == "error" || outcome == "memory" {
+				jobOutcome = "failed"
+			}
+			m.JobRun(strings.TrimSuffix(path.Base(name), ".js"), d, jobOutcome)
 		}
 		m.ScriptRun(kind, d, outcome)
 	}

@@ -65,8 +65,10 @@ func (m *Metrics) Database(stats func() sql.DBStats, up func() bool) {
 	m.Registry.MustRegister(newDBCollector(stats, up))
 }
 
-// ops holds the script and throttling collectors (job runs: see Jobs).
+// ops holds the job, script and throttling collectors.
 type ops struct {
+	jobRuns       *prometheus.CounterVec
+	jobDuration   *prometheus.HistogramVec
 	scriptRuns    *prometheus.CounterVec
 	scriptTime    *prometheus.HistogramVec
 	interrupts    *prometheus.CounterVec
@@ -76,6 +78,13 @@ type ops struct {
 
 func newOps() *ops {
 	return &ops{
+		jobRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_job_runs_total", Help: "Scheduled job runs by job and outcome (ok, failed, timeout, skipped).",
+		}, []string{"job", "outcome"}),
+		jobDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "gatehouse_job_duration_seconds", Help: "Duration of job runs that ran.",
+			Buckets: []float64{.01, .05, .1, .5, 1, 5, 10, 30, 60, 300, 600},
+		}, []string{"job"}),
 		scriptRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gatehouse_script_invocations_total", Help: "Server-script invocations by kind (table, api, job, other) and outcome (ok, error, timeout, memory).",
 		}, []string{"kind", "outcome"}),
@@ -96,7 +105,21 @@ func newOps() *ops {
 }
 
 func (o *ops) collectors() []prometheus.Collector {
-	return []prometheus.Collector{o.scriptRuns, o.scriptTime, o.interrupts, o.throttled, o.dbUnavailable}
+	return []prometheus.Collector{o.jobRuns, o.jobDuration, o.scriptRuns, o.scriptTime, o.interrupts, o.throttled, o.dbUnavailable}
+}
+
+// JobHook is what the job scheduler reports to: one call per run or skipped claim. outcome is ok,
+// failed, timeout or skipped (d is 0 for skipped).
+type JobHook interface {
+	JobRun(job string, d time.Duration, outcome string)
+}
+
+// JobRun records a job run (Metrics implements JobHook).
+func (m *Metrics) JobRun(job string, d time.Duration, outcome string) {
+	m.ops.jobRuns.WithLabelValues(job, outcome).Inc()
+	if outcome != "skipped" {
+		m.ops.jobDuration.WithLabelValues(job).Observe(d.Seconds())
+	}
 }
 
 // ScriptRun records one script invocation. kind is table, api, job or other; outcome ok, error,
