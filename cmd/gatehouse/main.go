@@ -106,6 +106,7 @@ var commands = []struct{ Use, Summary string }{
 	{"table show NAME [--json]", "show a table's columns, permissions and options"},
 	{"table update NAME", "change a table's columns, permissions or options"},
 	{"table delete NAME --yes", "delete a table and all its rows"},
+	{"table truncate NAME --yes", "delete all of a table's rows; integer ids restart at 1"},
 	{"users add --email ADDR", "create an email/password account (--verified, --password-stdin)"},
 	{"users set-password USER", "set an account's password from standard input; ends its sessions"},
 	{"users reset-mfa USER", "remove an account's second factors (authenticator app, recovery codes, passkeys); ends its sessions"},

@@ -261,6 +261,15 @@ func TestTableCLI(t *testing.T) {
 			t.Errorf("%v accepted: %s", bad, errs)
 		}
 	}
+	if code, _, errs := runCmd(t, nil, "table", "truncate", "movies", "--data", data); code != 2 || !strings.Contains(errs, "--yes") {
+		t.Fatalf("truncate without --yes: %d %s", code, errs)
+	}
+	if code, out, errs := runCmd(t, nil, "table", "truncate", "movies", "--yes", "--data", data); code != 0 || !strings.Contains(out, "truncated: 0 rows deleted") {
+		t.Fatalf("truncate: %d %s %s", code, out, errs)
+	}
+	if code, _, errs := runCmd(t, nil, "table", "truncate", "nope", "--yes", "--data", data); code != 1 || !strings.Contains(errs, "nope") {
+		t.Fatalf("truncate of a missing table: %d %s", code, errs)
+	}
 	if code, _, errs := runCmd(t, nil, "table", "delete", "movies", "--data", data); code != 2 || !strings.Contains(errs, "--yes") {
 		t.Fatalf("delete without --yes: %d %s", code, errs)
 	}

@@ -2,98 +2,34 @@ package main
 
 import (
 	"io"
-	"net"
 	"net/http"
-	"net/url"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/store/storetest"
 )
 
-// tcpProxy forwards a loopback port to PostgreSQL; Cut closes the port and every connection through
-// it (the database becomes unreachable without touching the shared server), Restore reopens it.
-type tcpProxy struct {
-	t      *testing.T
-	addr   string
-	target string
-	mu     sync.Mutex
-	ln     net.Listener
-	conns  map[net.Conn]bool
-}
-
-func newTCPProxy(t *testing.T, target string) *tcpProxy {
-	p := &tcpProxy{t: t, target: target, conns: map[net.Conn]bool{}}
-	p.listen("127.0.0.1:0")
-	t.Cleanup(p.Cut)
-	return p
-}
-
-func (p *tcpProxy) listen(addr string) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	p.mu.Lock()
-	p.ln, p.addr = ln, ln.Addr().String()
-	p.mu.Unlock()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			up, err := net.Dial("tcp", p.target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns[c], p.conns[up] = true, true
-			p.mu.Unlock()
-			go func() { io.Copy(up, c); up.Close() }() //nolint:errcheck
-			go func() { io.Copy(c, up); c.Close() }()  //nolint:errcheck
-		}
-	}()
-}
-
-func (p *tcpProxy) Cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.ln != nil {
-		p.ln.Close()
-		p.ln = nil
-	}
-	for c := range p.conns {
-		c.Close()
-		delete(p.conns, c)
-	}
-}
-
-func (p *tcpProxy) Restore() { p.listen(p.addr) }
-
 // TestDatabaseOutage: PostgreSQL becomes unreachable under a running server. Tables, logins and the
 // readiness probe answer 503 with Retry-After; the log has one ERROR line for the whole outage and
 // one recovery line with the count; when the database is back, requests succeed again.
 func TestDatabaseOutage(t *testing.T) {
-	dsn := storetest.PostgresURL(t)
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := newTCPProxy(t, u.Host)
-	u.Host = proxy.addr
+	dsn, proxy := storetest.ProxiedPostgresURL(t)
 	data := filepath.Join(t.TempDir(), "data")
 	env := map[string]string{
 		"GATEHOUSE_MASTER_KEY": "outage-master-key-0123456789abcdef", "GATEHOUSE_APPLICATION_KEY": "outage-app-key-0123456789abcdef",
-		"GATEHOUSE_ACCOUNTS_ENABLED": "true", "GATEHOUSE_DATABASE": u.String(), "GATEHOUSE_DB_MAX_CONNS": "4",
+		"GATEHOUSE_ACCOUNTS_ENABLED": "true", "GATEHOUSE_DATABASE": dsn, "GATEHOUSE_DB_MAX_CONNS": "4",
 		"GATEHOUSE_DB_STATEMENT_TIMEOUT": "20s",
 	}
-	prepareData(t, env, data)
+	if err := os.MkdirAll(data, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if rc, _, errs := runCmd(t, env, "migrate", "up", "--data", data); rc != 0 {
+		t.Fatalf("migrate up: %s", errs)
+	}
 	if rc, _, errs := runCmd(t, env, "table", "create", "todo", "--data", data, "--columns", "title=string"); rc != 0 {
 		t.Fatalf("table create: %s", errs)
 	}

@@ -15,10 +15,11 @@ import (
 	"github.com/gatehouse/gatehouse/internal/table"
 )
 
-// tableCmd mirrors the original's `azure mobile table create|list|show|update|delete`.
+// tableCmd mirrors the original's `azure mobile table create|list|show|update|delete` (and
+// `azure mobile data truncate` as `table truncate`).
 func tableCmd(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
 	if len(args) == 0 {
-		return fmt.Errorf("%w: gatehouse table create|list|show|update|delete", errUsage)
+		return fmt.Errorf("%w: gatehouse table create|list|show|update|delete|truncate", errUsage)
 	}
 	sub, args := args[0], args[1:]
 	var (
@@ -45,6 +46,9 @@ func tableCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		}
 		if sub == "delete" {
 			fs.BoolVar(&yes, "yes", false, "confirm: the table and all its rows are deleted")
+		}
+		if sub == "truncate" {
+			fs.BoolVar(&yes, "yes", false, "confirm: all the table's rows are deleted (integer ids restart at 1)")
 		}
 	})
 	if err != nil {
@@ -168,6 +172,15 @@ func tableCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 			return fmt.Errorf("table %s: %w", name, err)
 		}
 		fmt.Fprintf(stdout, "table %s deleted\n", name)
+	case "truncate":
+		if !yes {
+			return fmt.Errorf("%w: truncating %s removes all its rows; add --yes", errUsage, name)
+		}
+		n, err := svc.Truncate(ctx, name)
+		if err != nil {
+			return fmt.Errorf("table %s: %w", name, err)
+		}
+		fmt.Fprintf(stdout, "table %s truncated: %d rows deleted\n", name, n)
 	default:
 		return fmt.Errorf("%w: unknown table command %q", errUsage, sub)
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -96,7 +97,12 @@ func TestTracingOTLP(t *testing.T) {
 		"GATEHOUSE_MASTER_KEY": "tracing-master-key-0123456789abcdef", "GATEHOUSE_APPLICATION_KEY": "tracing-app-key-0123456789abcdef",
 		"GATEHOUSE_OTLP_ENDPOINT": col.URL + "/v1/traces", "GATEHOUSE_TRUSTED_PROXIES": "none",
 	}
-	prepareData(t, env, filepath.Join(dir, "data"))
+	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if rc, _, errs := runCmd(t, env, "migrate", "up", "--data", filepath.Join(dir, "data")); rc != 0 {
+		t.Fatalf("migrate up: %s", errs)
+	}
 	if rc, _, errs := runCmd(t, env, "table", "create", "todo", "--data", filepath.Join(dir, "data"), "--columns", "title=string"); rc != 0 {
 		t.Fatalf("table create: %s", errs)
 	}

@@ -89,7 +89,7 @@ func (s *MSSQL) translate(ctx context.Context, q string, params []any) (*tsql.St
 	}
 	st, err := tsql.Translate(ctx, tsql.Options{
 		Dialect: s.dialect(), Catalog: catalogue{s.Tables},
-		NewVersion: table.NewVersion, NewID: table.NewItemID,
+		NewVersion: func() (string, error) { return s.Tables.Store().NextVersion(ctx) }, NewID: table.NewItemID,
 	}, q, ps)
 	var te *tsql.Error
 	if errors.As(err, &te) {
@@ -148,6 +148,14 @@ func (s *MSSQL) Query(ctx context.Context, q string, params []any) ([]map[string
 		}
 		return rows.Err()
 	})
+	if err == nil && st.Truncated != "" {
+		// SQL Server's TRUNCATE TABLE restarted the identity; the guarded DELETE cannot (the script's
+		// role may not move sequences), so Gatehouse does it, after the rows are gone.
+		var tb *table.Schema
+		if tb, err = s.Tables.Lookup(ctx, st.Truncated); err == nil {
+			err = s.Tables.Store().RestartIDs(ctx, tb)
+		}
+	}
 	var se *SQLError
 	switch {
 	case err == nil:

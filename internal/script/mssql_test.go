@@ -98,3 +98,63 @@ func TestMSSQL(t *testing.T) {
 		}
 	})
 }
+
+// TestMSSQLTruncateRestartsIDs: a script's TRUNCATE TABLE on an integer-id table restarts its ids at
+// 1, as SQL Server's did (issue 13, item 13), and a T-SQL write gives the row a new, greater version.
+func TestMSSQLTruncateRestartsIDs(t *testing.T) {
+	app := map[string]string{}
+	for k, v := range sqlApp {
+		app[k] = v
+	}
+	app["datamodel.json"] = `{"tables":[{"name":"Counter","idType":"integer","permissions":{"*":"public"},"columns":{"text":"string"}}]}`
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		e := newEnv(t, db, app)
+		sql := func(q string, params ...any) []map[string]any {
+			t.Helper()
+			b, _ := json.Marshal(map[string]any{"sql": q, "params": params})
+			r := e.do("POST", "/api/sql", string(b))
+			var out struct{ Rows []map[string]any }
+			if r.status != 200 || json.Unmarshal([]byte(r.body), &out) != nil {
+				t.Fatalf("%s: %d %s", q, r.status, r.body)
+			}
+			return out.Rows
+		}
+		insert := func(text string) float64 {
+			t.Helper()
+			r := e.do("POST", "/tables/Counter", `{"text":"`+text+`"}`)
+			var item map[string]any
+			if r.status != 201 || json.Unmarshal([]byte(r.body), &item) != nil {
+				t.Fatalf("insert: %d %s", r.status, r.body)
+			}
+			return item["id"].(float64)
+		}
+		insert("a")
+		insert("b")
+		sql("INSERT INTO Counter (text) VALUES (?)", "c")
+		before := sql("SELECT id, __version FROM Counter WHERE text = ?", "a")
+		sql("UPDATE Counter SET text = ? WHERE text = ?", "a2", "a")
+		after := sql("SELECT id, __version FROM Counter WHERE text = ?", "a2")
+		if len(before) != 1 || len(after) != 1 || !(after[0]["__version"].(string) > before[0]["__version"].(string)) {
+			t.Fatalf("version before %v, after a T-SQL update %v", before, after)
+		}
+		if rows := sql("SELECT MAX(id) AS biggest FROM Counter"); len(rows) != 1 || rows[0]["biggest"] != 3.0 {
+			t.Fatalf("max id: %v", rows)
+		}
+		sql("TRUNCATE TABLE Counter")
+		if rows := sql("SELECT * FROM Counter"); len(rows) != 0 {
+			t.Fatalf("after truncate: %v", rows)
+		}
+		if id := insert("first again"); id != 1 {
+			t.Fatalf("first id after TRUNCATE TABLE: %v", id)
+		}
+		sql("INSERT INTO Counter (text) VALUES (?)", "second")
+		if rows := sql("SELECT id FROM Counter WHERE text = ?", "second"); len(rows) != 1 || rows[0]["id"] != 2.0 {
+			t.Fatalf("second id after TRUNCATE TABLE: %v", rows)
+		}
+		// A plain DELETE keeps the identity going, as SQL Server's did.
+		sql("DELETE FROM Counter")
+		if id := insert("after delete"); id != 3 {
+			t.Fatalf("id after DELETE: %v", id)
+		}
+	})
+}

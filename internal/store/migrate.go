@@ -215,6 +215,17 @@ CREATE INDEX gatehouse_account_passkeys_account ON gatehouse_account_passkeys (a
 CREATE TABLE gatehouse_account_webauthn (handle TEXT PRIMARY KEY, kind TEXT NOT NULL, account_id TEXT NOT NULL, browser TEXT NOT NULL,
 	mfa_token TEXT NOT NULL, session TEXT NOT NULL, expires_at BIGINT NOT NULL, created_at BIGINT NOT NULL)`,
 	},
+	{
+		// Monotonic row versions (package table): the database-wide counter every row write takes its
+		// __version from, like SQL Server's rowversion. SQLite: one row, bumped in the write's own
+		// transaction; PostgreSQL: a sequence shared by every instance. Rows written before keep theirs.
+		Version:  100,
+		Name:     "row version counter",
+		Additive: true,
+		SQLite: `CREATE TABLE gatehouse_row_version (id INTEGER PRIMARY KEY CHECK (id = 1), n INTEGER NOT NULL);
+INSERT INTO gatehouse_row_version (id, n) VALUES (1, 0)`,
+		Postgres: `CREATE SEQUENCE gatehouse_row_version`,
+	},
 }
 
 // Migrations returns the schema history (for tests and `gatehouse version`).

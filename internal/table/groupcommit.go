@@ -175,8 +175,17 @@ func (c *committer) run(batch []*writeOp) {
 // errRetrySingly says a PostgreSQL batch failed a statement and was rolled back.
 var errRetrySingly = errors.New("table: batch rolled back; retrying its writes one by one")
 
-// single runs one write on its own (autocommit, or the store's own transaction).
+// single runs one write on its own: autocommit on PostgreSQL; on SQLite a transaction of its own,
+// because a write there is two statements (the version counter, then the row; see bumpVersion).
 func (c *committer) single(op *writeOp) {
+	if c.db.Dialect == store.SQLite {
+		ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
+		defer cancel()
+		if err := c.batch(ctx, []*writeOp{op}); err != nil {
+			op.row, op.err = nil, err
+		}
+		return
+	}
 	op.row, op.err = op.fn(context.WithoutCancel(op.ctx), c.db)
 }
 

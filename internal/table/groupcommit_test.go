@@ -54,7 +54,7 @@ func batchIsolation(t *testing.T, db *store.DB, pipelined bool) {
 			return op
 		}
 		upd := func(id, version string, n float64) *writeOp {
-			op, err := st.mutateOp(ctx, s, "UPDATE "+quote(s.SQLName)+" SET "+quote(physicalColumn("n"))+" = "+st.ph(1)+", "+colVersion+" = "+st.ph(2), []any{n, NewVersion()}, id, version, nil, false)
+			op, err := st.mutateOp(ctx, s, "UPDATE "+quote(s.SQLName)+" SET "+quote(physicalColumn("n"))+" = "+st.ph(1)+", "+colVersion+" = "+st.versionSQL(), []any{n}, id, version, nil, false)
 			if err != nil {
 				t.Fatal(err)
 			}

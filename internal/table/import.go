@@ -44,7 +44,9 @@ func (st *SQL) Upsert(ctx context.Context, s *Schema, rows []*Row, then func(ctx
 			return fmt.Errorf("table: upsert into %s: a row has no id", s.Name)
 		}
 		if r.Version == "" {
-			r.Version = NewVersion()
+			if r.Version, err = st.nextVersion(ctx, tx); err != nil {
+				return fmt.Errorf("table: upsert into %s: %w", s.Name, err)
+			}
 		}
 		args := []any{r.ID, st.arg(r.CreatedAt.UTC()), st.arg(r.UpdatedAt.UTC()), r.Version, st.arg(r.Deleted)}
 		for _, c := range cols {

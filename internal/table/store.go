@@ -2,9 +2,7 @@ package table
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -69,6 +67,12 @@ type Store interface {
 	Delete(ctx context.Context, s *Schema, id any, version string, restrict odata.Expr) (*Row, error)
 	Undelete(ctx context.Context, s *Schema, id any, version string, restrict odata.Expr) (*Row, error)
 	CreateIndex(ctx context.Context, s *Schema, column string) error
+	// NextVersion takes a row version for a write that carries it as a value (see versionSQL).
+	NextVersion(ctx context.Context) (string, error)
+	// Truncate removes every row and restarts integer ids; RestartIDs only restarts them (after a
+	// DELETE of every row), never below the largest id left.
+	Truncate(ctx context.Context, s *Schema) (int64, error)
+	RestartIDs(ctx context.Context, s *Schema) error
 }
 
 var _ Store = (*SQL)(nil)
@@ -763,13 +767,6 @@ func (st *SQL) get(ctx context.Context, ex execer, s *Schema, id any, restrict o
 	return r, err
 }
 
-// NewVersion returns a fresh opaque version: 8 random bytes in base64, like SQL Server's rowversion.
-func NewVersion() string {
-	b := make([]byte, 8)
-	rand.Read(b) //nolint:errcheck
-	return base64.StdEncoding.EncodeToString(b)
-}
-
 // Insert adds an item. r.ID nil means "generate": a UUID for string ids, the next integer otherwise.
 // It returns once the item is durable; concurrent writes share a commit (see committer).
 func (st *SQL) Insert(ctx context.Context, s *Schema, r *Row) (*Row, error) {
@@ -786,6 +783,9 @@ func (st *SQL) insertOp(ctx context.Context, s *Schema, r *Row) *writeOp {
 }
 
 func (st *SQL) insert(ctx context.Context, ex execer, s *Schema, r *Row) (*Row, error) {
+	if err := st.bumpVersion(ctx, ex); err != nil {
+		return nil, err
+	}
 	q, args := st.insertStmt(s, r)
 	out, err := st.scanRow(s, ex.QueryRowContext(ctx, q, args...))
 	if err != nil {
@@ -797,12 +797,13 @@ func (st *SQL) insert(ctx context.Context, ex execer, s *Schema, r *Row) (*Row, 
 	return out, nil
 }
 
-// insertStmt is the INSERT … RETURNING statement for r (setting its times and version).
+// insertStmt is the INSERT … RETURNING statement for r (setting its times; the database sets its
+// version, see versionSQL).
 func (st *SQL) insertStmt(s *Schema, r *Row) (string, []any) {
 	now := time.Now().UTC().Truncate(time.Millisecond)
-	r.CreatedAt, r.UpdatedAt, r.Version = now, now, NewVersion()
-	cols := []string{colCreatedAt, colUpdatedAt, colVersion, colDeleted}
-	args := []any{st.arg(now), st.arg(now), r.Version, st.arg(r.Deleted)}
+	r.CreatedAt, r.UpdatedAt = now, now
+	cols := []string{colCreatedAt, colUpdatedAt, colDeleted}
+	args := []any{st.arg(now), st.arg(now), st.arg(r.Deleted)}
 	if r.ID != nil {
 		cols = append([]string{"id"}, cols...)
 		args = append([]any{r.ID}, args...)
@@ -817,6 +818,7 @@ func (st *SQL) insertStmt(s *Schema, r *Row) (string, []any) {
 	for i := range phs {
 		phs[i] = st.ph(i + 1)
 	}
+	cols, phs = append(cols, colVersion), append(phs, st.versionSQL())
 	q := fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s) RETURNING %s", quote(s.SQLName), strings.Join(cols, ", "), strings.Join(phs, ", "), selectList(s))
 	return q, args
 }
@@ -828,8 +830,8 @@ func (st *SQL) Update(ctx context.Context, s *Schema, id any, values map[string]
 		return st.check(ctx, s, id, version, restrict)
 	}
 	now := time.Now().UTC().Truncate(time.Millisecond)
-	sets := []string{colUpdatedAt + " = " + st.ph(1), colVersion + " = " + st.ph(2)}
-	args := []any{st.arg(now), NewVersion()}
+	sets := []string{colUpdatedAt + " = " + st.ph(1), colVersion + " = " + st.versionSQL()}
+	args := []any{st.arg(now)}
 	for _, c := range s.Columns() {
 		if v, ok := values[strings.ToLower(c.Name)]; ok {
 			args = append(args, st.arg(v))
@@ -843,8 +845,8 @@ func (st *SQL) Update(ctx context.Context, s *Schema, id any, values map[string]
 func (st *SQL) Delete(ctx context.Context, s *Schema, id any, version string, restrict odata.Expr) (*Row, error) {
 	if s.Options.SoftDelete {
 		now := time.Now().UTC().Truncate(time.Millisecond)
-		return st.mutate(ctx, s, "UPDATE "+quote(s.SQLName)+" SET "+colDeleted+" = "+st.ph(1)+", "+colUpdatedAt+" = "+st.ph(2)+", "+colVersion+" = "+st.ph(3),
-			[]any{st.arg(true), st.arg(now), NewVersion()}, id, version, restrict, false)
+		return st.mutate(ctx, s, "UPDATE "+quote(s.SQLName)+" SET "+colDeleted+" = "+st.ph(1)+", "+colUpdatedAt+" = "+st.ph(2)+", "+colVersion+" = "+st.versionSQL(),
+			[]any{st.arg(true), st.arg(now)}, id, version, restrict, false)
 	}
 	return st.mutate(ctx, s, "DELETE FROM "+quote(s.SQLName), nil, id, version, restrict, false)
 }
@@ -852,8 +854,8 @@ func (st *SQL) Delete(ctx context.Context, s *Schema, id any, version string, re
 // Undelete restores a soft-deleted item.
 func (st *SQL) Undelete(ctx context.Context, s *Schema, id any, version string, restrict odata.Expr) (*Row, error) {
 	now := time.Now().UTC().Truncate(time.Millisecond)
-	return st.mutate(ctx, s, "UPDATE "+quote(s.SQLName)+" SET "+colDeleted+" = "+st.ph(1)+", "+colUpdatedAt+" = "+st.ph(2)+", "+colVersion+" = "+st.ph(3),
-		[]any{st.arg(false), st.arg(now), NewVersion()}, id, version, restrict, true)
+	return st.mutate(ctx, s, "UPDATE "+quote(s.SQLName)+" SET "+colDeleted+" = "+st.ph(1)+", "+colUpdatedAt+" = "+st.ph(2)+", "+colVersion+" = "+st.versionSQL(),
+		[]any{st.arg(false), st.arg(now)}, id, version, restrict, true)
 }
 
 // mutate runs an UPDATE or DELETE on one item: WHERE id AND restrict AND deleted = <wantDeleted>
@@ -887,6 +889,9 @@ func (st *SQL) mutateOp(ctx context.Context, s *Schema, head string, args []any,
 func (st *SQL) mutateOn(ctx context.Context, ex execer, s *Schema, head string, args []any, id any, version string, restrict odata.Expr, wantDeleted bool) (*Row, error) {
 	q, args, err := st.mutateStmt(s, head, args, id, version, restrict, wantDeleted)
 	if err != nil {
+		return nil, err
+	}
+	if err := st.bumpVersion(ctx, ex); err != nil {
 		return nil, err
 	}
 	r, err := st.scanRow(s, ex.QueryRowContext(ctx, q, args...))
@@ -994,7 +999,7 @@ func (st *SQL) InsertBatch(ctx context.Context, s *Schema, rows []*Row) error {
 	}
 	defer tx.Rollback() //nolint:errcheck
 	cols := s.Columns()
-	names := []string{"id", colCreatedAt, colUpdatedAt, colVersion, colDeleted}
+	names := []string{"id", colCreatedAt, colUpdatedAt, colDeleted}
 	for _, c := range cols {
 		names = append(names, quote(c.SQL))
 	}
@@ -1002,6 +1007,7 @@ func (st *SQL) InsertBatch(ctx context.Context, s *Schema, rows []*Row) error {
 	for i := range phs {
 		phs[i] = st.ph(i + 1)
 	}
+	names, phs = append(names, colVersion), append(phs, st.versionSQL())
 	stmt, err := tx.PrepareContext(ctx, fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s)", quote(s.SQLName), strings.Join(names, ", "), strings.Join(phs, ", ")))
 	if err != nil {
 		return fmt.Errorf("table: batch insert into %s: %w", s.Name, err)
@@ -1012,9 +1018,12 @@ func (st *SQL) InsertBatch(ctx context.Context, s *Schema, rows []*Row) error {
 		if r.ID == nil {
 			r.ID = newID()
 		}
-		args := []any{r.ID, st.arg(now), st.arg(now), NewVersion(), st.arg(r.Deleted)}
+		args := []any{r.ID, st.arg(now), st.arg(now), st.arg(r.Deleted)}
 		for _, c := range cols {
 			args = append(args, st.arg(r.Values[strings.ToLower(c.Name)]))
+		}
+		if err := st.bumpVersion(ctx, tx); err != nil {
+			return fmt.Errorf("table: batch insert into %s: %w", s.Name, err)
 		}
 		if _, err := stmt.ExecContext(ctx, args...); err != nil {
 			if isUnique(err) {

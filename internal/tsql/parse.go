@@ -126,8 +126,9 @@ type updateStmt struct {
 }
 
 type deleteStmt struct {
-	table tableRef
-	where expr
+	table    tableRef
+	where    expr
+	truncate bool // TRUNCATE TABLE
 }
 
 type parser struct {
@@ -304,7 +305,7 @@ func (p *parser) statement() (any, error) {
 		}
 		var t tableRef
 		t.parts, err = p.dotted("a table name")
-		st = &deleteStmt{table: t}
+		st = &deleteStmt{table: t, truncate: true}
 	case p.peek().kind == tEOF:
 		return nil, errorf("empty statement")
 	case p.op("("):

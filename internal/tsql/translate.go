@@ -58,7 +58,7 @@ type Options struct {
 	Dialect Dialect
 	Catalog Catalog
 	// NewVersion and NewID make the values of the system columns a write maintains.
-	NewVersion func() string
+	NewVersion func() (string, error)
 	NewID      func() string
 }
 
@@ -71,6 +71,9 @@ type Statement struct {
 	Columns map[string]Column
 	// Tables are the physical names of the app tables the statement reads or writes.
 	Tables []string
+	// Truncated is the table (canonical name) a TRUNCATE TABLE empties; it runs as a DELETE, after
+	// which the caller restarts the table's integer ids as SQL Server's TRUNCATE did.
+	Truncated string
 }
 
 // Functions lists the functions a translation may call, by their name in each dialect's output
@@ -784,7 +787,11 @@ func (t *translator) insert(st *insertStmt) error {
 	t.w(", ")
 	t.now()
 	t.w(", ")
-	t.arg(t.opt.NewVersion())
+	v, err := t.opt.NewVersion()
+	if err != nil {
+		return err
+	}
+	t.arg(v)
 	if !hasDeleted {
 		t.w(", FALSE")
 	}
@@ -804,7 +811,11 @@ func (t *translator) update(st *updateStmt) error {
 	t.w("UPDATE ", quoteIdent(tb.SQL), " SET ", quoteIdent(ColUpdatedAt), " = ")
 	t.now()
 	t.w(", ", quoteIdent(ColVersion), " = ")
-	t.arg(t.opt.NewVersion())
+	v, err := t.opt.NewVersion()
+	if err != nil {
+		return err
+	}
+	t.arg(v)
 	seen := map[string]bool{}
 	for _, it := range st.sets {
 		n := it.col[len(it.col)-1].text
@@ -843,6 +854,9 @@ func (t *translator) delete(st *deleteStmt) error {
 		return err
 	}
 	t.w("DELETE FROM ", quoteIdent(tb.SQL))
+	if st.truncate {
+		t.out.Truncated = tb.Name
+	}
 	if st.where != nil {
 		t.w(" WHERE ")
 		return t.expr(s, st.where)

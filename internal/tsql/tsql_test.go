@@ -2,6 +2,7 @@ package tsql_test
 
 import (
 	"context"
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
@@ -55,7 +56,7 @@ func testCatalog() catalog {
 }
 
 func opts(d tsql.Dialect) tsql.Options {
-	return tsql.Options{Dialect: d, Catalog: testCatalog(), NewVersion: func() string { return "V" }, NewID: func() string { return "ID" }}
+	return tsql.Options{Dialect: d, Catalog: testCatalog(), NewVersion: func() (string, error) { return "V", nil }, NewID: func() string { return "ID" }}
 }
 
 func TestTranslate(t *testing.T) {
@@ -133,6 +134,25 @@ func TestTranslateRefuses(t *testing.T) {
 		_, err := tsql.Translate(context.Background(), opts(tsql.SQLite), in, nil)
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: %v, want %q", in, err, want)
+		}
+	}
+}
+
+// TestTranslateTruncate: TRUNCATE TABLE names the table whose ids the caller restarts (a DELETE does
+// not), and a failure to take a version fails the write's translation.
+func TestTranslateTruncate(t *testing.T) {
+	ctx := context.Background()
+	for q, want := range map[string]string{"TRUNCATE TABLE [Orders]": "Orders", "DELETE FROM Orders": "", "TRUNCATE TABLE todoitem": "TodoItem"} {
+		st, err := tsql.Translate(ctx, opts(tsql.SQLite), q, nil)
+		if err != nil || st.Truncated != want {
+			t.Errorf("%s: truncated %q, %v; want %q", q, st.Truncated, err, want)
+		}
+	}
+	o := opts(tsql.Postgres)
+	o.NewVersion = func() (string, error) { return "", errors.New("database down") }
+	for _, q := range []string{"UPDATE Orders SET qty = 1", "INSERT INTO Orders (item) VALUES ('x')"} {
+		if _, err := tsql.Translate(ctx, o, q, nil); err == nil || !strings.Contains(err.Error(), "database down") {
+			t.Errorf("%s without a version: %v", q, err)
 		}
 	}
 }
