@@ -31,7 +31,6 @@ var collationWords = []string{
 	"Ελληνικά", "α", "Α", "Ῥ", "中文", "日本", "カタカナ", "ひらがな", "한국", "عربي", "עברית", "ไทย", "हिन्दी",
 }
 
-
 func TestUnicodeCompare(t *testing.T) {
 	u := NewUnicodeCollation()
 	for _, p := range [][2]string{
