@@ -506,11 +506,7 @@ type scanBuf struct {
 }
 
 func newScanBuf(s *Schema) *scanBuf {
-	b := &scanBuf{cols: s.Columns()}
-	b.keys = make([]string, len(b.cols))
-	for i, c := range b.cols {
-		b.keys[i] = strings.ToLower(c.Name)
-	}
+	b := &scanBuf{cols: s.cols, keys: s.order} // read only
 	b.dest = make([]any, 5+len(b.cols))
 	b.vals = make([]any, len(b.dest))
 	for i := range b.dest {
@@ -722,13 +718,8 @@ func rowSize(r *Row) int64 {
 	return n
 }
 
-func allColumns(s *Schema) []odata.Column {
-	cols := []odata.Column{{Name: "id", SQL: colID}, {Name: "c", SQL: colCreatedAt}, {Name: "u", SQL: colUpdatedAt}, {Name: "v", SQL: colVersion}, {Name: "d", SQL: colDeleted}}
-	for _, c := range s.Columns() {
-		cols = append(cols, odata.Column{Name: c.Name, SQL: c.SQL})
-	}
-	return cols
-}
+// allColumns is every column of a read in scan order (read only).
+func allColumns(s *Schema) []odata.Column { return s.selectCols }
 
 // where builds "id = $1 [AND <restrict>]" for single-item statements, numbering from n.
 func (st *SQL) where(s *Schema, id any, restrict odata.Expr, n int) (string, []any, error) {
