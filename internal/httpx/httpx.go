@@ -27,7 +27,7 @@ const (
 
 // APIVersion returns the ZUMO-API-VERSION of a request from its header or query (query name in any case).
 func APIVersion(r *http.Request) string {
-	if v := r.Header.Get("ZUMO-API-VERSION"); v != "" {
+	if v := r.Header.Get("Zumo-Api-Version"); v != "" { // the canonical key: Get does not allocate
 		return v
 	}
 	// Most requests carry the version in the header or not at all: parse the query only when its

@@ -138,4 +138,3 @@ func writeIdent(b *strings.Builder, name string) error {
 	b.WriteByte('"')
 	return nil
 }
-

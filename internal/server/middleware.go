@@ -426,8 +426,8 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		seg := strings.ToLower(firstSegment(r.URL.Path))
 		cr := auth.Credentials{
-			MasterKey: r.Header.Get("X-ZUMO-MASTER"),
-			AppKey:    r.Header.Get("X-ZUMO-APPLICATION"),
+			MasterKey: r.Header.Get("X-Zumo-Master"), // canonical keys: Get does not allocate
+			AppKey:    r.Header.Get("X-Zumo-Application"),
 			System:    seg == "jobs",
 		}
 		if !tokenIgnored(seg, r.URL.Path) {

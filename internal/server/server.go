@@ -59,7 +59,7 @@ type Server struct {
 	outage  *outage.Monitor
 	proxies Proxies
 	tracer  trace.Tracer
-	tracing bool // false: the tracer provider is the no-op one, requests get no span
+	tracing bool   // false: the tracer provider is the no-op one, requests get no span
 	hsts    string // Strict-Transport-Security value, "" for none
 	exact   map[string]mount
 	prefix  []mount // longest first
