@@ -1035,7 +1035,7 @@ func (st *SQL) InsertBatch(ctx context.Context, s *Schema, rows []*Row) error {
 // On PostgreSQL the index is built CONCURRENTLY (writes go on during the build), one build at a
 // time across instances (an advisory lock), and a build left invalid by an interrupted one is
 // dropped and built again. On SQLite the build holds the database's write lock: about 30 s for a
-// string column of 1,000,000 rows, during which writes wait. A single-column index created by
+// string column of 1,000,000 rows, during which writes wait (up to the busy timeout, then fail). A single-column index created by
 // earlier versions (no id key, and on PostgreSQL not usable by ORDER BY) is dropped once its
 // replacement exists. Idempotent.
 func (st *SQL) CreateIndex(ctx context.Context, s *Schema, spec string) error {
