@@ -39,7 +39,7 @@ func tableCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 			fs.StringVar(&columns, "columns", "", "declared columns: title=string,year=number,released=date,seen=boolean")
 			fs.StringVar(&perms, "permissions", "", "read=public,insert=application,update=user,delete=admin (also *=...)")
 			fs.StringVar(&dynamic, "dynamic-schema", "", "true or false (default: the dynamic_schema setting)")
-			fs.StringVar(&idx, "index", "", "columns to index, comma separated (e.g. year,title)")
+			fs.StringVar(&idx, "index", "", "indexes, comma separated; an index on several columns joins them with + (e.g. title,year+title: reads filtering on year and ordering by title walk the second)")
 		}
 		if sub == "list" || sub == "show" {
 			fs.BoolVar(&asJSON, "json", false, "print JSON")

@@ -55,7 +55,7 @@ type TableOptions struct {
 	Columns       map[string]string `json:"columns,omitempty"`       // declared columns: name → string|number|boolean|date
 	PageSize      int               `json:"pageSize,omitempty"`
 	MaxTop        int               `json:"maxTop,omitempty"`
-	Indexes       []string          `json:"indexes,omitempty"` // columns to index
+	Indexes       []string          `json:"indexes,omitempty"` // indexes: a column, or columns joined by "+"
 }
 
 // Permission returns the permission of an operation (Admin when none is set).
@@ -368,9 +368,12 @@ func (o *TableOptions) validate() error {
 			return fmt.Errorf("column %q has type %q (string, number, boolean or date)", c, typ)
 		}
 	}
-	for _, c := range o.Indexes {
-		if !validName(c) {
-			return fmt.Errorf("index column %q is invalid", c)
+	for _, ix := range o.Indexes {
+		// An index on several columns joins them with "+" ("year+title").
+		for _, c := range strings.Split(ix, "+") {
+			if !validName(c) {
+				return fmt.Errorf("index %q: column name %q is invalid", ix, c)
+			}
 		}
 	}
 	if o.PageSize < 0 || o.MaxTop < 0 || (o.PageSize > 0 && o.MaxTop > 0 && o.PageSize > o.MaxTop) {

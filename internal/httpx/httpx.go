@@ -27,8 +27,13 @@ const (
 
 // APIVersion returns the ZUMO-API-VERSION of a request from its header or query (query name in any case).
 func APIVersion(r *http.Request) string {
-	if v := r.Header.Get("ZUMO-API-VERSION"); v != "" {
+	if v := r.Header.Get("Zumo-Api-Version"); v != "" { // the canonical key: Get does not allocate
 		return v
+	}
+	// Most requests carry the version in the header or not at all: parse the query only when its
+	// raw text can hold the parameter (names may be percent-encoded, hence the '%').
+	if raw := r.URL.RawQuery; !strings.Contains(raw, "%") && !containsFold(raw, "zumo-api-version") {
+		return ""
 	}
 	for k, vs := range r.URL.Query() {
 		if strings.EqualFold(k, "zumo-api-version") && len(vs) > 0 {
@@ -221,4 +226,14 @@ func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 func MethodNotAllowed(w http.ResponseWriter, r *http.Request, allow ...string) {
 	w.Header().Set("Allow", strings.Join(allow, ", "))
 	Error(w, r, http.StatusMethodNotAllowed, "Method Not Allowed")
+}
+
+// containsFold reports whether substr (lower-case ASCII) is in s, ASCII case-insensitively.
+func containsFold(s, substr string) bool {
+	for i := 0; i+len(substr) <= len(s); i++ {
+		if strings.EqualFold(s[i:i+len(substr)], substr) {
+			return true
+		}
+	}
+	return false
 }

@@ -83,3 +83,40 @@ func caseFunc(f func(string) string) func(*sqlite.FunctionContext, []driver.Valu
 		}
 	}
 }
+
+// OrderIndexKey returns the key of a column in a CREATE INDEX column list such that $orderby on
+// that column can walk the index instead of sorting: string columns with the dialect's collation
+// (the one ORDER BY and ordering comparisons use), NULLs placed as ascending keys compile them
+// (ASC NULLS FIRST; a backward scan gives DESC NULLS LAST). ident is the column's physical name.
+//
+// A string key with the collation serves ordering and ordering comparisons (lt, ge, …) but not
+// equality, which compiles without a collation: use EqualityIndexKey for columns an index is
+// meant to look up by equality.
+func OrderIndexKey(d Dialect, ident string, t Type) (string, error) {
+	if err := d.validate(); err != nil {
+		return "", err
+	}
+	q, err := QuoteIdent(ident)
+	if err != nil {
+		return "", err
+	}
+	if t == TypeString {
+		q += " COLLATE " + d.collate()
+	}
+	return q + d.indexNulls(), nil
+}
+
+// EqualityIndexKey returns the key of a column in a CREATE INDEX column list for lookups by
+// equality (eq, and per-user rows): the column as stored, in the database's default collation,
+// which is what equality compiles to. NULLs are placed as OrderIndexKey places them, so that the
+// keys after it can still serve ordering.
+func EqualityIndexKey(d Dialect, ident string) (string, error) {
+	if err := d.validate(); err != nil {
+		return "", err
+	}
+	q, err := QuoteIdent(ident)
+	if err != nil {
+		return "", err
+	}
+	return q + d.indexNulls(), nil
+}

@@ -49,19 +49,18 @@ type Compiled struct {
 // bound as further parameters.
 func (c *Compiled) SelectSQL(from string, cols []Column) (string, []any, error) {
 	var b strings.Builder
+	b.Grow(64 + 24*len(cols) + len(from) + len(c.Where) + len(c.OrderBy))
 	b.WriteString("SELECT ")
 	if len(cols) == 0 {
 		return "", nil, fmt.Errorf("odata: no columns to select")
 	}
 	for i, col := range cols {
-		q, err := QuoteIdent(col.Ident())
-		if err != nil {
-			return "", nil, err
-		}
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString(q)
+		if err := writeIdent(&b, col.Ident()); err != nil {
+			return "", nil, err
+		}
 	}
 	b.WriteString(" FROM ")
 	b.WriteString(from)

@@ -36,6 +36,9 @@ type Dialect interface {
 	floor(x string) string
 	ceiling(x string) string
 	noLimit() string
+	// indexNulls is the NULL placement to declare on an ascending index key so that it matches
+	// the ASC NULLS FIRST that ORDER BY compiles to ("" when that is the dialect's default).
+	indexNulls() string
 }
 
 // Names used by SQLite{} when its fields are empty. The store registers
@@ -162,6 +165,9 @@ func (SQLite) floor(x string) string   { return "floor(" + x + ")" }
 func (SQLite) ceiling(x string) string { return "ceil(" + x + ")" }
 func (SQLite) noLimit() string         { return "-1" }
 
+// indexNulls: SQLite sorts NULLs first ascending and refuses NULLS FIRST in an index.
+func (SQLite) indexNulls() string { return "" }
+
 // Postgres compiles for PostgreSQL (pgx). Storage: String text, Number
 // double precision, Integer bigint (or integer), Boolean boolean, Date
 // timestamptz. Parameters carry explicit casts ($1::text …) so their types
@@ -266,3 +272,6 @@ func (Postgres) round(x string) string {
 func (Postgres) floor(x string) string   { return "floor(CAST(" + x + " AS double precision))" }
 func (Postgres) ceiling(x string) string { return "ceiling(CAST(" + x + " AS double precision))" }
 func (Postgres) noLimit() string         { return "" }
+
+// indexNulls: PostgreSQL's ascending indexes put NULLs last unless told otherwise.
+func (Postgres) indexNulls() string { return " NULLS FIRST" }

@@ -118,3 +118,23 @@ func QuoteIdent(name string) (string, error) {
 	}
 	return `"` + strings.ReplaceAll(name, `"`, `""`) + `"`, nil
 }
+
+// writeIdent writes QuoteIdent(name) to b without allocating a string of its own.
+func writeIdent(b *strings.Builder, name string) error {
+	if name == "" || strings.IndexByte(name, 0) >= 0 {
+		return fmt.Errorf("odata: invalid identifier %q", name)
+	}
+	b.WriteByte('"')
+	for {
+		i := strings.IndexByte(name, '"')
+		if i < 0 {
+			break
+		}
+		b.WriteString(name[:i+1])
+		b.WriteByte('"')
+		name = name[i+1:]
+	}
+	b.WriteString(name)
+	b.WriteByte('"')
+	return nil
+}

@@ -135,11 +135,17 @@ func internalError(d httpx.Dialect, id string) any {
 // headers adds the version headers, removes nothing sensitive (Go sets no X-Powered-By) and handles
 // CORS, answering preflight OPTIONS with 204 before anything else runs.
 func (s *Server) headers(next http.Handler) http.Handler {
+	// The constant headers' values are built once, under their canonical keys: net/http never
+	// modifies a value slice (Set replaces it; Add appends to a full slice, which copies it), so
+	// every response shares them instead of allocating and canonicalising them each time.
+	zumoVersion := []string{"Gatehouse/" + s.version}
+	serverVersion := []string{"gatehouse-" + s.version}
+	nosniff := []string{"nosniff"}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		h.Set("x-zumo-version", "Gatehouse/"+s.version)
-		h.Set("x-zumo-server-version", "gatehouse-"+s.version)
-		h.Set("X-Content-Type-Options", "nosniff")
+		h["X-Zumo-Version"] = zumoVersion
+		h["X-Zumo-Server-Version"] = serverVersion
+		h["X-Content-Type-Options"] = nosniff
 		if s.hsts != "" && httpx.ClientOf(r).HTTPS {
 			h.Set("Strict-Transport-Security", s.hsts)
 		}
@@ -420,8 +426,8 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		seg := strings.ToLower(firstSegment(r.URL.Path))
 		cr := auth.Credentials{
-			MasterKey: r.Header.Get("X-ZUMO-MASTER"),
-			AppKey:    r.Header.Get("X-ZUMO-APPLICATION"),
+			MasterKey: r.Header.Get("X-Zumo-Master"), // canonical keys: Get does not allocate
+			AppKey:    r.Header.Get("X-Zumo-Application"),
 			System:    seg == "jobs",
 		}
 		if !tokenIgnored(seg, r.URL.Path) {

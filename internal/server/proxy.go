@@ -58,7 +58,7 @@ func (p Proxies) Resolve(r *http.Request) httpx.Client {
 	} else {
 		hops = parseXForwarded(r.Header.Values("X-Forwarded-For"), r.Header.Values("X-Forwarded-Proto"), r.Header.Values("X-Forwarded-Host"))
 		// The original service's front end (ARR) marks HTTPS with x-arr-ssl.
-		if len(hops) == 0 && r.Header.Get("x-arr-ssl") != "" {
+		if len(hops) == 0 && r.Header.Get("X-Arr-Ssl") != "" {
 			c.HTTPS = true
 		}
 	}

@@ -60,6 +60,7 @@ type Server struct {
 	outage  *outage.Monitor
 	proxies Proxies
 	tracer  trace.Tracer
+	tracing bool   // false: the tracer provider is the no-op one, requests get no span
 	hsts    string // Strict-Transport-Security value, "" for none
 	exact   map[string]mount
 	prefix  []mount // longest first
@@ -84,6 +85,8 @@ func New(d Deps) *Server {
 		tp = noop.NewTracerProvider()
 	}
 	s.tracer = tp.Tracer("github.com/gatehouse/gatehouse/internal/server")
+	_, off := tp.(noop.TracerProvider)
+	s.tracing = !off
 	if s.outage = d.Outage; s.outage == nil {
 		s.outage = outage.New(d.DB, d.Logger, outage.Options{})
 	}

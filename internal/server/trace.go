@@ -19,6 +19,11 @@ import (
 // trusted proxy, so a client cannot force its requests into the sample.
 func (s *Server) startSpan(r *http.Request, info *httpx.Info, c httpx.Client) (context.Context, trace.Span) {
 	ctx := r.Context()
+	if !s.tracing {
+		// Nothing records or propagates spans: skip the span's allocations (the returned span is
+		// the context's, a non-recording one).
+		return ctx, trace.SpanFromContext(ctx)
+	}
 	if s.proxies.trusted(c.Peer) {
 		ctx = propagation.TraceContext{}.Extract(ctx, propagation.HeaderCarrier(r.Header))
 	}

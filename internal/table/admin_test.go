@@ -1,6 +1,8 @@
 package table_test
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"strings"
 	"testing"
 
@@ -73,14 +75,21 @@ func TestAdminAPI(t *testing.T) {
 func TestDeclaredIndexes(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		newEnv(t, db) // declares Movies with indexes on year and title
-		q := `SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name IN ('gh_movies_ix_year', 'gh_movies_ix_title')`
+		q := `SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name IN (?, ?)`
 		if db.Dialect == store.Postgres {
-			q = `SELECT COUNT(*) FROM pg_indexes WHERE schemaname = current_schema() AND indexname IN ('gh_movies_ix_year', 'gh_movies_ix_title')`
+			q = `SELECT COUNT(*) FROM pg_indexes WHERE schemaname = current_schema() AND indexname IN ($1, $2)`
 		}
 		var n int
-		if err := db.QueryRow(q).Scan(&n); err != nil || n != 2 {
+		if err := db.QueryRow(q, declaredIndexName("gh_movies", "year"), declaredIndexName("gh_movies", "title")).Scan(&n); err != nil || n != 2 {
 			t.Fatalf("declared indexes: %d %v", n, err)
 		}
 		newEnv(t, db) // a restart with the same declaration is fine
 	})
+}
+
+// declaredIndexName is the name of a declared index on one or more columns (lower-case names):
+// <table>_ox_<columns joined by "_">_<6 hex digits of the SHA-256 of the columns joined by "+">.
+func declaredIndexName(sqlTable string, cols ...string) string {
+	sum := sha256.Sum256([]byte(strings.Join(cols, "+")))
+	return sqlTable + "_ox_" + strings.Join(cols, "_") + "_" + hex.EncodeToString(sum[:3])
 }

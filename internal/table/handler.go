@@ -253,9 +253,18 @@ type request struct {
 	v2     bool
 	rawID  string
 	hasID  bool
+	query  url.Values // the parsed query string (nil: parse it when needed)
 }
 
 func (q *request) ctx() context.Context { return q.r.Context() }
+
+// values is the request's query string, parsed once (read only: copy it to change it).
+func (q *request) queryValues() url.Values {
+	if q.query == nil {
+		q.query = q.r.URL.Query()
+	}
+	return q.query
+}
 
 // restrict is the predicate every statement of a per-user table carries for a non-admin caller.
 func (q *request) restrict() odata.Expr {
@@ -302,7 +311,7 @@ func (q *request) notFound(id any) error {
 
 // sysProps reads v1's __systemProperties.
 func (q *request) sysProps() (uint8, error) {
-	for k, vs := range q.r.URL.Query() {
+	for k, vs := range q.queryValues() {
 		if strings.EqualFold(k, "__systemProperties") && len(vs) > 0 {
 			return ParseSystemProperties(vs[0])
 		}
@@ -311,7 +320,7 @@ func (q *request) sysProps() (uint8, error) {
 }
 
 func (q *request) includeDeleted() bool {
-	for k, vs := range q.r.URL.Query() {
+	for k, vs := range q.queryValues() {
 		if strings.EqualFold(k, "__includeDeleted") && len(vs) > 0 {
 			return strings.EqualFold(strings.TrimSpace(vs[0]), "true")
 		}
@@ -334,7 +343,7 @@ func (q *request) limits() odata.Limits {
 // odataValues is the query with __includeDeleted under the name the OData parser reads.
 func (q *request) odataValues() url.Values {
 	out := url.Values{}
-	for k, vs := range q.r.URL.Query() {
+	for k, vs := range q.queryValues() {
 		if strings.EqualFold(k, "__includeDeleted") {
 			out["__includeDeleted"] = vs
 			continue
@@ -445,7 +454,7 @@ func (q *request) writeRow(status int, row *Row, v view) {
 }
 
 func (q *request) lookup() error {
-	vals := q.r.URL.Query()
+	vals := q.queryValues()
 	for _, k := range []string{"$orderby", "$inlinecount", "$skip", "$top"} {
 		if v := vals.Get(k); v != "" {
 			return inputf("Query options $orderby, $inlinecount, $skip and $top cannot be applied to id queries.")

@@ -95,6 +95,10 @@ type Schema struct {
 	columns map[string]Column // by lower-cased name
 	order   []string          // lower-cased names in creation order
 	odata   *odata.Columns
+	// Built with the columns, read only: the user columns in order, and every column of a read
+	// (system columns, then user columns) in scan order.
+	cols       []Column
+	selectCols []odata.Column
 }
 
 // Column finds a user column case-insensitively.
@@ -244,6 +248,11 @@ func (s *Schema) build(cols []Column) error {
 	for _, k := range s.order {
 		c := s.columns[k]
 		list = append(list, odata.Column{Name: c.Name, SQL: c.SQL, Type: c.Type.odata()})
+	}
+	s.cols = s.Columns()
+	s.selectCols = []odata.Column{{Name: "id", SQL: colID}, {Name: "c", SQL: colCreatedAt}, {Name: "u", SQL: colUpdatedAt}, {Name: "v", SQL: colVersion}, {Name: "d", SQL: colDeleted}}
+	for _, c := range s.cols {
+		s.selectCols = append(s.selectCols, odata.Column{Name: c.Name, SQL: c.SQL})
 	}
 	var err error
 	s.odata, err = odata.NewColumns("id", list...)

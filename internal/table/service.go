@@ -273,7 +273,7 @@ type Spec struct {
 	PerUser     *bool
 	Dynamic     *bool
 	Permissions map[appdir.Operation]auth.Permission
-	Indexes     []string // columns to index
+	Indexes     []string // indexes to create (ParseIndexSpec)
 }
 
 // Create makes a new table.
