@@ -82,6 +82,7 @@ type App struct {
 	tables     map[string]*Table
 	apis       map[string]*API
 	jobs       map[string]*Job
+	push       *API // extensions/push.json (push.go); nil: application
 }
 
 // Empty is an app with nothing declared (Gatehouse started without --app).
@@ -182,6 +183,9 @@ func Load(dir string) (*App, error) {
 		return nil, err
 	}
 	if err := a.loadJobs(filepath.Join(a.ScriptsDir, "scheduler")); err != nil {
+		return nil, err
+	}
+	if err := a.loadPush(filepath.Join(a.ScriptsDir, "extensions")); err != nil {
 		return nil, err
 	}
 	return a, nil

@@ -1,0 +1,64 @@
+package appdir
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/gatehouse/gatehouse/internal/auth"
+)
+
+// loadPush reads extensions/push.json, the permission of the push registration endpoints, in the
+// format of a custom API's metadata: {"routes": {"*": {"put": {"permission": "user"}}}}. Without the
+// file the endpoints require the application key, as in the original.
+func (a *App) loadPush(dir string) error {
+	path := filepath.Join(dir, "push.json")
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("app directory: %w", err)
+	}
+	m, err := readJSON(path)
+	if err != nil {
+		return err
+	}
+	api := &API{Name: "push", File: path}
+	for k, raw := range m {
+		if k != "routes" {
+			return &FileError{File: path, Key: k, Err: errors.New("unknown key (only \"routes\")")}
+		}
+		routes, err := parseRoutes(path, raw)
+		if err != nil {
+			return err
+		}
+		for _, r := range routes {
+			rule := routeRule{pattern: ParsePattern(r.norm), methods: r.methods}
+			if r.norm == "*" {
+				api.star = append(api.star, rule)
+			} else {
+				api.rules = append(api.rules, rule)
+			}
+		}
+	}
+	a.push = api
+	return nil
+}
+
+// PushPermission is the permission of a push registration request: method on the path below /push
+// ("registrations/<id>", "installations/<id>", "registrationids"), from extensions/push.json, else
+// application.
+func (a *App) PushPermission(path, method string) auth.Permission {
+	if a == nil || a.push == nil {
+		return auth.Application
+	}
+	var segs []string
+	for _, s := range strings.Split(strings.Trim(path, "/"), "/") {
+		if s != "" {
+			segs = append(segs, s)
+		}
+	}
+	return a.push.RoutePermission(Literal(segs), method)
+}
