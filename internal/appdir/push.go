@@ -60,5 +60,17 @@ func (a *App) PushPermission(path, method string) auth.Permission {
 			segs = append(segs, s)
 		}
 	}
-	return a.push.RoutePermission(Literal(segs), method)
+	route := Literal(segs)
+	if len(a.push.star) == 0 {
+		matched := false
+		for _, r := range a.push.rules {
+			if n := r.pattern.Len(); n <= route.Len() && samePrefix(r.pattern, route, n) {
+				matched = true
+			}
+		}
+		if !matched {
+			return auth.Application // the original's default for a route push.json does not name
+		}
+	}
+	return a.push.RoutePermission(route, method)
 }

@@ -38,7 +38,7 @@ type handler struct {
 
 func callerOf(r *http.Request) Caller {
 	c := httpx.CallerOf(r)
-	return Caller{UserID: c.UserID(), Admin: c.IsAdmin()}
+	return Caller{UserID: c.UserID(), Admin: c.IsAdmin(), Auth: c}
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {

@@ -14,6 +14,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/gatehouse/gatehouse/internal/auth"
 	"github.com/gatehouse/gatehouse/internal/notify"
 )
 
@@ -238,6 +239,8 @@ func (s *Service) ValidateChannel(platform, channel string) error {
 type Caller struct {
 	UserID string
 	Admin  bool
+	// Auth is the request's caller, for extensions/push.js (nil outside a request).
+	Auth *auth.Caller
 }
 
 // checkClientTags applies the client tag policy: valid tags, at most MaxTags, the user's own user

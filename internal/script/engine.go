@@ -76,6 +76,9 @@ type Options struct {
 	Tables Tables
 	// SQL serves mssql (nil: mssql calls fail with "mssql is not configured").
 	SQL SQL
+	// Push serves the push object (nil, or no platform configured: every push call fails with "push
+	// is not configured", as before; see push.go).
+	Push Push
 	// Identities serves user.getIdentities from the users directory (nil: the token's own
 	// credentials only, as the original without its users feature).
 	Identities Identities
