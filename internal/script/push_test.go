@@ -100,7 +100,7 @@ func TestPushScriptAPI(t *testing.T) {
 	ok := `{success: function (r) { done('ok ' + r.queued); }, error: function (e) { done('error ' + e.message); }}`
 	cases := []struct {
 		name, src, want string
-		check      func(c pushCall) string
+		check           func(c pushCall) string
 	}{
 		{"apns fields", `push.apns.send('news && !sport', {alert: 'Hi', badge: 3, sound: 'ping.aiff', payload: {id: 7}, expiry: 2000000000}, ` + ok + `)`, "ok 1",
 			func(c pushCall) string {
@@ -118,7 +118,9 @@ func TestPushScriptAPI(t *testing.T) {
 			func(c pushCall) string { return c.Payload + " " + c.Headers["X-WNS-Type"] }},
 		{"wns badge", `push.wns.sendBadge('t', 'alert', ` + ok + `)`, "ok 1", func(c pushCall) string { return c.Payload + " " + c.Headers["X-WNS-Type"] }},
 		{"wns raw", `push.wns.sendRaw('t', {k: 1}, {headers: {'X-WNS-Cache-Policy': 'cache'}, success: function (r) { done('ok ' + r.queued); }})`, "ok 1",
-			func(c pushCall) string { return c.Payload + " " + c.Headers["X-WNS-Type"] + " " + c.Headers["X-WNS-Cache-Policy"] }},
+			func(c pushCall) string {
+				return c.Payload + " " + c.Headers["X-WNS-Type"] + " " + c.Headers["X-WNS-Cache-Policy"]
+			}},
 		{"wns multi-binding toast", `push.wns.sendTile('t', {type: 'TileSquareText04', text1: 's'}, {type: 'TileWideText03', text1: 'w'}, ` + ok + `)`, "ok 1",
 			func(c pushCall) string { return c.Payload }},
 		{"webpush", `push.webpush.send('t', {title: 'x'}, ` + ok + `)`, "ok 1", func(c pushCall) string { return c.Platform + " " + c.Payload }},
