@@ -94,6 +94,9 @@ type Config struct {
 	DBPool    DBPool
 	Telemetry Telemetry
 
+	// PushProviders holds the push services' credentials (file pushproviders.go).
+	PushProviders PushProviders
+
 	// Sources records where each setting's value came from ("default", "file", "env NAME", "flag -x").
 	Sources map[string]string
 }
@@ -181,7 +184,7 @@ type setting struct {
 }
 
 func settings() []setting {
-	return append(append(append(append(baseSettings(), loginSettings()...), keyRingSettings()...), opsSettings()...), pushDeliverySettings()...)
+	return append(append(append(append(append(baseSettings(), loginSettings()...), keyRingSettings()...), opsSettings()...), pushProviderSettings()...), pushDeliverySettings()...)
 }
 
 func baseSettings() []setting {
@@ -642,6 +645,9 @@ func (c *Config) validate() error {
 		return err
 	}
 	if err := c.validateOps(); err != nil {
+		return err
+	}
+	if err := c.validatePushProviders(); err != nil {
 		return err
 	}
 	if c.MetricsListen != "" && c.MetricsListen == c.Listen {
