@@ -56,10 +56,14 @@ func (p *Push) Sent(platform string, latency time.Duration) {
 }
 
 // Failed implements push.Observer.
-func (p *Push) Failed(platform, reason string) { p.failed.WithLabelValues(platform, label(reason)).Inc() }
+func (p *Push) Failed(platform, reason string) {
+	p.failed.WithLabelValues(platform, label(reason)).Inc()
+}
 
 // Retried implements push.Observer.
-func (p *Push) Retried(platform, reason string) { p.retried.WithLabelValues(platform, label(reason)).Inc() }
+func (p *Push) Retried(platform, reason string) {
+	p.retried.WithLabelValues(platform, label(reason)).Inc()
+}
 
 // Removed implements push.Observer.
 func (p *Push) Removed(platform string, n int) { p.removed.WithLabelValues(platform).Add(float64(n)) }

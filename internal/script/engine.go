@@ -402,6 +402,10 @@ type Identities interface {
 // SetIdentities connects user.getIdentities to the users directory (call before serving).
 func (e *Engine) SetIdentities(i Identities) { e.opt.Identities = i }
 
+// SetPush connects the push object (call before serving: runtimes read the configured platforms
+// when they are built).
+func (e *Engine) SetPush(p Push) { e.opt.Push = p }
+
 // SetServices connects tables.getTable and mssql (call before serving).
 func (e *Engine) SetServices(t Tables, s SQL) {
 	e.opt.Tables, e.opt.SQL = t, s
