@@ -182,8 +182,8 @@ func TestJobsHistoryThroughAdminAPIAndCLI(t *testing.T) {
 		t.Fatalf("unknown job: %d", code)
 	}
 	if code, body := do(t, "GET", base+"/metrics", "", master); code != 200 ||
-		!strings.Contains(body, `gatehouse_job_runs_total{job="tick",outcome="succeeded"} 1`) ||
-		!strings.Contains(body, `gatehouse_job_runs_total{job="nightly",outcome="failed"} 1`) ||
+		!strings.Contains(body, `gatehouse_job_ledger_runs_total{job="tick",outcome="succeeded"} 1`) ||
+		!strings.Contains(body, `gatehouse_job_ledger_runs_total{job="nightly",outcome="failed"} 1`) ||
 		!strings.Contains(body, `gatehouse_job_run_duration_seconds_count{job="tick"} 1`) {
 		t.Fatalf("metrics: %d %s", code, body)
 	}

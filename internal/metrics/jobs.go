@@ -17,7 +17,7 @@ type Jobs struct {
 func NewJobs(reg prometheus.Registerer) *Jobs {
 	j := &Jobs{
 		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "gatehouse_job_runs_total", Help: "Job runs recorded by this instance, by job and outcome.",
+			Name: "gatehouse_job_ledger_runs_total", Help: "Job runs recorded in the job ledger by this instance, by job and outcome (succeeded, failed, skipped, missed).",
 		}, []string{"job", "outcome"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "gatehouse_job_run_duration_seconds",
