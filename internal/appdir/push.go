@@ -47,6 +47,9 @@ func (a *App) loadPush(dir string) error {
 	return nil
 }
 
+// PushDeclared reports whether the app has extensions/push.json.
+func (a *App) PushDeclared() bool { return a != nil && a.push != nil }
+
 // PushPermission is the permission of a push registration request: method on the path below /push
 // ("registrations/<id>", "installations/<id>", "registrationids"), from extensions/push.json, else
 // application.

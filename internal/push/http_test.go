@@ -262,6 +262,10 @@ func TestV2Installations(t *testing.T) {
 		if st, _, b := e.do("PUT", "/push/installations/inst-2", `{"platform":"apns","pushChannel":"dev-apns0001","tags":["lang-fr","topic:a"]}`, v2(alice)); st != 204 {
 			t.Errorf("allowed tags: %d %s", st, b)
 		}
+		// Mobile Apps clients have no application key: without extensions/push.json a v2 request needs none.
+		if st, _, b := e.do("PUT", "/push/installations/anon-1", `{"platform":"apns","pushChannel":"dev-apns0009"}`, map[string]string{"ZUMO-API-VERSION": "2.0.0", "X-ZUMO-APPLICATION": ""}); st != 204 {
+			t.Errorf("anonymous v2 PUT: %d %s", st, b)
+		}
 		// Another user can neither replace nor delete alice's installation.
 		bob := e.token("sid:bob")
 		if st, _, _ := e.do("PUT", "/push/installations/inst-2", `{"platform":"apns","pushChannel":"dev-apns0002"}`, v2(bob)); st != 403 {
