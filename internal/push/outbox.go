@@ -32,6 +32,9 @@ func (s *Service) Run(ctx context.Context) error {
 		defer cancel()
 		hints = ch
 	}
+	done := make(chan settled, 4*claimBatch)
+	settler := make(chan struct{})
+	go func() { defer close(settler); s.settleLoop(done) }()
 	wakes := make([]chan struct{}, 0, len(s.platforms))
 	var wg sync.WaitGroup
 	for _, p := range s.platforms {
@@ -40,7 +43,7 @@ func (s *Service) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func(p Platform) {
 			defer wg.Done()
-			s.claimLoop(ctx, p, w, limiter)
+			s.claimLoop(ctx, p, w, limiter, done)
 		}(p)
 	}
 	fan := func() {
@@ -55,6 +58,8 @@ func (s *Service) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			wg.Wait()
+			close(done)
+			<-settler
 			return nil
 		case <-s.wake:
 			fan()
@@ -68,7 +73,59 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 }
 
-func (s *Service) claimLoop(ctx context.Context, p Platform, wake <-chan struct{}, limiter *rate.Limiter) {
+// settled is a delivered message whose removal from the outbox is batched.
+type settled struct {
+	id, lease string
+}
+
+// settleMax is how many delivered messages one DELETE removes; settleWait how long a delivered
+// message waits for others to share it (one transaction, one fsync on SQLite, instead of one each).
+const (
+	settleMax  = 128
+	settleWait = 2 * time.Millisecond
+)
+
+// settleLoop removes delivered messages in batches until done is closed and drained. A crash
+// before a batch is written leaves its messages to be delivered again when their leases end.
+func (s *Service) settleLoop(done <-chan settled) {
+	ids := make([]string, 0, settleMax)
+	leases := make([]string, 0, settleMax)
+	flush := func() {
+		if len(ids) == 0 {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.SendTimeout)
+		err := s.store.CompleteMany(ctx, ids, leases)
+		cancel()
+		if err != nil {
+			s.log.Warn("push: removing delivered notifications failed; they may be delivered again", "count", len(ids), "error", err)
+		}
+		ids, leases = ids[:0], leases[:0]
+	}
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	for {
+		select {
+		case m, ok := <-done:
+			if !ok {
+				flush()
+				return
+			}
+			if len(ids) == 0 {
+				timer.Reset(settleWait)
+			}
+			ids, leases = append(ids, m.id), append(leases, m.lease)
+			if len(ids) >= settleMax {
+				timer.Stop()
+				flush()
+			}
+		case <-timer.C:
+			flush()
+		}
+	}
+}
+
+func (s *Service) claimLoop(ctx context.Context, p Platform, wake <-chan struct{}, limiter *rate.Limiter, done chan<- settled) {
 	sem := make(chan struct{}, s.cfg.Concurrency)
 	var inflight sync.WaitGroup
 	defer inflight.Wait()
@@ -110,7 +167,7 @@ func (s *Service) claimLoop(ctx context.Context, p Platform, wake <-chan struct{
 						default:
 						}
 					}()
-					s.deliver(ctx, p, m)
+					s.deliver(ctx, p, m, done)
 				}(msgs[i])
 			}
 		}
@@ -129,7 +186,7 @@ func (s *Service) claimLoop(ctx context.Context, p Platform, wake <-chan struct{
 
 // deliver sends one claimed message and settles it: delivered and given-up messages leave the
 // outbox, retryable failures come back after a backoff, gone devices lose their registrations.
-func (s *Service) deliver(ctx context.Context, p Platform, m Message) {
+func (s *Service) deliver(ctx context.Context, p Platform, m Message, done chan<- settled) {
 	name := p.Name()
 	now := s.now()
 	if (!m.Expires.IsZero() && now.After(m.Expires)) || now.Sub(m.CreatedAt) > s.cfg.MessageTTL {
@@ -140,9 +197,7 @@ func (s *Service) deliver(ctx context.Context, p Platform, m Message) {
 	err := p.Send(sctx, Delivery{ID: m.ID, Channel: m.Channel, Payload: m.Payload, Headers: m.Headers, Expiry: m.Expires})
 	cancel()
 	if err == nil {
-		if _, cerr := s.store.Complete(context.WithoutCancel(ctx), m.ID, m.Lease); cerr != nil {
-			s.log.Warn("push: complete failed; the message may be delivered again", "platform", name, "error", cerr)
-		}
+		done <- settled{id: m.ID, lease: m.Lease}
 		s.obs.Sent(name, s.now().Sub(m.CreatedAt))
 		return
 	}

@@ -464,3 +464,44 @@ func TestTwoInstancesShareTheOutbox(t *testing.T) {
 	}
 	t.Logf("instance 1 delivered %d, instance 2 %d", len(p1.deliveries()), len(p2.deliveries()))
 }
+
+// TestFanout: each matching device once, whatever the expression, across pages.
+func TestFanout(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		s, _ := newTestService(t, db, testConfig(), newTestPlatform(APNs))
+		put := func(id string, tags ...string) {
+			if err := s.store.PutRegistration(ctx, Registration{ID: id, Platform: APNs, Channel: "dev-" + id, Tags: tags}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		put("r1", "a", "b")
+		put("r2", "b")
+		put("r3", "c")
+		for i := 0; i < 1200; i++ {
+			put(fmt.Sprintf("x%04d", i), "x", "b")
+		}
+		for expr, want := range map[string]int{"a || b": 1202, "a && b": 1, "!c": 1202, "c || a": 2, "x && !a": 1200, "(a || c) && !b": 1} {
+			tgt, err := s.ResolveTarget(APNs, expr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := s.SendNative(ctx, nil, tgt, Native{Platform: APNs, Payload: []byte(`{}`)})
+			if err != nil || res.Queued != want {
+				t.Errorf("%q queued %d (%v), want %d", expr, res.Queued, err, want)
+			}
+		}
+		if res, _ := s.SendNative(ctx, nil, Target{All: true}, Native{Platform: APNs, Payload: []byte(`{}`)}); res.Queued != 1203 {
+			t.Errorf("broadcast queued %d", res.Queued)
+		}
+		// push.max_fanout: a send over the limit queues nothing.
+		s.cfg.MaxFanout = 1000
+		before := pending(t, s)
+		if _, err := s.SendNative(ctx, nil, Target{All: true}, Native{Platform: APNs, Payload: []byte(`{}`)}); err == nil || !strings.Contains(err.Error(), "more than 1000") {
+			t.Fatalf("over the fan-out limit: %v", err)
+		}
+		if pending(t, s) != before {
+			t.Fatal("a refused send left messages")
+		}
+	})
+}

@@ -437,11 +437,41 @@ func (s *Service) SendTemplate(ctx context.Context, ex Execer, t Target, props m
 // candidatePage is how many registrations a send reads at a time.
 const candidatePage = 500
 
-// each calls fn for every registration of q that the target's expression matches.
+// each calls fn for every registration of q that the target's expression matches. An expression
+// that registrations without any of its tags cannot satisfy is answered tag by tag (a registration
+// with several of the tags is taken at the first of them that it has); any other reads everyone.
 func (s *Service) each(ctx context.Context, q Query, t Target, fn func(Registration) error) error {
-	if !t.All && t.Expr != nil && !t.Expr.NeedsAll() {
-		q.Tags = t.Expr.Tags()
+	if t.All || t.Expr == nil || t.Expr.NeedsAll() {
+		return s.scan(ctx, q, func(r Registration) error {
+			if t.All || t.Expr == nil || t.Expr.MatchTags(r.Tags) {
+				return fn(r)
+			}
+			return nil
+		})
 	}
+	tags := t.Expr.Tags()
+	for k, tag := range tags {
+		q.Tag = tag
+		err := s.scan(ctx, q, func(r Registration) error {
+			for _, earlier := range tags[:k] {
+				if contains(r.Tags, earlier) {
+					return nil // already seen with that tag
+				}
+			}
+			if t.Expr.MatchTags(r.Tags) {
+				return fn(r)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// scan pages through the registrations of q.
+func (s *Service) scan(ctx context.Context, q Query, fn func(Registration) error) error {
 	after := ""
 	for {
 		rs, err := s.store.Candidates(ctx, q, after, candidatePage)
@@ -449,10 +479,8 @@ func (s *Service) each(ctx context.Context, q Query, t Target, fn func(Registrat
 			return err
 		}
 		for _, r := range rs {
-			if t.All || t.Expr.MatchTags(r.Tags) {
-				if err := fn(r); err != nil {
-					return err
-				}
+			if err := fn(r); err != nil {
+				return err
 			}
 		}
 		if len(rs) < candidatePage {

@@ -50,9 +50,9 @@ type Message struct {
 
 // Query selects registrations for a send.
 type Query struct {
-	Platform  string   // "" for every platform
-	Templates bool     // template registrations (push.send) rather than native ones
-	Tags      []string // registrations with at least one of these tags; nil for all
+	Platform  string // "" for every platform
+	Templates bool   // template registrations (push.send) rather than native ones
+	Tag       string // registrations with this tag; "" for all
 }
 
 // Execer is what Enqueue writes with: the database, or the caller's transaction.
@@ -85,6 +85,8 @@ type Store interface {
 	Claim(ctx context.Context, platform string, now time.Time, lease time.Duration, n int) ([]Message, error)
 	// Complete removes a delivered (or abandoned) message, if the lease is still the caller's.
 	Complete(ctx context.Context, id, lease string) (bool, error)
+	// CompleteMany is Complete for several messages in one statement (leases[i] goes with ids[i]).
+	CompleteMany(ctx context.Context, ids, leases []string) error
 	// Retry releases a message until at, recording the error, if the lease is still the caller's.
 	Retry(ctx context.Context, id, lease string, at time.Time, lastError string) (bool, error)
 	// Pending counts the messages in the outbox.
@@ -103,6 +105,9 @@ func NewStore(db *store.DB) *SQLStore { return &SQLStore{db: db} }
 func (s *SQLStore) DB() *store.DB { return s.db }
 
 const regColumns = `id, installation_id, platform, channel, tags, template_name, template_body, headers, expiry, user_id, created_at, updated_at`
+
+// regColumnsR is regColumns of the table aliased r.
+const regColumnsR = `r.id, r.installation_id, r.platform, r.channel, r.tags, r.template_name, r.template_body, r.headers, r.expiry, r.user_id, r.created_at, r.updated_at`
 
 func (s *SQLStore) q(query string) string { return s.db.Rebind(query) }
 
@@ -286,32 +291,32 @@ func (s *SQLStore) ByTag(ctx context.Context, tag string, limit int) ([]Registra
 	return s.list(ctx, `SELECT `+regColumns+` FROM gatehouse_push_registrations WHERE id IN (SELECT registration_id FROM gatehouse_push_tags WHERE tag = ?) ORDER BY id LIMIT ?`, tag, limit)
 }
 
-// Candidates implements Store.
+// Candidates implements Store: one range scan of the tag index (or of the registrations) per page,
+// so that paging through a large audience stays linear.
 func (s *SQLStore) Candidates(ctx context.Context, q Query, after string, limit int) ([]Registration, error) {
 	var where []string
 	var args []any
-	where = append(where, `id > ?`)
+	from := `gatehouse_push_registrations r`
+	key := `r.id`
+	if q.Tag != "" {
+		from = `gatehouse_push_tags t JOIN gatehouse_push_registrations r ON r.id = t.registration_id`
+		key = `t.registration_id`
+		where = append(where, `t.tag = ?`)
+		args = append(args, q.Tag)
+	}
+	where = append(where, key+` > ?`)
 	args = append(args, after)
 	if q.Platform != "" {
-		where = append(where, `platform = ?`)
+		where = append(where, `r.platform = ?`)
 		args = append(args, q.Platform)
 	}
 	if q.Templates {
-		where = append(where, `template_body <> ''`)
+		where = append(where, `r.template_body <> ''`)
 	} else {
-		where = append(where, `template_body = ''`)
-	}
-	if q.Tags != nil {
-		if len(q.Tags) == 0 {
-			return nil, nil
-		}
-		where = append(where, `id IN (SELECT registration_id FROM gatehouse_push_tags WHERE tag IN (`+placeholders(len(q.Tags))+`))`)
-		for _, t := range q.Tags {
-			args = append(args, t)
-		}
+		where = append(where, `r.template_body = ''`)
 	}
 	args = append(args, limit)
-	return s.list(ctx, `SELECT `+regColumns+` FROM gatehouse_push_registrations WHERE `+strings.Join(where, " AND ")+` ORDER BY id LIMIT ?`, args...)
+	return s.list(ctx, `SELECT `+regColumnsR+` FROM `+from+` WHERE `+strings.Join(where, " AND ")+` ORDER BY `+key+` LIMIT ?`, args...)
 }
 
 // RemoveChannel implements Store.
@@ -411,6 +416,27 @@ func (s *SQLStore) Complete(ctx context.Context, id, lease string) (bool, error)
 	}
 	n, _ := res.RowsAffected()
 	return n == 1, nil
+}
+
+// CompleteMany implements Store.
+func (s *SQLStore) CompleteMany(ctx context.Context, ids, leases []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	var b strings.Builder
+	b.WriteString(`DELETE FROM gatehouse_push_outbox WHERE `)
+	args := make([]any, 0, 2*len(ids))
+	for i := range ids {
+		if i > 0 {
+			b.WriteString(" OR ")
+		}
+		b.WriteString(`(id = ? AND lease = ?)`)
+		args = append(args, ids[i], leases[i])
+	}
+	if _, err := s.db.ExecContext(ctx, s.q(b.String()), args...); err != nil {
+		return fmt.Errorf("push: complete: %w", err)
+	}
+	return nil
 }
 
 // Retry implements Store.

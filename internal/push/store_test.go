@@ -90,13 +90,17 @@ func TestStore(t *testing.T) {
 			}
 			return out
 		}
-		c, _ := s.Candidates(ctx, Query{Platform: WNS, Tags: []string{"news", "sport"}}, "", 2)
-		if got := ids(c); len(got) != 2 || got[0] != "p1" || got[1] != "p2" {
+		c, _ := s.Candidates(ctx, Query{Platform: WNS, Tag: "news"}, "", 1)
+		if got := ids(c); len(got) != 1 || got[0] != "p1" {
 			t.Fatalf("page 1 = %v", got)
 		}
-		c, _ = s.Candidates(ctx, Query{Platform: WNS, Tags: []string{"news", "sport"}}, "p2", 2)
-		if got := ids(c); len(got) != 1 || got[0] != "p3" {
+		c, _ = s.Candidates(ctx, Query{Platform: WNS, Tag: "news"}, "p1", 5)
+		if got := ids(c); len(got) != 1 || got[0] != "p2" {
 			t.Fatalf("page 2 = %v", got)
+		}
+		c, _ = s.Candidates(ctx, Query{Platform: WNS, Tag: "sport"}, "", 5)
+		if got := ids(c); len(got) != 1 || got[0] != "p3" {
+			t.Fatalf("sport = %v", got)
 		}
 		c, _ = s.Candidates(ctx, Query{Templates: true}, "", 10)
 		if got := ids(c); len(got) != 1 || got[0] != "p4" {
@@ -177,6 +181,14 @@ func TestStore(t *testing.T) {
 		}
 		if ok, err := s.Complete(ctx, again[0].ID, again[0].Lease); !ok || err != nil {
 			t.Fatalf("Complete = %v, %v", ok, err)
+		}
+		// CompleteMany removes the messages whose lease matches, and only those.
+		before, _ := s.Pending(ctx)
+		if err := s.CompleteMany(ctx, []string{first[2].ID, first[3].ID, first[4].ID}, []string{first[2].Lease, first[3].Lease, "stale"}); err != nil {
+			t.Fatal(err)
+		}
+		if after, _ := s.Pending(ctx); after != before-2 {
+			t.Fatalf("CompleteMany removed %d messages, want 2", before-after)
 		}
 		if ok, err := s.Retry(ctx, first[1].ID, first[1].Lease, now.Add(time.Hour), "503 down"); !ok || err != nil {
 			t.Fatalf("Retry = %v, %v", ok, err)
