@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/notify"
 	"github.com/gatehouse/gatehouse/internal/store"
 	"github.com/gatehouse/gatehouse/internal/store/storetest"
 )
@@ -504,4 +506,44 @@ func TestFanout(t *testing.T) {
 			t.Fatal("a refused send left messages")
 		}
 	})
+}
+
+// TestWakeAcrossInstances: a send on one instance wakes another's idle workers through LISTEN/NOTIFY,
+// well before their poll interval (a minute here).
+func TestWakeAcrossInstances(t *testing.T) {
+	dsn := storetest.PostgresURL(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	open := func() (*store.DB, notify.Notifier) {
+		db, err := store.OpenWith(ctx, dsn, t.TempDir(), store.Options{Schema: store.Migrate})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		n, err := notify.NewPostgres(ctx, db.DB, dsn, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		go n.Run(ctx)
+		return db, n
+	}
+	cfg := testConfig()
+	cfg.Poll = time.Minute
+	dbA, nA := open()
+	dbB, nB := open()
+	sender := New(Options{Store: NewStore(dbA), Platforms: []Platform{newTestPlatform(APNs)}, Config: cfg, Notifier: nA}) // queues only
+	p := newTestPlatform(APNs)
+	worker := New(Options{Store: NewStore(dbB), Platforms: []Platform{p}, Config: cfg, Notifier: nB})
+	run(t, worker)
+	time.Sleep(300 * time.Millisecond) // the worker's first claim (empty) and its LISTEN are done
+	start := time.Now()
+	if _, err := sender.SendNative(ctx, nil, Target{Devices: []string{"dev-woken01"}}, Native{Platform: APNs, Payload: []byte(`{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.waitSent(1, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("delivered after %s: the notification did not wake the other instance", d)
+	}
 }
