@@ -267,6 +267,19 @@ func TestAPNsCertificate(t *testing.T) {
 	if len(got) != 2 || got[0].Auth != "certificate" || got[1].Auth != "certificate" || got[1].Topic != "com.example.app" {
 		t.Errorf("received %+v", got)
 	}
+	// A certificate Apple did not issue fails the TLS handshake: retryable, nothing delivered.
+	stranger := pushfake.NewAPNs(t, "com.example.app").ClientCertificate()
+	a, err := platform.NewAPNs(platform.APNsConfig{Certificate: stranger}, fake.Options())
+	if err != nil {
+		t.Fatal(err)
+	}
+	de := deliveryError(t, a.Send(context.Background(), push.Delivery{ID: "c", Channel: apnsToken, Payload: []byte(`{}`)}))
+	if !de.Retryable || de.Status != 0 || strings.Contains(de.Error(), apnsToken) {
+		t.Errorf("foreign certificate: %v", de)
+	}
+	if n := len(fake.Received()); n != 2 {
+		t.Errorf("received %d", n)
+	}
 	// Without token or certificate APNs answers 403 MissingProviderToken; the constructor refuses
 	// such a configuration before that.
 	if _, err := platform.NewAPNs(platform.APNsConfig{Topic: "com.example.app"}, fake.Options()); err == nil {

@@ -259,7 +259,8 @@ func (w *WNS) Send(ctx context.Context, d push.Delivery) error {
 		return &push.DeliveryError{Platform: push.WNS, Reason: "InvalidPayload", Err: err}
 	}
 	if _, ok := r.headers["x-wns-ttl"]; !ok && !d.Expiry.IsZero() {
-		r.headers["x-wns-ttl"] = strconv.FormatInt(max(int64(math.Ceil(d.Expiry.Sub(w.o.now()).Seconds())), 0), 10)
+		// At least a second: an expired notification is worth one immediate attempt, not a stored one.
+		r.headers["x-wns-ttl"] = strconv.FormatInt(max(int64(math.Ceil(d.Expiry.Sub(w.o.now()).Seconds())), 1), 10)
 	}
 	for attempt := 0; ; attempt++ {
 		w.mu.Lock()
