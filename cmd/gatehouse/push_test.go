@@ -19,7 +19,7 @@ func TestPushCommands(t *testing.T) {
 		env[k] = v
 	}
 	// Without credentials: push is not configured, and says so.
-	base, _, stop := startServer(t, []string{"--data", data}, env)
+	_, _, stop := startServer(t, []string{"--data", data}, env)
 	stop()
 	if code, out, errs := runCmd(t, env, "push", "status", "--data", data); code != 0 || !strings.Contains(out, "none (push is not configured)") {
 		t.Fatalf("status without credentials: %d %q %q", code, out, errs)
@@ -36,7 +36,7 @@ func TestPushCommands(t *testing.T) {
 	env["GATEHOUSE_VAPID_SUBSCRIBER"] = "mailto:ops@example.com"
 	env["GATEHOUSE_WEBPUSH_ENDPOINT_HOSTS"] = "push.example.com"
 	env["GATEHOUSE_PUSH_DELIVER"] = "false" // this server only registers: the queue stays put
-	base, _, _ = startServer(t, []string{"--data", data}, env)
+	base, _, _ := startServer(t, []string{"--data", data}, env)
 	peer, err := ecdh.P256().GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)

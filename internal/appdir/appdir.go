@@ -571,25 +571,33 @@ func (a *App) loadAPIFiles(dir string) error {
 			if err != nil {
 				return err
 			}
-			for k, raw := range m {
-				if k != "routes" {
-					return &FileError{File: path, Key: k, Err: errors.New("unknown key (only \"routes\")")}
-				}
-				routes, err := parseRoutes(path, raw)
-				if err != nil {
-					return err
-				}
-				api.rules, api.star = nil, nil
-				for _, r := range routes {
-					rule := routeRule{pattern: ParsePattern(r.norm), methods: r.methods}
-					if r.norm == "*" {
-						api.star = append(api.star, rule)
-					} else {
-						api.rules = append(api.rules, rule)
-					}
-				}
+			if err := api.setRoutes(path, m); err != nil {
+				return err
 			}
 			api.File = path
+		}
+	}
+	return nil
+}
+
+// setRoutes reads a metadata file's members (only "routes") into the API's rules.
+func (api *API) setRoutes(path string, m map[string]json.RawMessage) error {
+	for k, raw := range m {
+		if k != "routes" {
+			return &FileError{File: path, Key: k, Err: errors.New("unknown key (only \"routes\")")}
+		}
+		routes, err := parseRoutes(path, raw)
+		if err != nil {
+			return err
+		}
+		api.rules, api.star = nil, nil
+		for _, r := range routes {
+			rule := routeRule{pattern: ParsePattern(r.norm), methods: r.methods}
+			if r.norm == "*" {
+				api.star = append(api.star, rule)
+			} else {
+				api.rules = append(api.rules, rule)
+			}
 		}
 	}
 	return nil

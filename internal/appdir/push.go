@@ -26,22 +26,8 @@ func (a *App) loadPush(dir string) error {
 		return err
 	}
 	api := &API{Name: "push", File: path}
-	for k, raw := range m {
-		if k != "routes" {
-			return &FileError{File: path, Key: k, Err: errors.New("unknown key (only \"routes\")")}
-		}
-		routes, err := parseRoutes(path, raw)
-		if err != nil {
-			return err
-		}
-		for _, r := range routes {
-			rule := routeRule{pattern: ParsePattern(r.norm), methods: r.methods}
-			if r.norm == "*" {
-				api.star = append(api.star, rule)
-			} else {
-				api.rules = append(api.rules, rule)
-			}
-		}
+	if err := api.setRoutes(path, m); err != nil {
+		return err
 	}
 	a.push = api
 	return nil

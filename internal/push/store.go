@@ -459,10 +459,6 @@ func (s *SQLStore) Pending(ctx context.Context) (int64, error) {
 	return n, nil
 }
 
-func placeholders(n int) string {
-	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
-}
-
 func nonNil(s []string) []string {
 	if s == nil {
 		return []string{}

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -75,22 +73,11 @@ func (r *recordingPush) last() pushCall {
 	return r.calls[len(r.calls)-1]
 }
 
+// pushEngine is testEngine with the push object served by p.
 func pushEngine(t *testing.T, p Push, files map[string]string) *Engine {
 	t.Helper()
-	dir := t.TempDir()
-	for name, body := range files {
-		path := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	e, err := New(dir, Options{Push: p})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := testEngine(t, files)
+	e.SetPush(p)
 	return e
 }
 
