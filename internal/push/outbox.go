@@ -13,10 +13,14 @@ import (
 // claimBatch is the most messages one claim takes.
 const claimBatch = 64
 
+// shutdownGrace is how long deliveries in flight may finish once Run's context ends.
+const shutdownGrace = 5 * time.Second
+
 // Run delivers the outbox until ctx ends: one claimer per configured platform, each with at most
-// Config.Concurrency deliveries in flight, all under the instance's rate limit. Deliveries in flight
-// when ctx ends are abandoned to their leases (another instance, or this one after a restart,
-// delivers them when the lease runs out).
+// Config.Concurrency deliveries in flight, all under the instance's rate limit. When ctx ends no more
+// messages are claimed and the deliveries in flight get shutdownGrace to finish (a send cut short
+// might have reached the service); those still running then are abandoned to their leases (another
+// instance, or this one after a restart, delivers them when the lease runs out).
 func (s *Service) Run(ctx context.Context) error {
 	if len(s.platforms) == 0 {
 		<-ctx.Done()
@@ -32,6 +36,19 @@ func (s *Service) Run(ctx context.Context) error {
 		defer cancel()
 		hints = ch
 	}
+	// Sends run on their own context: cut shutdownGrace after ctx ends, not at once.
+	sendCtx, cancelSends := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelSends()
+	go func() {
+		<-ctx.Done()
+		t := time.NewTimer(shutdownGrace)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			cancelSends()
+		case <-sendCtx.Done():
+		}
+	}()
 	done := make(chan settled, 4*claimBatch)
 	settler := make(chan struct{})
 	go func() { defer close(settler); s.settleLoop(done) }()
@@ -43,7 +60,7 @@ func (s *Service) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func(p Platform) {
 			defer wg.Done()
-			s.claimLoop(ctx, p, w, limiter, done)
+			s.claimLoop(ctx, sendCtx, p, w, limiter, done)
 		}(p)
 	}
 	fan := func() {
@@ -125,7 +142,7 @@ func (s *Service) settleLoop(done <-chan settled) {
 	}
 }
 
-func (s *Service) claimLoop(ctx context.Context, p Platform, wake <-chan struct{}, limiter *rate.Limiter, done chan<- settled) {
+func (s *Service) claimLoop(ctx, sendCtx context.Context, p Platform, wake <-chan struct{}, limiter *rate.Limiter, done chan<- settled) {
 	sem := make(chan struct{}, s.cfg.Concurrency)
 	var inflight sync.WaitGroup
 	defer inflight.Wait()
@@ -167,7 +184,7 @@ func (s *Service) claimLoop(ctx context.Context, p Platform, wake <-chan struct{
 						default:
 						}
 					}()
-					s.deliver(ctx, p, m, done)
+					s.deliver(sendCtx, p, m, done)
 				}(msgs[i])
 			}
 		}

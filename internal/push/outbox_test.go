@@ -480,10 +480,10 @@ func TestFanout(t *testing.T) {
 		put("r1", "a", "b")
 		put("r2", "b")
 		put("r3", "c")
-		for i := 0; i < 1200; i++ {
+		for i := 0; i < 600; i++ { // more than a page (500)
 			put(fmt.Sprintf("x%04d", i), "x", "b")
 		}
-		for expr, want := range map[string]int{"a || b": 1202, "a && b": 1, "!c": 1202, "c || a": 2, "x && !a": 1200, "(a || c) && !b": 1} {
+		for expr, want := range map[string]int{"a || b": 602, "a && b": 1, "!c": 602, "c || a": 2, "x && !a": 600, "(a || c) && !b": 1} {
 			tgt, err := s.ResolveTarget(APNs, expr)
 			if err != nil {
 				t.Fatal(err)
@@ -493,13 +493,13 @@ func TestFanout(t *testing.T) {
 				t.Errorf("%q queued %d (%v), want %d", expr, res.Queued, err, want)
 			}
 		}
-		if res, _ := s.SendNative(ctx, nil, Target{All: true}, Native{Platform: APNs, Payload: []byte(`{}`)}); res.Queued != 1203 {
+		if res, _ := s.SendNative(ctx, nil, Target{All: true}, Native{Platform: APNs, Payload: []byte(`{}`)}); res.Queued != 603 {
 			t.Errorf("broadcast queued %d", res.Queued)
 		}
 		// push.max_fanout: a send over the limit queues nothing.
-		s.cfg.MaxFanout = 1000
+		s.cfg.MaxFanout = 550
 		before := pending(t, s)
-		if _, err := s.SendNative(ctx, nil, Target{All: true}, Native{Platform: APNs, Payload: []byte(`{}`)}); err == nil || !strings.Contains(err.Error(), "more than 1000") {
+		if _, err := s.SendNative(ctx, nil, Target{All: true}, Native{Platform: APNs, Payload: []byte(`{}`)}); err == nil || !strings.Contains(err.Error(), "more than 550") {
 			t.Fatalf("over the fan-out limit: %v", err)
 		}
 		if pending(t, s) != before {
@@ -545,5 +545,31 @@ func TestWakeAcrossInstances(t *testing.T) {
 	}
 	if d := time.Since(start); d > 2*time.Second {
 		t.Fatalf("delivered after %s: the notification did not wake the other instance", d)
+	}
+}
+
+// TestShutdownLetsDeliveriesFinish: a delivery in flight when the workers stop completes (and is
+// settled) instead of being cut off and sent again later.
+func TestShutdownLetsDeliveriesFinish(t *testing.T) {
+	db := storetest.Open(t, storetest.SQLiteURL(t))
+	p := newTestPlatform(APNs)
+	started := make(chan struct{}, 1)
+	p.setFail(func(Delivery, int) error {
+		started <- struct{}{}
+		time.Sleep(300 * time.Millisecond)
+		return nil
+	})
+	s, _ := newTestService(t, db, testConfig(), p)
+	if _, err := s.SendNative(context.Background(), nil, Target{Devices: []string{"dev-slow0001"}}, Native{Platform: APNs, Payload: []byte(`{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	stop := run(t, s)
+	<-started
+	stop()
+	if n := len(p.deliveries()); n != 1 {
+		t.Fatalf("%d deliveries", n)
+	}
+	if n := pending(t, s); n != 0 {
+		t.Fatalf("%d messages left after a completed delivery", n)
 	}
 }
