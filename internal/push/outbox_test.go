@@ -384,8 +384,12 @@ func TestKilledMidDelivery(t *testing.T) {
 		t.Fatalf("after the kill the outbox has %d messages", n)
 	}
 	// This process picks it up when the helper's lease (2s) ends.
+	// (This instance's own lease is long, so that a slow machine cannot make it re-claim its own
+	// message before the delivered one is removed.)
 	p := newTestPlatform(APNs)
-	s2, _ := newTestService(t, db, testConfig(), p)
+	cfg := testConfig()
+	cfg.Lease = 30 * time.Second
+	s2, _ := newTestService(t, db, cfg, p)
 	run(t, s2)
 	got, err := p.waitSent(1, 10*time.Second)
 	if err != nil {
@@ -439,8 +443,10 @@ func TestTwoInstancesShareTheOutbox(t *testing.T) {
 	slow := func(Delivery, int) error { time.Sleep(2 * time.Millisecond); return nil }
 	p1.setFail(slow)
 	p2.setFail(slow)
-	s1, _ := newTestService(t, db1, testConfig(), p1)
-	s2, _ := newTestService(t, db2, testConfig(), p2)
+	cfg := testConfig()
+	cfg.Lease = 30 * time.Second // once per message must not depend on the machine's speed
+	s1, _ := newTestService(t, db1, cfg, p1)
+	s2, _ := newTestService(t, db2, cfg, p2)
 	var devs []string
 	for i := 0; i < 1000; i++ {
 		devs = append(devs, fmt.Sprintf("dev-a%05d", i))
