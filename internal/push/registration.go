@@ -226,28 +226,40 @@ type InstallationTemplate struct {
 
 // PutInstallation creates or replaces an installation and its templates.
 func (s *Service) PutInstallation(ctx context.Context, c Caller, id string, in Installation) error {
-	if err := checkID("installation", id); err != nil {
+	rows, err := s.installationRows(c, id, in)
+	if err != nil {
 		return err
 	}
+	if err := s.ownInstallation(ctx, c, id); err != nil {
+		return err
+	}
+	return s.store.PutInstallation(ctx, id, rows)
+}
+
+// installationRows validates an installation and turns it into its rows (no storage involved).
+func (s *Service) installationRows(c Caller, id string, in Installation) ([]Registration, error) {
+	if err := checkID("installation", id); err != nil {
+		return nil, err
+	}
 	if in.InstallationID != "" && in.InstallationID != id {
-		return inputf("the body's installationId differs from the URL's")
+		return nil, inputf("the body's installationId differs from the URL's")
 	}
 	platform, err := normalizePlatform(in.Platform, true)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := s.ValidateChannel(platform, in.PushChannel); err != nil {
-		return err
+		return nil, err
 	}
 	if err := s.checkClientTags(c, in.Tags); err != nil {
-		return err
+		return nil, err
 	}
 	if len(in.Templates) > MaxTemplates {
-		return inputf("too many templates: %d (at most %d)", len(in.Templates), MaxTemplates)
+		return nil, inputf("too many templates: %d (at most %d)", len(in.Templates), MaxTemplates)
 	}
 	base, err := s.finalTags(c, in.Tags)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	now := s.now()
 	rows := []Registration{{ID: "i:" + id, Platform: platform, Channel: in.PushChannel, Tags: base, UserID: c.UserID, UpdatedAt: now}}
@@ -259,31 +271,28 @@ func (s *Service) PutInstallation(ctx context.Context, c Caller, id string, in I
 	for _, n := range names {
 		t := in.Templates[n]
 		if err := checkTemplate(n, t.Body); err != nil {
-			return err
+			return nil, err
 		}
 		if t.Body == "" {
-			return inputf("template %s has an empty body", n)
+			return nil, inputf("template %s has an empty body", n)
 		}
 		if err := checkHeaders(t.Headers); err != nil {
-			return err
+			return nil, err
 		}
 		if err := s.checkClientTags(c, t.Tags); err != nil {
-			return err
+			return nil, err
 		}
 		if len(t.Expiry) > maxExpiryLength {
-			return inputf("invalid expiry of template %s", n)
+			return nil, inputf("invalid expiry of template %s", n)
 		}
 		tags, err := s.finalTags(c, append(append([]string(nil), base...), t.Tags...))
 		if err != nil {
-			return err
+			return nil, err
 		}
 		rows = append(rows, Registration{ID: "i:" + id + "/" + n, Platform: platform, Channel: in.PushChannel, Tags: tags,
 			TemplateName: n, TemplateBody: t.Body, Headers: t.Headers, Expiry: t.Expiry, UserID: c.UserID, UpdatedAt: now})
 	}
-	if err := s.ownInstallation(ctx, c, id); err != nil {
-		return err
-	}
-	return s.store.PutInstallation(ctx, id, rows)
+	return rows, nil
 }
 
 func (s *Service) ownInstallation(ctx context.Context, c Caller, id string) error {
