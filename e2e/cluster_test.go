@@ -147,7 +147,7 @@ var masterLine = regexp.MustCompile(`X-ZUMO-MASTER\):\s+(\S+)`)
 // rejected; the new key reaches every instance; an instance with other keys refuses to start.
 func TestClusterKeyRotation(t *testing.T) {
 	c := startCluster(t, 3)
-	code, out, errs := c.cli(t, nil, "keys", "show")
+	code, out, errs := c.cli(t, nil, "keys", "show", "--master")
 	m := masterLine.FindStringSubmatch(out)
 	if code != 0 || m == nil {
 		t.Fatalf("keys show: %d %s %s", code, out, errs)
@@ -312,7 +312,7 @@ func TestClusterKeyRotation(t *testing.T) {
 // force on the other two within one second.
 func TestClusterPropagation(t *testing.T) {
 	c := startCluster(t, 3)
-	_, out, _ := c.cli(t, nil, "keys", "show")
+	_, out, _ := c.cli(t, nil, "keys", "show", "--master")
 	m := masterLine.FindStringSubmatch(out)
 	if m == nil {
 		t.Fatalf("keys show: %q", out)

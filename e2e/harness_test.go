@@ -151,7 +151,10 @@ func gatehouseBinary(t testing.TB) string {
 			return
 		}
 		out := filepath.Join(s.tmp, "gatehouse")
-		cmd := exec.Command(goBin, "build", "-o", out, "./cmd/gatehouse")
+		// The release build's flags (Dockerfile): the tests run what ships, and cmd/gatehouse's
+		// TestDocs and TestDockerfile build with the same flags, so the three share one compile.
+		cmd := exec.Command(goBin, "build", "-trimpath", "-o", out, "./cmd/gatehouse")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		cmd.Dir = s.root
 		if b, err := cmd.CombinedOutput(); err != nil {
 			s.binErr = fmt.Errorf("go build ./cmd/gatehouse: %w\n%s", err, b)

@@ -186,9 +186,12 @@ func rotateFile(cfg *config.Config, w keys.Which, revoke bool, stdout io.Writer)
 	if src := cfg.Sources[setting]; src != "default" {
 		return fmt.Errorf("the %s key is set by %s, which wins over keys.json: rotating it there would change nothing; change it where it is set (list a retired master key in previous_master_keys until its tokens expire)", w, src)
 	}
+	if err := requireDataDir(cfg); err != nil {
+		return err
+	}
 	s, err := keys.Load(cfg.DataDir)
 	if err != nil {
-		return fmt.Errorf("%w (run 'gatehouse keys generate' or start the server once)", err)
+		return fmt.Errorf("%w in %s (pass --data DIR naming the server's data directory, run 'gatehouse keys generate' or start the server once)", err, cfg.DataDir)
 	}
 	if s.IsConfigured(w) {
 		return fmt.Errorf("the servers using %s take the %s key from their configuration (the environment or a configuration file), which wins over keys.json: rotating it there would change nothing; change it where it is set", cfg.DataDir, w)

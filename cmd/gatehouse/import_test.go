@@ -63,6 +63,7 @@ func snapshot(t *testing.T, base, tbl string) string {
 func seedSource(t *testing.T, srcData string) (base string, stop func() int) {
 	t.Helper()
 	env := map[string]string{"GATEHOUSE_MASTER_KEY": importTestMaster}
+	prepareData(t, env, srcData)
 	for _, args := range [][]string{
 		{"table", "create", "movies", "--soft-delete", "--columns", "title=string,year=number,released=date,seen=boolean"},
 		{"table", "create", "counters", "--integer-id", "--soft-delete"},

@@ -103,7 +103,7 @@ func TestKeyRingSQLite(t *testing.T) {
 	if _, err := os.Stat(keys.Path(data)); !os.IsNotExist(err) {
 		t.Fatal("keys.json written while the keys live in the database")
 	}
-	code, out, errs := runCmd(t, env, "keys", "show", "--data", data)
+	code, out, errs := runCmd(t, env, "keys", "show", "--master", "--data", data)
 	if code != 0 {
 		t.Fatalf("keys show: %d %s", code, errs)
 	}

@@ -93,6 +93,7 @@ func TestDatabaseOutage(t *testing.T) {
 		"GATEHOUSE_ACCOUNTS_ENABLED": "true", "GATEHOUSE_DATABASE": u.String(), "GATEHOUSE_DB_MAX_CONNS": "4",
 		"GATEHOUSE_DB_STATEMENT_TIMEOUT": "20s",
 	}
+	prepareData(t, env, data)
 	if rc, _, errs := runCmd(t, env, "table", "create", "todo", "--data", data, "--columns", "title=string"); rc != 0 {
 		t.Fatalf("table create: %s", errs)
 	}

@@ -96,6 +96,7 @@ func TestTracingOTLP(t *testing.T) {
 		"GATEHOUSE_MASTER_KEY": "tracing-master-key-0123456789abcdef", "GATEHOUSE_APPLICATION_KEY": "tracing-app-key-0123456789abcdef",
 		"GATEHOUSE_OTLP_ENDPOINT": col.URL + "/v1/traces", "GATEHOUSE_TRUSTED_PROXIES": "none",
 	}
+	prepareData(t, env, filepath.Join(dir, "data"))
 	if rc, _, errs := runCmd(t, env, "table", "create", "todo", "--data", filepath.Join(dir, "data"), "--columns", "title=string"); rc != 0 {
 		t.Fatalf("table create: %s", errs)
 	}

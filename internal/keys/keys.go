@@ -149,28 +149,18 @@ func ensure(dataDir string, now time.Time, configured []Which) (s *Set, created 
 	return s, true, nil
 }
 
-func (s *Set) create(dataDir string) error {
-	b, err := json.MarshalIndent(s, "", "  ")
-	if err != nil {
-		return fmt.Errorf("keys: %w", err)
-	}
-	f, err := os.OpenFile(Path(dataDir), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return fmt.Errorf("keys: %w", err)
-	}
-	if _, err := f.Write(append(b, '\n')); err != nil {
-		f.Close()
-		return fmt.Errorf("keys: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("keys: %w", err)
-	}
-	return f.Close()
-}
+// create writes the secrets file only if none exists, and never lets a reader see it half-written:
+// the keys go to a fsynced temporary file which is then hard-linked to the final name. link(2) fails
+// with EEXIST when another process got there first, and a concurrent Load sees either no file or the
+// whole one (an O_EXCL create followed by a write once let a racing start read an empty file).
+func (s *Set) create(dataDir string) error { return s.write(dataDir, os.Link) }
 
 // Save replaces the secrets file atomically (temporary file, fsync, rename).
-func (s *Set) Save(dataDir string) error {
+func (s *Set) Save(dataDir string) error { return s.write(dataDir, os.Rename) }
+
+// write puts the keys in a fsynced 0600 temporary file in dataDir and publishes it under the final
+// name with publish (os.Rename to replace, os.Link to create only).
+func (s *Set) write(dataDir string, publish func(oldpath, newpath string) error) error {
 	b, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {
 		return fmt.Errorf("keys: %w", err)
@@ -195,7 +185,7 @@ func (s *Set) Save(dataDir string) error {
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("keys: %w", err)
 	}
-	if err := os.Rename(tmp.Name(), Path(dataDir)); err != nil {
+	if err := publish(tmp.Name(), Path(dataDir)); err != nil {
 		return fmt.Errorf("keys: %w", err)
 	}
 	return nil

@@ -1,0 +1,31 @@
+package metrics
+
+import (
+	"database/sql"
+	"testing"
+)
+
+// TestEveryCollectorRegistersTogether: serve registers every collector set on one registry; two sets
+// that name the same metric panic at start (gatehouse_job_runs_total once did). Each constructor that
+// takes the registry belongs here.
+func TestEveryCollectorRegistersTogether(t *testing.T) {
+	defer func() {
+		if r := recover(); r != nil {
+			t.Fatalf("collectors collide: %v", r)
+		}
+	}()
+	m := New("test")
+	m.Database(func() sql.DBStats { return sql.DBStats{} }, func() bool { return true })
+	NewJobs(m.Registry)
+	fams, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, f := range fams {
+		if seen[f.GetName()] {
+			t.Errorf("metric %s gathered twice", f.GetName())
+		}
+		seen[f.GetName()] = true
+	}
+}
