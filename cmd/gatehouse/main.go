@@ -62,6 +62,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = migrateCmd(ctx, args, stdout, stderr, getenv)
 	case "jobs":
 		err = jobsCmd(ctx, args, stdout, stderr, getenv)
+	case "push":
+		err = pushCmd(ctx, args, stdout, stderr, getenv)
 	case "backup":
 		err = backupCmd(ctx, args, stdout, stderr, getenv)
 	case "restore":
@@ -120,6 +122,9 @@ var commands = []struct{ Use, Summary string }{
 	{"migrate up", "apply pending migrations (serve does this unless auto_migrate = false)"},
 	{"jobs list [--json]", "the jobs with their schedule and last run"},
 	{"jobs runs NAME", "a job's run history across the cluster (--limit N, --json)"},
+	{"push send", "queue a notification: --platform P --payload JSON (native) or --props JSON (templates); --tag EXPR, --device TOKEN"},
+	{"push list", "a user's (--user), installation's, device's (--platform --device) or tag's registrations (--json)"},
+	{"push status", "the configured push platforms and the notifications waiting in the outbox"},
 	{"backup --out FILE", "online backup of the SQLite database and keys.json into one archive (--force)"},
 	{"restore --in FILE", "verify an archive and restore it as the data directory (--force)"},
 	{"import --from URL", "copy a live Mobile Services / Mobile Apps backend's tables (--tables, --since, --full)"},

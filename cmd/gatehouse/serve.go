@@ -227,8 +227,18 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	if engine != nil && users != nil {
 		engine.SetIdentities(users)
 	}
+	pushSvc, err := mountPush(srv, cfg, db, notifier, app, engine, m, log)
+	if err != nil {
+		return err
+	}
 	if err := mountScripts(ctx, srv, cfg, db, tables, th, engine, m, log); err != nil {
 		return err
+	}
+	pushDone := make(chan struct{})
+	if cfg.PushDelivery.Deliver {
+		go func() { defer close(pushDone); _ = pushSvc.Run(ctx) }()
+	} else {
+		close(pushDone)
 	}
 
 	ln, err := net.Listen("tcp", cfg.Listen)
@@ -296,6 +306,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	if err := httpSrv.Shutdown(sctx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
+	// Deliveries in flight end with ctx; their messages come back to the outbox when their leases run out.
+	<-pushDone
 	log.Info("stopped")
 	return nil
 }

@@ -82,6 +82,7 @@ type App struct {
 	tables     map[string]*Table
 	apis       map[string]*API
 	jobs       map[string]*Job
+	push       *API // extensions/push.json (push.go); nil: application
 }
 
 // Empty is an app with nothing declared (Gatehouse started without --app).
@@ -182,6 +183,9 @@ func Load(dir string) (*App, error) {
 		return nil, err
 	}
 	if err := a.loadJobs(filepath.Join(a.ScriptsDir, "scheduler")); err != nil {
+		return nil, err
+	}
+	if err := a.loadPush(filepath.Join(a.ScriptsDir, "extensions")); err != nil {
 		return nil, err
 	}
 	return a, nil
@@ -570,25 +574,33 @@ func (a *App) loadAPIFiles(dir string) error {
 			if err != nil {
 				return err
 			}
-			for k, raw := range m {
-				if k != "routes" {
-					return &FileError{File: path, Key: k, Err: errors.New("unknown key (only \"routes\")")}
-				}
-				routes, err := parseRoutes(path, raw)
-				if err != nil {
-					return err
-				}
-				api.rules, api.star = nil, nil
-				for _, r := range routes {
-					rule := routeRule{pattern: ParsePattern(r.norm), methods: r.methods}
-					if r.norm == "*" {
-						api.star = append(api.star, rule)
-					} else {
-						api.rules = append(api.rules, rule)
-					}
-				}
+			if err := api.setRoutes(path, m); err != nil {
+				return err
 			}
 			api.File = path
+		}
+	}
+	return nil
+}
+
+// setRoutes reads a metadata file's members (only "routes") into the API's rules.
+func (api *API) setRoutes(path string, m map[string]json.RawMessage) error {
+	for k, raw := range m {
+		if k != "routes" {
+			return &FileError{File: path, Key: k, Err: errors.New("unknown key (only \"routes\")")}
+		}
+		routes, err := parseRoutes(path, raw)
+		if err != nil {
+			return err
+		}
+		api.rules, api.star = nil, nil
+		for _, r := range routes {
+			rule := routeRule{pattern: ParsePattern(r.norm), methods: r.methods}
+			if r.norm == "*" {
+				api.star = append(api.star, rule)
+			} else {
+				api.rules = append(api.rules, rule)
+			}
 		}
 	}
 	return nil

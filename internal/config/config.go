@@ -88,6 +88,8 @@ type Config struct {
 	Tokens Tokens
 	// Scripts configures server scripts (package script).
 	Scripts Scripts
+	// PushDelivery configures push registrations and delivery (pushdelivery.go).
+	PushDelivery PushDelivery
 
 	// Edge, DBPool and Telemetry: proxies and TLS, the database pool, tracing (file ops.go).
 	Edge      Edge
@@ -197,6 +199,7 @@ func settings() []setting {
 		opsSettings(),
 		tokenSettings(),
 		pushProviderSettings(),
+		pushDeliverySettings(),
 	}
 	var all []setting
 	for _, g := range groups {
@@ -672,6 +675,9 @@ func (c *Config) validate() error {
 		return err
 	}
 	if err := c.validateKeyRing(); err != nil {
+		return err
+	}
+	if err := c.validatePushDelivery(); err != nil {
 		return err
 	}
 	if err := c.validateLogin(); err != nil {

@@ -17,6 +17,7 @@ func TestEveryCollectorRegistersTogether(t *testing.T) {
 	m := New("test")
 	m.Database(func() sql.DBStats { return sql.DBStats{} }, func() bool { return true })
 	NewJobs(m.Registry)
+	NewPush(m.Registry)
 	fams, err := m.Registry.Gather()
 	if err != nil {
 		t.Fatal(err)

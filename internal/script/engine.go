@@ -76,6 +76,9 @@ type Options struct {
 	Tables Tables
 	// SQL serves mssql (nil: mssql calls fail with "mssql is not configured").
 	SQL SQL
+	// Push serves the push object (nil, or no platform configured: every push call fails with "push
+	// is not configured", as before; see push.go).
+	Push Push
 	// Identities serves user.getIdentities from the users directory (nil: the token's own
 	// credentials only, as the original without its users feature).
 	Identities Identities
@@ -398,6 +401,10 @@ type Identities interface {
 
 // SetIdentities connects user.getIdentities to the users directory (call before serving).
 func (e *Engine) SetIdentities(i Identities) { e.opt.Identities = i }
+
+// SetPush connects the push object (call before serving: runtimes read the configured platforms
+// when they are built).
+func (e *Engine) SetPush(p Push) { e.opt.Push = p }
 
 // SetServices connects tables.getTable and mssql (call before serving).
 func (e *Engine) SetServices(t Tables, s SQL) {

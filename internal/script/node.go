@@ -110,6 +110,7 @@ func (m *vm) installGlobals() error {
 		return rt.ToValue(base.ResolveReference(ref).String())
 	})
 	m.installServices(gh)
+	m.installPush(gh)
 
 	fnv, err := rt.RunProgram(m.e.prelude)
 	if err != nil {

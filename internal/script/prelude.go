@@ -423,16 +423,251 @@ mssql.queryRaw = function (sql, params, options) {
 };
 
 // ---- push -----------------------------------------------------------------------------------
-function notConfigured() {
-  var args = slice.call(arguments), o = args[args.length - 1];
-  var err = new Error('push is not configured');
-  if (o && typeof o === 'object' && typeof o.error === 'function') { gh.immediate(function () { o.error(err); }); return; }
+function lastOptions(args) { var o = args[args.length - 1]; return o && typeof o === 'object' && !Array.isArray(o) ? o : null; }
+function pushFail(o, err) {
+  if (o && typeof o.error === 'function') { gh.immediate(function () { o.error(err); }); return; }
   throw err;
 }
+function notConfigured() { pushFail(lastOptions(slice.call(arguments)), new Error('push is not configured')); }
 var pushProxy = new Proxy({}, { get: function (t, k) { return typeof k === 'symbol' ? undefined : notConfigured; } });
-// Without Notification Hubs the original exposed only its direct clients (push.wns, push.mpns,
-// push.apns, push.gcm) and no push.send, which is how scripts such as runtimeInfo detect hub push.
-var push = { wns: pushProxy, mpns: pushProxy, apns: pushProxy, gcm: pushProxy };
+var mpnsRetired = new Proxy({}, { get: function (t, k) {
+  return typeof k === 'symbol' ? undefined : function () { pushFail(lastOptions(slice.call(arguments)), new Error('MPNS was retired by Microsoft in 2019: send to Windows devices with push.wns')); };
+} });
+var pushPlatforms = gh.pushPlatforms();
+var push;
+if (pushPlatforms.length === 0) {
+  // Without Notification Hubs the original exposed only its direct clients (push.wns, push.mpns,
+  // push.apns, push.gcm) and no push.send, which is how scripts such as runtimeInfo detect hub push.
+  push = { wns: pushProxy, mpns: pushProxy, apns: pushProxy, gcm: pushProxy };
+} else {
+  var has = function (p) { return pushPlatforms.indexOf(p) >= 0; };
+  // queue sends through the outbox and answers options.success({queued: n}) or options.error(err);
+  // without an error callback a failure (an invalid tag expression, a payload over the platform's
+  // limit) throws where the script called.
+  var queue = function (kind, platform, target, payload, headers, expiry, options) {
+    if (platform && !has(platform)) { pushFail(options, new Error('push is not configured for ' + platform + ' (no credentials)')); return; }
+    var n;
+    try { n = gh.pushSend(kind, platform, target, payload, headers || {}, expiry); }
+    catch (e) { pushFail(options, e); return; }
+    if (options && typeof options.success === 'function') gh.immediate(function () { options.success({ queued: n }); });
+  };
+  var expiryOf = function (e) {
+    if (e === undefined || e === null) return undefined;
+    if (e instanceof Date) return e.getTime();
+    if (typeof e === 'number') return e < 1e11 ? e * 1000 : e; // apn: seconds since the epoch
+    throw new Error('expiry must be a Date or a number of seconds since the epoch');
+  };
+  var jsonOf = function (p, what) {
+    if (typeof p === 'string') { try { p = JSON.parse(p); } catch (e) { return null; } }
+    if (!p || typeof p !== 'object' || Array.isArray(p)) throw new Error('The ' + what + ' parameter must be an object.');
+    return p;
+  };
+  // APNs: the apn module's notification fields (alert, badge, sound, contentAvailable, payload,
+  // expiry) or a full payload with aps.
+  var apns = {
+    send: function (target, payload, options) {
+      options = options || {};
+      var p = jsonOf(payload, 'payload'), body, expiry;
+      if (p === null) throw new Error('The payload parameter must be an object.');
+      if (p.aps) {
+        body = {}; Object.keys(p).forEach(function (k) { if (k !== 'expiry') body[k] = p[k]; });
+      } else {
+        var aps = {};
+        if (p.alert !== undefined) aps.alert = p.alert;
+        if (p.badge !== undefined) aps.badge = p.badge;
+        if (p.sound !== undefined) aps.sound = p.sound;
+        if (p.contentAvailable || p['content-available']) aps['content-available'] = 1;
+        if (p.category !== undefined) aps.category = p.category;
+        body = { aps: aps };
+        if (p.payload && typeof p.payload === 'object') Object.keys(p.payload).forEach(function (k) { if (k !== 'aps') body[k] = p.payload[k]; });
+      }
+      expiry = expiryOf(p.expiry);
+      queue('native', 'apns', target, JSON.stringify(body), options.headers, expiry, options);
+    }
+  };
+  // GCM: dpush's message (a string becomes data.message, an object of strings the data) or a full
+  // GCM payload ({data, notification, ...}), mapped to FCM by the platform.
+  var gcmBody = function (message) {
+    if (typeof message === 'string') {
+      var parsed = null;
+      try { parsed = JSON.parse(message); } catch (e) { parsed = null; }
+      if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) message = parsed;
+      else return { data: { message: message } };
+    }
+    if (!message || typeof message !== 'object') throw new Error('The send method requires the second parameter to be a string or an object with string key value pairs.');
+    if (message.data || message.notification) return message;
+    return { data: message };
+  };
+  var gcm = {
+    send: function (target, message, options) {
+      if (arguments.length < 2) throw new Error('The send method requires 2 parameters: the recipientId(s) and message content.');
+      options = options || {};
+      queue('native', 'fcm', target, JSON.stringify(gcmBody(message)), options.headers, expiryOf(options.expiry), options);
+    },
+    sendAdvanced: function (content, retryCount, options) {
+      if (!content || typeof content !== 'object') throw new Error('The sendAdvanced method requires the first parameter to be a content object.');
+      options = options || {};
+      var body = {};
+      Object.keys(content).forEach(function (k) { if (k !== 'registration_ids') body[k] = content[k]; });
+      queue('native', 'fcm', content.registration_ids || null, JSON.stringify(body), options.headers, expiryOf(options.expiry), options);
+    }
+  };
+  // WNS: the wns module's helpers (sendToastText01 ... sendTileWideText11, sendBadge, sendRaw,
+  // sendTile, sendToast, send), building the same XML.
+  var wnsSpecs = { TileSquareBlock: [0, 2], TileSquareText01: [0, 4], TileSquareText02: [0, 2], TileSquareText03: [0, 4], TileSquareText04: [0, 1],
+    TileWideText01: [0, 5], TileWideText02: [0, 9], TileWideText03: [0, 1], TileWideText04: [0, 1], TileWideText05: [0, 5], TileWideText06: [0, 10],
+    TileWideText07: [0, 9], TileWideText08: [0, 10], TileWideText09: [0, 2], TileWideText10: [0, 9], TileWideText11: [0, 10], TileSquareImage: [1, 0],
+    TileSquarePeekImageAndText01: [1, 4], TileSquarePeekImageAndText02: [1, 2], TileSquarePeekImageAndText03: [1, 4], TileSquarePeekImageAndText04: [1, 1],
+    TileWideImage: [1, 0], TileWideImageCollection: [5, 0], TileWideImageAndText01: [1, 1], TileWideImageAndText02: [1, 2], TileWideBlockAndText01: [0, 6],
+    TileWideBlockAndText02: [0, 3], TileWideSmallImageAndText01: [1, 1], TileWideSmallImageAndText02: [1, 5], TileWideSmallImageAndText03: [1, 1],
+    TileWideSmallImageAndText04: [1, 2], TileWideSmallImageAndText05: [1, 2], TileWidePeekImageCollection01: [5, 2], TileWidePeekImageCollection02: [5, 5],
+    TileWidePeekImageCollection03: [5, 1], TileWidePeekImageCollection04: [5, 1], TileWidePeekImageCollection05: [6, 2], TileWidePeekImageCollection06: [6, 1],
+    TileWidePeekImageAndText01: [1, 1], TileWidePeekImageAndText02: [1, 5], TileWidePeekImage01: [1, 2], TileWidePeekImage02: [1, 5], TileWidePeekImage03: [1, 1],
+    TileWidePeekImage04: [1, 1], TileWidePeekImage05: [2, 2], TileWidePeekImage06: [2, 1], ToastText01: [0, 1], ToastText02: [0, 2], ToastText03: [0, 2],
+    ToastText04: [0, 3], ToastImageAndText01: [1, 1], ToastImageAndText02: [1, 2], ToastImageAndText03: [1, 2], ToastImageAndText04: [1, 3] };
+  var wnsBadges = ['none', 'activity', 'alert', 'available', 'away', 'busy', 'newMessage', 'paused', 'playing', 'unavailable', 'error'];
+  var wnsAudio = ['Default', 'IM', 'Mail', 'Reminder', 'SMS', 'Alarm', 'Looping.Alarm2', 'Looping.Call', 'Looping.Call2'];
+  var audioPrefix = 'ms-winsoundevent:Notification.';
+  var xmlEscape = function (t) { return String(t).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;'); };
+  var bindingAttrs = function (payload) {
+    var a = '';
+    if (payload && typeof payload === 'object') ['fallback', 'lang', 'baseUri', 'branding', 'addImageQuery'].forEach(function (k) {
+      if (typeof payload[k] === 'string' || typeof payload[k] === 'boolean') a += ' ' + k + '="' + xmlEscape(payload[k]) + '"';
+    });
+    return a;
+  };
+  var visualAttrs = function (o) {
+    var a = '';
+    ['lang', 'baseUri', 'branding', 'addImageQuery', 'version'].forEach(function (k) {
+      if (typeof o[k] === 'string' || typeof o[k] === 'boolean' || typeof o[k] === 'number') a += ' ' + k + '="' + xmlEscape(o[k]) + '"';
+    });
+    return a;
+  };
+  var toastAttrs = function (type, o) {
+    if (type !== 'toast') return '';
+    if (o.launch !== undefined && typeof o.launch !== 'string') throw new Error('The options.launch must be a string value.');
+    if (o.duration !== undefined && ['long', 'short'].indexOf(o.duration) < 0) throw new Error('The options.duration must be a string value from the following set: ["long","short"]');
+    var a = '';
+    if (o.duration) a += ' duration="' + o.duration + '"';
+    if (o.launch) a += ' launch="' + xmlEscape(o.launch) + '"';
+    return a;
+  };
+  var audioXML = function (type, o) {
+    if (type !== 'toast' || typeof o.audio !== 'object' || o.audio === null) return '';
+    var au = o.audio;
+    if (au.loop !== undefined && typeof au.loop !== 'boolean') throw new Error('The options.audio.loop must be a boolean value.');
+    if (au.silent !== undefined && typeof au.silent !== 'boolean') throw new Error('The options.audio.silent must be a boolean value.');
+    if (typeof au.src === 'string') {
+      if (!wnsAudio.some(function (s) { return s === au.src || audioPrefix + s === au.src; }))
+        throw new Error('The options.audio.src must be a string value from the following set: ' + JSON.stringify(wnsAudio));
+    } else if (au.silent !== undefined) throw new Error('The options.audio.src must be a string value from the following set: ' + JSON.stringify(wnsAudio));
+    var r = '<audio';
+    if (au.src) r += ' src="' + (au.src.indexOf(audioPrefix) === 0 ? au.src : audioPrefix + au.src) + '"';
+    if (au.silent) r += ' silent="true"';
+    if (au.loop) r += ' loop="true"';
+    return r + '/>';
+  };
+  var wrapXML = function (type, bindings, o) {
+    return '<' + type + toastAttrs(type, o) + '><visual' + visualAttrs(o) + '>' + bindings + '</visual>' + audioXML(type, o) + '</' + type + '>';
+  };
+  var createBinding = function (name, args) {
+    var spec = wnsSpecs[name], images = spec[0], texts = spec[1], params = [], payload;
+    if (args.length && typeof args[0] === 'object' && args[0] !== null) {
+      payload = args.shift();
+      for (var i = 1; i <= images; i++) {
+        var src = payload['image' + i + 'src'], alt = payload['image' + i + 'alt'];
+        if (src !== undefined && typeof src !== 'string') throw new Error('The image' + i + 'src property of the payload argument must be a string.');
+        if (alt !== undefined && typeof alt !== 'string') throw new Error('The image' + i + 'alt property of the payload argument must be a string.');
+        params.push(src || ''); params.push(alt || '');
+      }
+      for (var j = 1; j <= texts; j++) {
+        var text = payload['text' + j];
+        if (text !== undefined && text !== null && typeof text !== 'string') text = text.toString();
+        params.push(text || '');
+      }
+    } else {
+      while (args.length && typeof args[0] === 'string') params.push(args.shift());
+    }
+    if (params.length !== texts + images * 2)
+      throw new Error('The ' + name + ' WNS notification type requires ' + (texts + images * 2) + ' text parameters to be specified (' + images +
+        ' image(s) that require href and alt text each, and ' + texts + ' text field(s)), while only ' + params.length + ' parameter(s) have been provided.');
+    var x = '<binding template="' + name + '"' + bindingAttrs(payload) + '>', k = 0;
+    for (var a = 1; a <= images; a++) { x += '<image id="' + a + '" src="' + xmlEscape(params[k++]) + '" alt="' + xmlEscape(params[k++]) + '"/>'; }
+    for (var b = 1; b <= texts; b++) { x += '<text id="' + b + '">' + xmlEscape(params[k++]) + '</text>'; }
+    return x + '</binding>';
+  };
+  var wnsSend = function (target, payload, type, options) {
+    options = options || {};
+    if (['wns/toast', 'wns/badge', 'wns/tile', 'wns/raw'].indexOf(type) < 0) throw new Error('The type must be one of wns/toast, wns/badge, wns/tile or wns/raw.');
+    var headers = { 'X-WNS-Type': type };
+    if (options.headers && typeof options.headers === 'object') Object.keys(options.headers).forEach(function (h) { headers[h] = String(options.headers[h]); });
+    queue('native', 'wns', target, String(payload), headers, expiryOf(options.expiry), options);
+  };
+  var wns = {
+    send: function (target, payload, type, options) { wnsSend(target, payload, type, options); },
+    sendRaw: function (target, payload, options) { wnsSend(target, typeof payload === 'string' ? payload : JSON.stringify(payload), 'wns/raw', options); },
+    sendBadge: function (target, value, options) {
+      var v = value, version = 1;
+      if (value && typeof value === 'object') { v = value.value; version = value.version || 1; }
+      if (typeof v !== 'string' && isNaN(v)) throw new Error('The badge value must be a string or a number.');
+      if (!isNaN(v)) { if (v < 0) throw new Error('The badge numeric value must be greater than or equal to 0.'); }
+      else if (wnsBadges.indexOf(v) < 0) throw new Error('The badge value must be either an integer greater than or equal to 0 or one of ' + JSON.stringify(wnsBadges));
+      wnsSend(target, '<badge value="' + xmlEscape(v) + '" version="' + xmlEscape(version) + '"/>', 'wns/badge', options);
+    }
+  };
+  var tileOrToast = function (type) {
+    return function (target) {
+      var args = slice.call(arguments, 1), bindings = '', options = {};
+      for (var i = 0; i < args.length; i++) {
+        var a = args[i];
+        if (typeof a === 'string') {
+          if (a.indexOf('<binding') !== 0) throw new Error('Every string argument must be a WNS binding XML. You can create binding XML using one of the wns.create<TemplateName>Binding methods.');
+          bindings += a;
+        } else if (a && typeof a === 'object' && typeof a.type === 'string') {
+          if (!wnsSpecs[a.type]) throw new Error('Unrecognized type of a ' + type + ': ' + a.type);
+          bindings += createBinding(a.type, [a]);
+        } else if (a && typeof a === 'object') { options = a; break; }
+        else throw new Error('Unsuported type of argument: ' + typeof a);
+      }
+      if (bindings === '') throw new Error('At least one binding must be specified.');
+      wnsSend(target, wrapXML(type, bindings, options), 'wns/' + type, options);
+    };
+  };
+  wns.sendTile = tileOrToast('tile');
+  wns.sendToast = tileOrToast('toast');
+  Object.keys(wnsSpecs).forEach(function (name) {
+    var type = name.indexOf('Tile') === 0 ? 'tile' : 'toast';
+    wns['create' + name + 'Binding'] = function () { return createBinding(name, slice.call(arguments)); };
+    wns['create' + name] = function () {
+      var args = slice.call(arguments), binding = createBinding(name, args);
+      var o = args.length && typeof args[0] === 'object' && args[0] !== null ? args[0] : {};
+      return wrapXML(type, binding, o);
+    };
+    wns['send' + name] = function (target) {
+      var args = slice.call(arguments, 1), binding = createBinding(name, args);
+      var o = args.length && typeof args[0] === 'object' && args[0] !== null ? args[0] : {};
+      wnsSend(target, wrapXML(type, binding, o), 'wns/' + type, o);
+    };
+  });
+  var webpush = {
+    send: function (target, payload, options) {
+      options = options || {};
+      queue('native', 'webpush', target, typeof payload === 'string' ? payload : JSON.stringify(payload), options.headers, expiryOf(options.expiry), options);
+    }
+  };
+  push = {
+    apns: apns, gcm: gcm, wns: wns, webpush: webpush, mpns: mpnsRetired,
+    // Notification Hubs' template send: tags (an expression, an array of tags, or null for every
+    // device) and the properties the templates' $(name) placeholders take.
+    send: function (tags, payload, options) {
+      if (typeof options === 'function') { var cb = options; options = { success: function (r) { cb(null, r); }, error: function (e) { cb(e); } }; }
+      var props = payload;
+      if (typeof props === 'string') { try { props = JSON.parse(props); } catch (e) { throw new Error('The payload must be an object of template properties.'); } }
+      if (!props || typeof props !== 'object' || Array.isArray(props)) throw new Error('The payload must be an object of template properties.');
+      queue('template', '', tags === undefined ? null : tags, props, null, undefined, options || {});
+    }
+  };
+}
 
 global.Buffer = Buffer;
 global.console = console;

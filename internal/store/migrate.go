@@ -178,6 +178,41 @@ CREATE TABLE gatehouse_instances (id TEXT PRIMARY KEY, host TEXT NOT NULL, start
 	PRIMARY KEY (source, table_name))`,
 	},
 	{
+		// Push notifications (package push). registrations are devices: v1 registrations (id chosen
+		// by POST /push/registrationids) and the rows of v2 installations (one native row "i:<id>" and
+		// one per template "i:<id>/<template>"); tags lists each row's tags for lookups by tag. outbox
+		// holds the notifications to deliver: available_at is when a worker may claim the message (a
+		// claim moves it to the lease's end, so a crashed worker's message comes back), lease the
+		// claim's fencing token. Times are Unix milliseconds.
+		Version:  70,
+		Name:     "push registrations and outbox",
+		Additive: true,
+		SQLite: `CREATE TABLE gatehouse_push_registrations (id TEXT PRIMARY KEY, installation_id TEXT NOT NULL, platform TEXT NOT NULL,
+	channel TEXT NOT NULL, tags TEXT NOT NULL, template_name TEXT NOT NULL, template_body TEXT NOT NULL, headers TEXT NOT NULL,
+	expiry TEXT NOT NULL, user_id TEXT NOT NULL, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);
+CREATE INDEX gatehouse_push_registrations_channel ON gatehouse_push_registrations (platform, channel);
+CREATE INDEX gatehouse_push_registrations_installation ON gatehouse_push_registrations (installation_id);
+CREATE INDEX gatehouse_push_registrations_user ON gatehouse_push_registrations (user_id);
+CREATE TABLE gatehouse_push_tags (tag TEXT NOT NULL, registration_id TEXT NOT NULL, PRIMARY KEY (tag, registration_id));
+CREATE INDEX gatehouse_push_tags_registration ON gatehouse_push_tags (registration_id);
+CREATE TABLE gatehouse_push_outbox (id TEXT PRIMARY KEY, platform TEXT NOT NULL, channel TEXT NOT NULL, registration_id TEXT NOT NULL,
+	payload BLOB NOT NULL, headers TEXT NOT NULL, expires_at INTEGER NOT NULL, created_at INTEGER NOT NULL, available_at INTEGER NOT NULL,
+	attempts INTEGER NOT NULL, lease TEXT NOT NULL, last_error TEXT NOT NULL);
+CREATE INDEX gatehouse_push_outbox_available ON gatehouse_push_outbox (platform, available_at)`,
+		Postgres: `CREATE TABLE gatehouse_push_registrations (id TEXT PRIMARY KEY, installation_id TEXT NOT NULL, platform TEXT NOT NULL,
+	channel TEXT NOT NULL, tags TEXT NOT NULL, template_name TEXT NOT NULL, template_body TEXT NOT NULL, headers TEXT NOT NULL,
+	expiry TEXT NOT NULL, user_id TEXT NOT NULL, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL);
+CREATE INDEX gatehouse_push_registrations_channel ON gatehouse_push_registrations (platform, channel);
+CREATE INDEX gatehouse_push_registrations_installation ON gatehouse_push_registrations (installation_id);
+CREATE INDEX gatehouse_push_registrations_user ON gatehouse_push_registrations (user_id);
+CREATE TABLE gatehouse_push_tags (tag TEXT NOT NULL, registration_id TEXT NOT NULL, PRIMARY KEY (tag, registration_id));
+CREATE INDEX gatehouse_push_tags_registration ON gatehouse_push_tags (registration_id);
+CREATE TABLE gatehouse_push_outbox (id TEXT PRIMARY KEY, platform TEXT NOT NULL, channel TEXT NOT NULL, registration_id TEXT NOT NULL,
+	payload BYTEA NOT NULL, headers TEXT NOT NULL, expires_at BIGINT NOT NULL, created_at BIGINT NOT NULL, available_at BIGINT NOT NULL,
+	attempts INTEGER NOT NULL, lease TEXT NOT NULL, last_error TEXT NOT NULL);
+CREATE INDEX gatehouse_push_outbox_available ON gatehouse_push_outbox (platform, available_at)`,
+	},
+	{
 		// Second factors of built-in accounts (package account). totp.secret is the authenticator
 		// secret sealed with AES-GCM; confirmed_at stays 0 until a first code proved the app has it;
 		// last_step is the last RFC 6238 time step whose code was accepted (replay protection).
