@@ -26,7 +26,7 @@ func completionCmd(args []string, stdout io.Writer) error {
 // command builds (loadConfigArgs hands it over); writes are discarded.
 type flagRecorder struct{ sets []*flag.FlagSet }
 
-func (r *flagRecorder) Write(p []byte) (int, error) { return len(p), nil }
+func (r *flagRecorder) Write(p []byte) (int, error)  { return len(p), nil }
 func (r *flagRecorder) recordFlags(fs *flag.FlagSet) { r.sets = append(r.sets, fs) }
 
 // commandTree is the commands list as a tree, each leaf with the flags its command defines: the
