@@ -5,10 +5,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"time"
+
+	"golang.org/x/term"
 
 	"github.com/gatehouse/gatehouse/internal/backup"
 	"github.com/gatehouse/gatehouse/internal/keys"
+	"github.com/gatehouse/gatehouse/internal/progress"
 	"github.com/gatehouse/gatehouse/internal/store"
 )
 
@@ -32,10 +36,12 @@ func backupCmd(ctx context.Context, args []string, stdout, stderr io.Writer, get
 		return err
 	}
 	defer db.Close()
-	m, err := backup.Create(ctx, db, cfg.DataDir, out, version, force, time.Now())
+	line := progressLine(stderr, "backup", progress.Bytes)
+	m, err := backup.Create(ctx, db, cfg.DataDir, out, version, force, time.Now(), line)
 	if err != nil {
 		return err
 	}
+	line.Finish()
 	fmt.Fprintf(stdout, "backup written to %s: database %s at schema %d", out, db.Location, m.SchemaVersion)
 	if m.Has(keys.FileName) {
 		fmt.Fprintln(stdout, ", with keys.json.")
@@ -50,6 +56,13 @@ func backupCmd(ctx context.Context, args []string, stdout, stderr io.Writer, get
 	}
 	fmt.Fprintln(stderr, "the archive holds secrets: keep it encrypted and access-controlled.")
 	return nil
+}
+
+// progressLine is a progress line on stderr, drawn only when stderr is a terminal: scripts and CI
+// (a pipe, a file, a test's buffer) see the command's usual output and nothing else.
+func progressLine(stderr io.Writer, label string, unit progress.Unit) *progress.Line {
+	f, ok := stderr.(*os.File)
+	return progress.New(stderr, label, unit, progress.Options{Terminal: ok && term.IsTerminal(int(f.Fd()))})
 }
 
 // restoreCmd is `gatehouse restore --in FILE [--force]`: the archive becomes the data directory.
@@ -69,10 +82,12 @@ func restoreCmd(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 	if cfg.Database != "" {
 		return fmt.Errorf("%w: restore writes the data directory's SQLite database; unset --database/GATEHOUSE_DATABASE (PostgreSQL: pg_restore, see docs/operations.md)", errUsage)
 	}
-	res, err := backup.Restore(ctx, in, cfg.DataDir, force, time.Now())
+	line := progressLine(stderr, "restore", progress.Bytes)
+	res, err := backup.Restore(ctx, in, cfg.DataDir, force, time.Now(), line)
 	if err != nil {
 		return err
 	}
+	line.Finish()
 	m := res.Manifest
 	fmt.Fprintf(stdout, "restored %s into %s: schema %d, taken %s by gatehouse %s", in, cfg.DataDir, m.SchemaVersion, m.CreatedAt.Format(time.RFC3339), m.GatehouseVersion)
 	if m.Has(keys.FileName) {

@@ -156,7 +156,9 @@ func cliReference(t *testing.T) string {
 	config.RegisterFlags(common)
 	var sb strings.Builder
 	sb.WriteString("# Command-line reference\n\n<!-- Generated from the commands by TestCLIReference (cmd/gatehouse/cli_test.go); regenerate with\nGATEHOUSE_UPDATE_README=1 go test ./cmd/gatehouse -run TestCLIReference -->\n\n")
-	sb.WriteString("Flags may come before or after arguments (`--` ends the flags). Every command also takes the\nsettings' flags (`--config FILE`, `--data DIR`, `--database URL`, `--app DIR`, … listed in\n[configuration.md](configuration.md)). Exit status 0: success; 1: the command failed (the message\nnames the setting or file at fault); 2: a command-line mistake (a one-line reason on standard error).\n\n")
+	sb.WriteString("Flags may come before or after arguments (`--` ends the flags). Every command also takes the\nsettings' flags (`--config FILE`, `--data DIR`, `--database URL`, `--app DIR`, … listed in\n[configuration.md](configuration.md)). Exit status 0: success; 1: the command failed (the message\nnames the setting or file at fault); 2: a command-line mistake (a one-line reason on standard error).\n\n" +
+		"Shell completion (commands, subcommands and every flag, generated from the same definitions as this\npage): `source <(gatehouse completion bash)` in `~/.bashrc`; `source <(gatehouse completion zsh)` in\n`~/.zshrc` after `compinit`; `gatehouse completion fish > ~/.config/fish/completions/gatehouse.fish`.\n\n" +
+		"On a terminal, `gatehouse import`, `backup` and `restore` redraw a progress line on standard error\n(rows or bytes, rate) at most ten times a second; scripts and CI (standard error not a terminal) see\nonly the usual output.\n\n")
 	for _, c := range commands {
 		words := strings.Fields(c.Use)
 		argv := []string{words[0]}

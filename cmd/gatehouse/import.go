@@ -18,6 +18,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/appdir"
 	"github.com/gatehouse/gatehouse/internal/importer"
+	"github.com/gatehouse/gatehouse/internal/progress"
 	"github.com/gatehouse/gatehouse/internal/store"
 	"github.com/gatehouse/gatehouse/internal/table"
 )
@@ -72,7 +73,12 @@ func importCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	if ic.MasterKey == "" {
 		fmt.Fprintf(stderr, "gatehouse import: no master key (%s or --master-key-file): reading as an anonymous client\n", envImportMasterKey)
 	}
-	if f, ok := stdout.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
+	// On a terminal: one rate-limited line on stderr. Otherwise the lines written so far (a bar when
+	// only stdout is a terminal, plain lines in scripts and CI), unchanged.
+	line := progressLine(stderr, "import", progress.Rows)
+	if line.Enabled() {
+		ic.Progress = &importer.Terminal{Line: line}
+	} else if f, ok := stdout.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
 		ic.Progress = &importer.Bar{W: stdout}
 	} else {
 		ic.Progress = &importer.Lines{W: stdout}
@@ -96,6 +102,7 @@ func importCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		return err
 	}
 	sum, err := importer.Run(ctx, ic, importer.Target{DB: db, Service: svc, Store: st})
+	line.Finish()
 	if sum != nil {
 		importer.PrintSummary(stdout, sum)
 	}

@@ -139,6 +139,10 @@ func testImportFromGatehouse(t *testing.T, newDSN func() string) {
 	if !regexp.MustCompile(`\(v2\): 3 tables, 54 rows \(2 deleted\)`).MatchString(out) {
 		t.Fatalf("summary: %s", out)
 	}
+	// Not a terminal: the plain lines on stdout, no progress line on stderr.
+	if !strings.Contains(out, "movies: done, ") || strings.ContainsAny(out+errs, "\r\x1b") {
+		t.Fatalf("import off a terminal: %q %q", out, errs)
+	}
 	if strings.Contains(out+errs, importTestMaster) {
 		t.Fatal("the master key was printed")
 	}

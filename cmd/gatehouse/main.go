@@ -42,7 +42,32 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		}
 		return 0
 	}
-	var err error
+	if cmd == "help" || cmd == "-h" || cmd == "--help" {
+		usage(stdout)
+		return 0
+	}
+	known, err := dispatch(ctx, cmd, args, stdout, stderr, getenv)
+	if !known {
+		fmt.Fprintf(stderr, "gatehouse: unknown command %q\n", cmd)
+		usage(stderr)
+		return 2
+	}
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintf(stderr, "gatehouse %s: %v\n", cmd, err)
+		if errors.Is(err, errUsage) {
+			return 2
+		}
+		return 1
+	}
+	return 0
+}
+
+// dispatch runs one command; known is false when there is no such command. Completion calls it with
+// -h to read each command's flag set.
+func dispatch(ctx context.Context, cmd string, args []string, stdout, stderr io.Writer, getenv func(string) string) (known bool, err error) {
 	switch cmd {
 	case "serve":
 		err = serve(ctx, args, stdout, stderr, getenv)
@@ -74,24 +99,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = importCmd(ctx, args, os.Stdin, stdout, stderr, getenv)
 	case "version":
 		fmt.Fprintf(stdout, "gatehouse %s\n", version)
-	case "help", "-h", "--help":
-		usage(stdout)
+	case "completion":
+		err = completionCmd(args, stdout)
 	default:
-		fmt.Fprintf(stderr, "gatehouse: unknown command %q\n", cmd)
-		usage(stderr)
-		return 2
+		return false, nil
 	}
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintf(stderr, "gatehouse %s: %v\n", cmd, err)
-		if errors.Is(err, errUsage) {
-			return 2
-		}
-		return 1
-	}
-	return 0
+	return true, err
 }
 
 // commands lists every command with one line of help; usage prints it, and a test checks that the
@@ -129,6 +142,7 @@ var commands = []struct{ Use, Summary string }{
 	{"restore --in FILE", "verify an archive and restore it as the data directory (--force)"},
 	{"import --from URL", "copy a live Mobile Services / Mobile Apps backend's tables (--tables, --since, --full)"},
 	{"healthcheck [--ready]", "probe this instance's /healthz (/readyz): exit 0 when healthy"},
+	{"completion SHELL", "print a completion script for bash, zsh or fish (e.g. source <(gatehouse completion bash))"},
 	{"version", "print the version"},
 	{"help", "print this list"},
 }

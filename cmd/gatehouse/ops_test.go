@@ -223,6 +223,10 @@ func TestBackupRestoreRoundTrip(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "with keys.json") {
 		t.Fatalf("backup: %d %s %s", code, out, errs)
 	}
+	// Not a terminal: no progress line, the output as it always was.
+	if errs != "the archive holds secrets: keep it encrypted and access-controlled.\n" || strings.ContainsAny(out, "\r\x1b") {
+		t.Fatalf("backup off a terminal: %q %q", out, errs)
+	}
 	if st, err := os.Stat(archive); err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("archive mode: %v %v", st, err)
 	}
@@ -235,8 +239,8 @@ func TestBackupRestoreRoundTrip(t *testing.T) {
 
 	restored := filepath.Join(dir, "restored")
 	code, out, errs = runCmd(t, nil, "restore", "--data", restored, "--in", archive)
-	if code != 0 || !strings.Contains(out, "with keys.json") {
-		t.Fatalf("restore: %d %s %s", code, out, errs)
+	if code != 0 || !strings.Contains(out, "with keys.json") || errs != "" || strings.ContainsAny(out, "\r\x1b") {
+		t.Fatalf("restore: %d %q %q", code, out, errs)
 	}
 	if st, err := os.Stat(restored); err != nil || st.Mode().Perm() != 0o700 {
 		t.Fatalf("restored directory: %v %v", st, err)

@@ -52,6 +52,9 @@ func loadConfigArgs(name string, args []string, stderr io.Writer, getenv func(st
 	if extra != nil {
 		extra(fs)
 	}
+	if r, ok := stderr.(interface{ recordFlags(*flag.FlagSet) }); ok {
+		r.recordFlags(fs) // completion reads the flags
+	}
 	if err := parseInterspersed(fs, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, nil, err

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/keys"
+	"github.com/gatehouse/gatehouse/internal/progress"
 	"github.com/gatehouse/gatehouse/internal/store"
 )
 
@@ -66,8 +67,9 @@ func (m *Manifest) Has(name string) bool {
 }
 
 // Create writes an archive of db (SQLite) and dataDir's keys.json (when there is one) to out, mode
-// 0600. out must not exist unless overwrite is set; it appears complete or not at all.
-func Create(ctx context.Context, db *store.DB, dataDir, out, version string, overwrite bool, now time.Time) (*Manifest, error) {
+// 0600. out must not exist unless overwrite is set; it appears complete or not at all. line (nil: none)
+// shows the bytes archived.
+func Create(ctx context.Context, db *store.DB, dataDir, out, version string, overwrite bool, now time.Time, line *progress.Line) (*Manifest, error) {
 	if db.Dialect != store.SQLite {
 		return nil, errors.New("backup: the database is PostgreSQL: back it up with pg_dump (docs/operations.md, \"Backups and restore\")")
 	}
@@ -80,6 +82,7 @@ func Create(ctx context.Context, db *store.DB, dataDir, out, version string, ove
 	}
 	defer os.RemoveAll(tmp)
 	snap := filepath.Join(tmp, dbName)
+	line.SetNote("copying the database")
 	if _, err := db.ExecContext(ctx, `VACUUM INTO ?`, snap); err != nil {
 		return nil, fmt.Errorf("backup: copy the database: %w", err)
 	}
@@ -111,7 +114,13 @@ func Create(ctx context.Context, db *store.DB, dataDir, out, version string, ove
 	if err != nil {
 		return nil, fmt.Errorf("backup: %w", err)
 	}
-	if err := writeArchive(part, m, files); err != nil {
+	var total int64
+	for _, f := range m.Files {
+		total += f.Size
+	}
+	line.SetTotal(total)
+	line.SetNote("writing " + filepath.Base(out))
+	if err := writeArchive(part, m, files, line); err != nil {
 		part.Close()
 		return nil, err
 	}
@@ -129,7 +138,7 @@ func Create(ctx context.Context, db *store.DB, dataDir, out, version string, ove
 	return m, nil
 }
 
-func writeArchive(w io.Writer, m *Manifest, files []string) error {
+func writeArchive(w io.Writer, m *Manifest, files []string, line *progress.Line) error {
 	gz := gzip.NewWriter(w)
 	tw := tar.NewWriter(gz)
 	mb, err := json.MarshalIndent(m, "", "  ")
@@ -144,7 +153,7 @@ func writeArchive(w io.Writer, m *Manifest, files []string) error {
 		return fmt.Errorf("backup: %w", err)
 	}
 	for i, p := range files {
-		if err := addFile(tw, p, m.Files[i], m.CreatedAt); err != nil {
+		if err := addFile(tw, p, m.Files[i], m.CreatedAt, line); err != nil {
 			return err
 		}
 	}
@@ -157,7 +166,7 @@ func writeArchive(w io.Writer, m *Manifest, files []string) error {
 	return nil
 }
 
-func addFile(tw *tar.Writer, path string, f File, at time.Time) error {
+func addFile(tw *tar.Writer, path string, f File, at time.Time, line *progress.Line) error {
 	in, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("backup: %w", err)
@@ -169,7 +178,7 @@ func addFile(tw *tar.Writer, path string, f File, at time.Time) error {
 	// The file was digested just before; a file that changed since (keys rotated meanwhile) fails here
 	// rather than producing an archive whose checksum is wrong.
 	h := sha256.New()
-	if n, err := io.Copy(io.MultiWriter(tw, h), io.LimitReader(in, f.Size)); err != nil || n != f.Size {
+	if n, err := io.Copy(io.MultiWriter(tw, h, line.Writer(io.Discard)), io.LimitReader(in, f.Size)); err != nil || n != f.Size {
 		return fmt.Errorf("backup: %s changed while it was archived; try again", f.Name)
 	}
 	if hex.EncodeToString(h.Sum(nil)) != f.SHA256 {

@@ -25,7 +25,7 @@ func FuzzExtract(f *testing.F) {
 		m.Files = append(m.Files, File{Name: filepath.Base(p), Size: int64(len(b)), SHA256: hex.EncodeToString(sum[:])})
 	}
 	var buf bytes.Buffer
-	if err := writeArchive(&buf, m, []string{db, ks}); err != nil {
+	if err := writeArchive(&buf, m, []string{db, ks}, nil); err != nil {
 		f.Fatal(err)
 	}
 	f.Add(buf.Bytes())

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/keys"
+	"github.com/gatehouse/gatehouse/internal/progress"
 )
 
 // Restored describes a finished restore.
@@ -28,8 +29,8 @@ type Restored struct {
 // SHA-256 and the database against SQLite's integrity check and this binary's schema (a schema with a
 // newer non-additive migration is refused) in a directory beside dataDir; only then is that directory
 // renamed into place. A dataDir that exists and is not empty is refused unless force is set, and then
-// moved aside (never deleted) to dataDir.before-restore-<time>.
-func Restore(ctx context.Context, in, dataDir string, force bool, now time.Time) (*Restored, error) {
+// moved aside (never deleted) to dataDir.before-restore-<time>. line (nil: none) shows the bytes read.
+func Restore(ctx context.Context, in, dataDir string, force bool, now time.Time, line *progress.Line) (*Restored, error) {
 	dataDir = filepath.Clean(dataDir)
 	empty, exists, err := dirState(dataDir)
 	if err != nil {
@@ -54,7 +55,10 @@ func Restore(ctx context.Context, in, dataDir string, force bool, now time.Time)
 			os.RemoveAll(tmp)
 		}
 	}()
-	m, err := extract(f, tmp)
+	if fi, err := f.Stat(); err == nil {
+		line.SetTotal(fi.Size())
+	}
+	m, err := extract(line.Reader(f), tmp)
 	if err != nil {
 		return nil, err
 	}

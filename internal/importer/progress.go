@@ -5,6 +5,8 @@ import (
 	"io"
 	"strings"
 	"time"
+
+	"github.com/gatehouse/gatehouse/internal/progress"
 )
 
 // Bar draws one progress bar per table on a terminal (redrawn in place with \r).
@@ -44,6 +46,48 @@ func (b *Bar) draw(table string) {
 	}
 	n := int(frac * width)
 	fmt.Fprintf(b.W, "\r%-20s [%s%s] %d/%d rows", table, strings.Repeat("#", n), strings.Repeat(".", width-n), b.done, b.total)
+}
+
+// Terminal feeds a progress line (drawn on a terminal only): the rows copied over every table and
+// their rate, the table being copied with its own count, and how many tables are done.
+type Terminal struct {
+	Line    *progress.Line
+	current string
+	total   int64 // the current table's rows, < 0 when unknown
+	done    int64 // the current table's rows copied
+	tables  int   // tables done
+}
+
+// Start begins a table.
+func (t *Terminal) Start(table string, total int64) {
+	t.current, t.total, t.done = table, total, 0
+	t.Line.SetNote(t.note())
+}
+
+// Add counts rows copied.
+func (t *Terminal) Add(table string, n int) {
+	t.done += int64(n)
+	t.Line.AddNote(int64(n), t.note())
+}
+
+// Done ends a table.
+func (t *Terminal) Done(table string, rows, deleted int64) {
+	t.tables++
+	t.current = ""
+	t.Line.SetNote(t.note())
+}
+
+func (t *Terminal) note() string {
+	var b strings.Builder
+	if t.current != "" {
+		fmt.Fprintf(&b, "table %s %s", t.current, progress.Thousands(t.done))
+		if t.total >= 0 {
+			fmt.Fprintf(&b, "/%s", progress.Thousands(t.total))
+		}
+		b.WriteString(", ")
+	}
+	fmt.Fprintf(&b, "%d tables done", t.tables)
+	return b.String()
 }
 
 // Lines prints plain progress lines (not a terminal): one per table start and end, and at most one

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gatehouse/gatehouse/internal/progress"
 )
 
 func TestProgressOutput(t *testing.T) {
@@ -33,6 +35,32 @@ func TestProgressOutput(t *testing.T) {
 	PrintSummary(&b, &Summary{Source: "https://x", Protocol: V1, Rows: 3, Deleted: 1, Duration: 1500 * time.Millisecond,
 		Tables: []TableSummary{{Name: "t", IDType: "integer", Rows: 3, Deleted: 1, Created: true, Legacy: true}}})
 	if !strings.Contains(b.String(), "imported from https://x (v1): 1 tables, 3 rows (1 deleted) in 1.5s") || !strings.Contains(b.String(), "read in id order") {
+		t.Fatalf("summary: %q", b.String())
+	}
+}
+
+// TestTerminalProgress: the terminal adapter counts rows over every table and names the current one.
+func TestTerminalProgress(t *testing.T) {
+	now := time.Unix(0, 0)
+	var b bytes.Buffer
+	line := progress.New(&b, "import", progress.Rows, progress.Options{Terminal: true, Now: func() time.Time { return now }})
+	tp := &Terminal{Line: line}
+	tp.Start("movies", 10)
+	now = now.Add(time.Second)
+	tp.Add("movies", 4)
+	if got := b.String()[strings.LastIndex(b.String(), "\r"):]; got != "\rimport: 4 rows, 4 rows/s, table movies 4/10, 0 tables done\x1b[K" {
+		t.Fatalf("line: %q", got)
+	}
+	tp.Add("movies", 6)
+	tp.Done("movies", 10, 0)
+	tp.Start("bulk", -1)
+	now = now.Add(time.Second)
+	tp.Add("bulk", 10)
+	if got := b.String()[strings.LastIndex(b.String(), "\r"):]; got != "\rimport: 20 rows, 10 rows/s, table bulk 10, 1 tables done\x1b[K" {
+		t.Fatalf("line: %q", got)
+	}
+	line.Finish()
+	if !strings.HasSuffix(b.String(), "\rimport: 20 rows in 2s (10 rows/s)\x1b[K\n") {
 		t.Fatalf("summary: %q", b.String())
 	}
 }
