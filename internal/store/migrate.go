@@ -177,6 +177,52 @@ CREATE TABLE gatehouse_instances (id TEXT PRIMARY KEY, host TEXT NOT NULL, start
 	last_id TEXT NOT NULL, rows BIGINT NOT NULL, finished_at BIGINT NOT NULL DEFAULT 0, changed_at BIGINT NOT NULL,
 	PRIMARY KEY (source, table_name))`,
 	},
+	{
+		// The audit trail (package audit): one row per change made through the console, the admin API
+		// or the CLI. at is Unix microseconds; before_state and after_state are redacted JSON (NULL when
+		// not recorded). Append-only: a trigger refuses UPDATE; the only DELETE is the optional retention.
+		Version:  85,
+		Name:     "audit trail",
+		Additive: true,
+		SQLite: `CREATE TABLE gatehouse_audit (id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, actor TEXT NOT NULL, via TEXT NOT NULL,
+	action TEXT NOT NULL, target TEXT NOT NULL, remote TEXT NOT NULL, request_id TEXT NOT NULL, before_state TEXT, after_state TEXT);
+CREATE INDEX gatehouse_audit_at ON gatehouse_audit (at);
+CREATE INDEX gatehouse_audit_actor ON gatehouse_audit (actor, id);
+CREATE INDEX gatehouse_audit_action ON gatehouse_audit (action, id);
+CREATE INDEX gatehouse_audit_target ON gatehouse_audit (target, id);
+CREATE TRIGGER gatehouse_audit_append_only BEFORE UPDATE ON gatehouse_audit
+BEGIN SELECT RAISE(ABORT, 'gatehouse_audit is append-only'); END`,
+		Postgres: `CREATE TABLE gatehouse_audit (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, at BIGINT NOT NULL, actor TEXT NOT NULL,
+	via TEXT NOT NULL, action TEXT NOT NULL, target TEXT NOT NULL, remote TEXT NOT NULL, request_id TEXT NOT NULL, before_state TEXT, after_state TEXT);
+CREATE INDEX gatehouse_audit_at ON gatehouse_audit (at);
+CREATE INDEX gatehouse_audit_actor ON gatehouse_audit (actor, id);
+CREATE INDEX gatehouse_audit_action ON gatehouse_audit (action, id);
+CREATE INDEX gatehouse_audit_target ON gatehouse_audit (target, id);
+CREATE FUNCTION gatehouse_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'gatehouse_audit is append-only'; END $$;
+CREATE TRIGGER gatehouse_audit_append_only BEFORE UPDATE ON gatehouse_audit FOR EACH ROW EXECUTE FUNCTION gatehouse_audit_append_only()`,
+	},
+	{
+		// Activity (package activity): recent request and script events of every instance in a bounded
+		// ring (pruned by age and count), and per-minute, per-instance request counts with a latency
+		// histogram (log-scale buckets "index:count,…") from which p99 over any window is computed.
+		// at and minute are Unix milliseconds.
+		Version:  86,
+		Name:     "activity",
+		Additive: true,
+		SQLite: `CREATE TABLE gatehouse_activity (id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, instance TEXT NOT NULL,
+	kind TEXT NOT NULL, request_id TEXT NOT NULL, method TEXT NOT NULL, route TEXT NOT NULL, path TEXT NOT NULL, status INTEGER NOT NULL,
+	duration_us INTEGER NOT NULL, user_id TEXT NOT NULL, bytes INTEGER NOT NULL, level TEXT NOT NULL, source TEXT NOT NULL, message TEXT NOT NULL);
+CREATE INDEX gatehouse_activity_at ON gatehouse_activity (at);
+CREATE TABLE gatehouse_activity_minutes (minute INTEGER NOT NULL, instance TEXT NOT NULL, requests INTEGER NOT NULL,
+	errors_4xx INTEGER NOT NULL, errors_5xx INTEGER NOT NULL, latency TEXT NOT NULL, PRIMARY KEY (minute, instance))`,
+		Postgres: `CREATE TABLE gatehouse_activity (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, at BIGINT NOT NULL, instance TEXT NOT NULL,
+	kind TEXT NOT NULL, request_id TEXT NOT NULL, method TEXT NOT NULL, route TEXT NOT NULL, path TEXT NOT NULL, status INTEGER NOT NULL,
+	duration_us BIGINT NOT NULL, user_id TEXT NOT NULL, bytes BIGINT NOT NULL, level TEXT NOT NULL, source TEXT NOT NULL, message TEXT NOT NULL);
+CREATE INDEX gatehouse_activity_at ON gatehouse_activity (at);
+CREATE TABLE gatehouse_activity_minutes (minute BIGINT NOT NULL, instance TEXT NOT NULL, requests BIGINT NOT NULL,
+	errors_4xx BIGINT NOT NULL, errors_5xx BIGINT NOT NULL, latency TEXT NOT NULL, PRIMARY KEY (minute, instance))`,
+	},
 }
 
 // Migrations returns the schema history (for tests and `gatehouse version`).
