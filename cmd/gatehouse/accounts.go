@@ -25,18 +25,7 @@ import (
 // newAccounts builds the accounts service from the configuration. minter may be nil (admin commands);
 // users may be nil until the users directory is wired.
 func newAccounts(cfg *config.Config, db *store.DB, minter account.Minter, users account.Users, log *slog.Logger) (*account.Service, error) {
-	conc := cfg.Accounts.HashConcurrency
-	if conc == 0 {
-		conc = password.DefaultConcurrency()
-	}
-	queue := cfg.Accounts.HashQueue
-	if queue == 0 {
-		queue = password.DefaultQueue(conc)
-	}
-	h, err := password.NewHasher(password.Config{
-		Params:  password.Params{Memory: uint32(cfg.Accounts.Argon2MemoryKiB), Time: uint32(cfg.Accounts.Argon2Time), Threads: uint8(cfg.Accounts.Argon2Threads)},
-		Limiter: password.NewLimiter(conc, queue),
-	})
+	h, err := newHasher(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("accounts: %w", err)
 	}
@@ -58,15 +47,32 @@ func newAccounts(cfg *config.Config, db *store.DB, minter account.Minter, users 
 	})
 }
 
+// newHasher is the argon2id hasher with the accounts' parameters (the console's administrators use
+// it too).
+func newHasher(cfg *config.Config) (*password.Hasher, error) {
+	conc := cfg.Accounts.HashConcurrency
+	if conc == 0 {
+		conc = password.DefaultConcurrency()
+	}
+	queue := cfg.Accounts.HashQueue
+	if queue == 0 {
+		queue = password.DefaultQueue(conc)
+	}
+	return password.NewHasher(password.Config{
+		Params:  password.Params{Memory: uint32(cfg.Accounts.Argon2MemoryKiB), Time: uint32(cfg.Accounts.Argon2Time), Threads: uint8(cfg.Accounts.Argon2Threads)},
+		Limiter: password.NewLimiter(conc, queue),
+	})
+}
+
 // mountAccounts serves the accounts routes (both families) and the admin API when accounts.enabled
 // is set, and runs the service's background work until ctx ends.
-func mountAccounts(ctx context.Context, srv *server.Server, cfg *config.Config, db *store.DB, authn *auth.Authenticator, minter account.Minter, users account.Users, log *slog.Logger) error {
+func mountAccounts(ctx context.Context, srv *server.Server, cfg *config.Config, db *store.DB, authn *auth.Authenticator, minter account.Minter, users account.Users, log *slog.Logger) (*account.Service, error) {
 	if !cfg.Accounts.Enabled {
-		return nil
+		return nil, nil
 	}
 	svc, err := newAccounts(cfg, db, minter, users, log)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if cfg.Mail.Host == "" {
 		log.Warn("accounts are enabled but no SMTP server is configured (mail.smtp_host): verification and reset emails cannot be sent")
@@ -80,7 +86,7 @@ func mountAccounts(ctx context.Context, srv *server.Server, cfg *config.Config, 
 		srv.Mount(p, p, h)
 	}
 	srv.Mount(account.AdminPrefix, account.AdminPrefix, &account.AdminHandler{Service: svc})
-	return nil
+	return svc, nil
 }
 
 // accountUsersCmd runs the subcommands of `gatehouse users` that may name an account: add, enable,

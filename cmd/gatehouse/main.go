@@ -60,6 +60,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		}
 	case "migrate":
 		err = migrateCmd(ctx, args, stdout, stderr, getenv)
+	case "admin":
+		err = adminCmd(ctx, args, os.Stdin, stdout, stderr, getenv)
 	case "jobs":
 		err = jobsCmd(ctx, args, stdout, stderr, getenv)
 	case "backup":
@@ -114,6 +116,7 @@ var commands = []struct{ Use, Summary string }{
 	{"users disable USER", "disable an account (id or email) or any user; tokens refused in seconds"},
 	{"users enable USER", "re-enable an account (id or email) or any user (e.g. Google:1234)"},
 	{"users revoke USER_ID", "end every session of a user"},
+	{"admin create EMAIL", "create an admin console administrator; the password is read from standard input (prompted on a terminal)"},
 	{"migrate status [--json]", "list applied and pending migrations, whether each is additive"},
 	{"migrate up", "apply pending migrations (serve does this unless auto_migrate = false)"},
 	{"jobs list [--json]", "the jobs with their schedule and last run"},

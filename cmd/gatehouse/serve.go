@@ -204,14 +204,21 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	}
 	// Built-in accounts (accounts.enabled) are users of the same directory, with refresh tokens when
 	// login.refresh_tokens is on.
-	if err := mountAccounts(ctx, srv, cfg, db, authn, &auth.Minter{Auth: authn, DefaultTTL: cfg.TokenTTL, MaxTTL: cfg.TokenMaxTTL},
-		account.UserDirectory{Dir: users, Refresh: cfg.Login.RefreshTokens}, log); err != nil {
+	accounts, err := mountAccounts(ctx, srv, cfg, db, authn, &auth.Minter{Auth: authn, DefaultTTL: cfg.TokenTTL, MaxTTL: cfg.TokenMaxTTL},
+		account.UserDirectory{Dir: users, Refresh: cfg.Login.RefreshTokens}, log)
+	if err != nil {
 		return err
 	}
 	if engine != nil && users != nil {
 		engine.SetIdentities(users)
 	}
-	if err := mountScripts(ctx, srv, cfg, db, tables, th, engine, m, log); err != nil {
+	sched, err := mountScripts(ctx, srv, cfg, db, tables, th, engine, m, log)
+	if err != nil {
+		return err
+	}
+	consoleStore, err := mountConsole(ctx, srv, cfg, consoleDeps{db: db, authn: authn, tables: tables, rows: th, users: users,
+		accounts: accounts, engine: engine, sched: sched, ring: ringStore, ringOpts: ringRotateOptions(cfg, notifier)}, log)
+	if err != nil {
 		return err
 	}
 
@@ -260,6 +267,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	log.Info("gatehouse listening", "addr", ln.Addr().String(), "version", version, "database", string(db.Dialect),
 		"database_location", db.Location, "data", cfg.DataDir, "startup", time.Since(started).String())
 	fmt.Fprintf(stdout, "Gatehouse %s listening on %s://%s\n", version, scheme, ln.Addr())
+	printSetupLink(ctx, consoleStore, cfg, scheme+"://"+ln.Addr().String(), stdout, log)
 
 	select {
 	case err := <-errc:

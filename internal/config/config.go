@@ -86,6 +86,8 @@ type Config struct {
 	KeyRing KeyRing
 	// Scripts configures server scripts (package script).
 	Scripts Scripts
+	// Console configures the admin console (console.go).
+	Console Console
 
 	// Edge, DBPool and Telemetry: proxies and TLS, the database pool, tracing (file ops.go).
 	Edge      Edge
@@ -179,7 +181,7 @@ type setting struct {
 }
 
 func settings() []setting {
-	return append(append(append(baseSettings(), loginSettings()...), keyRingSettings()...), opsSettings()...)
+	return append(append(append(append(baseSettings(), loginSettings()...), keyRingSettings()...), opsSettings()...), consoleSettings()...)
 }
 
 func baseSettings() []setting {
@@ -631,6 +633,9 @@ func (c *Config) validate() error {
 		return err
 	}
 	if err := c.validateKeyRing(); err != nil {
+		return err
+	}
+	if err := c.validateConsole(); err != nil {
 		return err
 	}
 	if err := c.validateLogin(); err != nil {

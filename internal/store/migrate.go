@@ -178,6 +178,30 @@ CREATE TABLE gatehouse_instances (id TEXT PRIMARY KEY, host TEXT NOT NULL, start
 	PRIMARY KEY (source, table_name))`,
 	},
 	{
+		// The admin console's own sign-in (package console): administrators (email_key is the
+		// lower-cased address; password_hash an argon2id PHC string), their sessions (id_hash is the
+		// SHA-256 of the random session id; the cookie also carries an HMAC under the cluster's master
+		// key) and the one-time setup links of a fresh install (token_hash: SHA-256 of the token,
+		// single use through used_at). Times are Unix milliseconds.
+		Version:  80,
+		Name:     "console admins and sessions",
+		Additive: true,
+		SQLite: `CREATE TABLE gatehouse_console_admins (id TEXT PRIMARY KEY, email TEXT NOT NULL, email_key TEXT NOT NULL UNIQUE,
+	password_hash TEXT NOT NULL, disabled INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);
+CREATE TABLE gatehouse_console_sessions (id_hash TEXT PRIMARY KEY, admin_id TEXT NOT NULL REFERENCES gatehouse_console_admins(id) ON DELETE CASCADE,
+	created_at INTEGER NOT NULL, seen_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, remote TEXT NOT NULL, agent TEXT NOT NULL);
+CREATE INDEX gatehouse_console_sessions_admin ON gatehouse_console_sessions (admin_id);
+CREATE TABLE gatehouse_console_setup (token_hash TEXT PRIMARY KEY, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL,
+	used_at INTEGER NOT NULL DEFAULT 0)`,
+		Postgres: `CREATE TABLE gatehouse_console_admins (id TEXT PRIMARY KEY, email TEXT NOT NULL, email_key TEXT NOT NULL UNIQUE,
+	password_hash TEXT NOT NULL, disabled INTEGER NOT NULL DEFAULT 0, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL);
+CREATE TABLE gatehouse_console_sessions (id_hash TEXT PRIMARY KEY, admin_id TEXT NOT NULL REFERENCES gatehouse_console_admins(id) ON DELETE CASCADE,
+	created_at BIGINT NOT NULL, seen_at BIGINT NOT NULL, expires_at BIGINT NOT NULL, remote TEXT NOT NULL, agent TEXT NOT NULL);
+CREATE INDEX gatehouse_console_sessions_admin ON gatehouse_console_sessions (admin_id);
+CREATE TABLE gatehouse_console_setup (token_hash TEXT PRIMARY KEY, created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL,
+	used_at BIGINT NOT NULL DEFAULT 0)`,
+	},
+	{
 		// The audit trail (package audit): one row per change made through the console, the admin API
 		// or the CLI. at is Unix microseconds; before_state and after_state are redacted JSON (NULL when
 		// not recorded). Append-only: a trigger refuses UPDATE; the only DELETE is the optional retention.

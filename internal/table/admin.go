@@ -106,6 +106,26 @@ func (r SpecRequest) Spec() (Spec, error) {
 	return sp, nil
 }
 
+// CreateFrom is the admin API's create (and the console's): the request validated into a Spec, then
+// Create.
+func (svc *Service) CreateFrom(ctx context.Context, req SpecRequest) (*Schema, error) {
+	sp, err := req.Spec()
+	if err != nil {
+		return nil, err
+	}
+	return svc.Create(ctx, sp)
+}
+
+// UpdateFrom is the admin API's update (and the console's) of the table name.
+func (svc *Service) UpdateFrom(ctx context.Context, name string, req SpecRequest) (*Schema, error) {
+	req.Name = name
+	sp, err := req.Spec()
+	if err != nil {
+		return nil, err
+	}
+	return svc.Update(ctx, sp)
+}
+
 // ParseAssignments reads CLI lists like "title=string,year=number" or "read=public,insert=user".
 func ParseAssignments(s string) (map[string]string, error) {
 	out := map[string]string{}
@@ -161,12 +181,7 @@ func (a *AdminHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			httpx.WriteError(w, r, err)
 			return
 		}
-		sp, err := req.Spec()
-		if err != nil {
-			a.fail(w, r, err)
-			return
-		}
-		s, err := a.Service.Create(ctx, sp)
+		s, err := a.Service.CreateFrom(ctx, req)
 		if err != nil {
 			a.fail(w, r, err)
 			return
@@ -187,13 +202,7 @@ func (a *AdminHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			httpx.WriteError(w, r, err)
 			return
 		}
-		req.Name = name
-		sp, err := req.Spec()
-		if err != nil {
-			a.fail(w, r, err)
-			return
-		}
-		s, err := a.Service.Update(ctx, sp)
+		s, err := a.Service.UpdateFrom(ctx, name, req)
 		if err != nil {
 			a.fail(w, r, err)
 			return
