@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/dop251/goja"
@@ -21,6 +23,9 @@ type SyntaxError struct {
 func (e *SyntaxError) Error() string {
 	return fmt.Sprintf("%s:%d:%d: %s", e.File, e.Line, e.Column, e.Msg)
 }
+
+// linePos finds the position in goja's parser messages: "…: Line 2:19 Unexpected token ; (and 5 more errors)".
+var linePos = regexp.MustCompile(`Line (\d+):(\d+) (.+?)(?: \(and \d+ more errors?\))?$`)
 
 // ScriptsDir is the folder with table/, api/ and scheduler/ of the version serving now.
 func (e *Engine) ScriptsDir() string { return e.cur.Load().scripts }
@@ -51,10 +56,18 @@ func (e *Engine) Check(rel string, src []byte) error {
 		return &SyntaxError{File: v.rel(p), Line: pos.Line, Column: col, Msg: ce.Message}
 	}
 	msg := err.Error()
+	if m := linePos.FindStringSubmatch(msg); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		col, _ := strconv.Atoi(m[2])
+		if line == 1 {
+			col = max(1, col-len(moduleHead))
+		}
+		return &SyntaxError{File: v.rel(p), Line: line, Column: col, Msg: m[3]}
+	}
 	if i := strings.Index(msg, ": "); i > 0 && strings.HasPrefix(msg, "script ") {
 		msg = msg[i+2:]
 	}
-	return &SyntaxError{File: v.rel(p), Line: 0, Column: 0, Msg: msg}
+	return &SyntaxError{File: v.rel(p), Msg: msg}
 }
 
 // Save checks src (Check), writes it to rel atomically (a temporary file in the same folder, synced,
