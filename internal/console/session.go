@@ -223,16 +223,23 @@ func utf8Start(b byte) bool { return b&0xC0 != 0x80 }
 
 // sameOrigin refuses cross-site form posts before the token check (defence in depth beside
 // SameSite=Strict and the synchronizer token): Sec-Fetch-Site, when the browser sends it, must be
-// same-origin (or none: typed by the user); an Origin header must name this host.
+// same-origin (or none: typed by the user); an Origin header must name this host ("null" only with
+// Sec-Fetch-Site: same-origin).
 func sameOrigin(r *http.Request) bool {
-	switch r.Header.Get("Sec-Fetch-Site") {
+	site := r.Header.Get("Sec-Fetch-Site")
+	switch site {
 	case "", "same-origin", "none":
 	default:
 		return false
 	}
 	o := r.Header.Get("Origin")
-	if o == "" || o == "null" {
-		return o == ""
+	if o == "" {
+		return true
+	}
+	if o == "null" {
+		// Referrer-Policy: no-referrer makes Chromium send "Origin: null" on the console's own form
+		// posts; then the browser's Sec-Fetch-Site decides.
+		return site == "same-origin"
 	}
 	host := r.Host
 	if h := httpx.ClientOf(r).Host; h != "" {
