@@ -16,30 +16,30 @@ import (
 
 // consoleResult is what js/scenarios/console.mjs returns.
 type consoleResult struct {
-	SetupNotice        string                       `json:"setupNotice"`
-	SetupReuse         int                          `json:"setupReuse"`
-	Throttle           []int                        `json:"throttle"`
-	ThrottleText       string                       `json:"throttleText"`
-	TablesAfterCreate  int                          `json:"tablesAfterCreate"`
-	Inserted           []string                     `json:"inserted"`
-	Edited             string                       `json:"edited"`
-	ConflictShown      string                       `json:"conflictShown"`
-	AfterOverwrite     string                       `json:"afterOverwrite"`
-	AfterDelete        int                          `json:"afterDelete"`
-	FilterError        string                       `json:"filterError"`
-	ReadAfterPermission int                         `json:"readAfterPermission"`
-	ReadAsMaster       int                          `json:"readAsMaster"`
-	SyntaxError        string                       `json:"syntaxError"`
-	OldServes          *string                      `json:"oldServes"`
-	NewServes          string                       `json:"newServes"`
-	JobHistory         string                       `json:"jobHistory"`
-	UserBefore         int                          `json:"userBefore"`
-	UserAfter          int                          `json:"userAfter"`
-	Audit              string                       `json:"audit"`
-	PhoneOverflow      bool                         `json:"phoneOverflow"`
-	AfterSignOut       string                       `json:"afterSignOut"`
-	Axe                map[string][]json.RawMessage `json:"axe"`
-	Pages              map[string]struct {
+	SetupNotice         string                       `json:"setupNotice"`
+	SetupReuse          int                          `json:"setupReuse"`
+	Throttle            []int                        `json:"throttle"`
+	ThrottleText        string                       `json:"throttleText"`
+	TablesAfterCreate   int                          `json:"tablesAfterCreate"`
+	Inserted            []string                     `json:"inserted"`
+	Edited              string                       `json:"edited"`
+	ConflictShown       string                       `json:"conflictShown"`
+	AfterOverwrite      string                       `json:"afterOverwrite"`
+	AfterDelete         int                          `json:"afterDelete"`
+	FilterError         string                       `json:"filterError"`
+	ReadAfterPermission int                          `json:"readAfterPermission"`
+	ReadAsMaster        int                          `json:"readAsMaster"`
+	SyntaxError         string                       `json:"syntaxError"`
+	OldServes           *string                      `json:"oldServes"`
+	NewServes           string                       `json:"newServes"`
+	JobHistory          string                       `json:"jobHistory"`
+	UserBefore          int                          `json:"userBefore"`
+	UserAfter           int                          `json:"userAfter"`
+	Audit               string                       `json:"audit"`
+	PhoneOverflow       bool                         `json:"phoneOverflow"`
+	AfterSignOut        string                       `json:"afterSignOut"`
+	Axe                 map[string][]json.RawMessage `json:"axe"`
+	Pages               map[string]struct {
 		Bytes       float64  `json:"bytes"`
 		HTMLBytes   float64  `json:"htmlBytes"`
 		FCP         *float64 `json:"fcp"`
