@@ -86,6 +86,9 @@ type Config struct {
 	KeyRing KeyRing
 	// Scripts configures server scripts (package script).
 	Scripts Scripts
+	// Audit and Activity: the audit trail's retention and the activity log (audit.go).
+	Audit    Audit
+	Activity Activity
 
 	// Edge, DBPool and Telemetry: proxies and TLS, the database pool, tracing (file ops.go).
 	Edge      Edge
@@ -179,7 +182,7 @@ type setting struct {
 }
 
 func settings() []setting {
-	return append(append(append(baseSettings(), loginSettings()...), keyRingSettings()...), opsSettings()...)
+	return append(append(append(append(baseSettings(), loginSettings()...), keyRingSettings()...), opsSettings()...), auditSettings()...)
 }
 
 func baseSettings() []setting {
@@ -631,6 +634,9 @@ func (c *Config) validate() error {
 		return err
 	}
 	if err := c.validateKeyRing(); err != nil {
+		return err
+	}
+	if err := c.validateAudit(); err != nil {
 		return err
 	}
 	if err := c.validateLogin(); err != nil {
