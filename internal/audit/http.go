@@ -172,9 +172,12 @@ func Classify(method, escapedPath string) (action, target string, ok bool) {
 		return noun + "." + strings.ToLower(rest[0]), "", true
 	case len(rest) == 1:
 		return noun + "." + methodVerb(method), rest[0], true
-	default:
+	case method == http.MethodPost && wordOnly(rest[len(rest)-1]):
+		// /admin/users/{id}/disable: an action on a target.
 		last := rest[len(rest)-1]
 		return noun + "." + strings.ToLower(last), strings.Join(rest[:len(rest)-1], "/"), true
+	default:
+		return noun + "." + methodVerb(method), strings.Join(rest, "/"), true
 	}
 }
 
@@ -185,6 +188,19 @@ func isVerb(s string) bool {
 		return true
 	}
 	return false
+}
+
+// wordOnly reports whether s is a short lower-case word (a verb such as "disable", not an id).
+func wordOnly(s string) bool {
+	if s == "" || len(s) > 24 {
+		return false
+	}
+	for _, r := range s {
+		if (r < 'a' || r > 'z') && r != '-' {
+			return false
+		}
+	}
+	return true
 }
 
 func methodVerb(m string) string {
