@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/account"
+	"github.com/gatehouse/gatehouse/internal/activity"
 	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/auth"
 	"github.com/gatehouse/gatehouse/internal/config"
@@ -40,6 +41,7 @@ type consoleDeps struct {
 	sched    *script.Scheduler
 	ring     *keyring.Store
 	ringOpts keyring.RotateOptions
+	activity *activity.Store
 }
 
 // mountConsole serves the admin console at console.path (unless console.enabled is false).
@@ -63,6 +65,9 @@ func mountConsole(ctx context.Context, srv *server.Server, cfg *config.Config, d
 	}
 	if d.engine != nil {
 		o.Scripts = d.engine
+	}
+	if d.activity != nil {
+		o.Activity = consoleActivity{st: d.activity}
 	}
 	if d.sched != nil {
 		engine := d.engine
@@ -156,21 +161,12 @@ func adminCmd(ctx context.Context, args []string, stdin *os.File, stdout, stderr
 		}
 		return err
 	}
-	if err := audit.NewStore(db).Record(ctx, audit.Entry{Actor: cliActor(), Via: audit.ViaCLI, Action: "console.admin.create",
-		Target: "admin:" + a.Email, After: audit.Snapshot(map[string]string{"email": a.Email})}); err != nil {
+	if err := audit.NewStore(db).Record(ctx, audit.Entry{Actor: cliActor(getenv), Via: audit.ViaCLI, Action: "console.admin.create",
+		Target: a.Email, After: audit.Snapshot(map[string]string{"email": a.Email})}); err != nil {
 		return fmt.Errorf("administrator created, but recording it in the audit trail failed: %w", err)
 	}
 	fmt.Fprintf(stdout, "console administrator %s created; sign in at %s/signin\n", a.Email, cfg.Console.Path)
 	return nil
-}
-
-// cliActor names the operating-system user running a CLI command.
-func cliActor() string {
-	u := os.Getenv("USER")
-	if u == "" {
-		u = "unknown"
-	}
-	return "cli:" + u
 }
 
 // readAdminPassword prompts twice without echo on a terminal, or reads the first line of a pipe.
@@ -206,4 +202,55 @@ func readAdminPassword(stdin *os.File, stderr io.Writer) (string, error) {
 		return "", fmt.Errorf("%w: no password on standard input", errUsage)
 	}
 	return line, nil
+}
+
+// consoleActivity reads package activity's cluster-wide events and aggregates for the console.
+type consoleActivity struct{ st *activity.Store }
+
+func (a consoleActivity) Tail(ctx context.Context, f console.EventFilter) ([]console.Event, error) {
+	af := activity.Filter{Status: f.Status, Route: f.Route, User: f.UserID, RequestID: f.RequestID, Kind: activity.Kind(f.Kind),
+		AfterID: f.AfterID, Limit: f.Limit}
+	source := strings.TrimSuffix(f.Source, ".js")
+	if source != "" {
+		af.Kind, af.Limit = activity.KindScript, 1000
+	}
+	list, err := a.st.Tail(ctx, af)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]console.Event, 0, len(list))
+	// Newest first for the page.
+	for i := len(list) - 1; i >= 0; i-- {
+		e := list[i]
+		if source != "" && !strings.EqualFold(e.Source, source) {
+			continue
+		}
+		out = append(out, console.Event{ID: e.ID, Time: e.Time, Instance: e.Instance, Kind: string(e.Kind), RequestID: e.RequestID,
+			Method: e.Method, Route: e.Route, Path: e.Path, Status: e.Status, Duration: e.Duration, UserID: e.UserID,
+			Level: e.Level, Source: e.Source, Message: e.Message})
+		if f.Limit > 0 && len(out) >= f.Limit {
+			break
+		}
+	}
+	return out, nil
+}
+
+func (a consoleActivity) Stats(ctx context.Context, window time.Duration) (console.Stats, error) {
+	now := time.Now()
+	s, err := a.st.Stats(ctx, now.Add(-window), now)
+	if err != nil {
+		return console.Stats{}, err
+	}
+	out := console.Stats{Window: window, Requests: s.Requests, PerSecond: s.RequestsPerSecond, P99: s.P99}
+	if s.Requests > 0 {
+		out.ErrorRate = 100 * float64(s.Errors5xx) / float64(s.Requests)
+		out.ClientErrors = 100 * float64(s.Errors4xx) / float64(s.Requests)
+	}
+	for _, m := range s.Minutes {
+		out.Minutes = append(out.Minutes, console.Minute{Start: m.Start, Requests: m.Requests, Errors: m.Errors4xx + m.Errors5xx, P99: m.P99})
+	}
+	for _, in := range s.Instances {
+		out.Instances = append(out.Instances, console.Instance{ID: in.ID, LastSeen: in.LastSeen, Requests: in.Requests})
+	}
+	return out, nil
 }

@@ -42,6 +42,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		}
 		return 0
 	}
+	// Commands that change state are recorded in the audit trail once they succeed (audit.go).
+	trail := beginCLIAudit(ctx, cmd, args, getenv)
 	var err error
 	switch cmd {
 	case "serve":
@@ -72,6 +74,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = healthcheck(ctx, args, stdout, stderr, getenv)
 	case "import":
 		err = importCmd(ctx, args, os.Stdin, stdout, stderr, getenv)
+	case "audit":
+		err = auditCmd(ctx, args, stdout, stderr, getenv)
 	case "version":
 		fmt.Fprintf(stdout, "gatehouse %s\n", version)
 	case "help", "-h", "--help":
@@ -80,6 +84,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		fmt.Fprintf(stderr, "gatehouse: unknown command %q\n", cmd)
 		usage(stderr)
 		return 2
+	}
+	if err == nil && trail != nil {
+		trail.finish(ctx, stderr)
 	}
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -124,6 +131,8 @@ var commands = []struct{ Use, Summary string }{
 	{"backup --out FILE", "online backup of the SQLite database and keys.json into one archive (--force)"},
 	{"restore --in FILE", "verify an archive and restore it as the data directory (--force)"},
 	{"import --from URL", "copy a live Mobile Services / Mobile Apps backend's tables (--tables, --since, --full)"},
+	{"audit list [--json]", "the audit trail, newest first (--since, --until, --actor, --action, --target, --limit, --before)"},
+	{"audit export [--format F]", "the audit trail as JSON lines or CSV (--format jsonl|csv), oldest first, with the same filters"},
 	{"healthcheck [--ready]", "probe this instance's /healthz (/readyz): exit 0 when healthy"},
 	{"version", "print the version"},
 	{"help", "print this list"},

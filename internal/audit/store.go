@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -15,8 +16,8 @@ import (
 
 // Field limits: longer values are cut (with "…") so that a client cannot grow an entry without bound.
 const (
-	maxShort   = 256     // actor, via, action, remote, request id
-	maxTarget  = 1024    // target
+	maxShort   = 256       // actor, via, action, remote, request id
+	maxTarget  = 1024      // target
 	maxState   = 256 << 10 // before, after (bytes of JSON); a larger state is replaced by a marker
 	stateLimit = `{"truncated":true}`
 )
@@ -194,4 +195,29 @@ func (s *Store) Prune(ctx context.Context, cutoff time.Time) (int64, error) {
 	}
 	n, _ := res.RowsAffected()
 	return n, nil
+}
+
+// RunRetention deletes entries older than keep at start and then every interval (default 1 h) until
+// ctx ends: the optional retention (audit.retention_days). Every instance may run it; the deletes
+// are idempotent.
+func (s *Store) RunRetention(ctx context.Context, keep, interval time.Duration, log *slog.Logger) {
+	if interval <= 0 {
+		interval = time.Hour
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		n, err := s.Prune(ctx, s.now().Add(-keep))
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.Warn("audit retention: deleting old entries failed", "err", err)
+		case n > 0:
+			log.Info("audit retention: deleted old entries", "entries", n, "older_than", keep.String())
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }

@@ -88,6 +88,9 @@ type Config struct {
 	Scripts Scripts
 	// Console configures the admin console (console.go).
 	Console Console
+	// Audit and Activity: the audit trail's retention and the activity log (audit.go).
+	Audit    Audit
+	Activity Activity
 
 	// Edge, DBPool and Telemetry: proxies and TLS, the database pool, tracing (file ops.go).
 	Edge      Edge
@@ -181,7 +184,7 @@ type setting struct {
 }
 
 func settings() []setting {
-	return append(append(append(append(baseSettings(), loginSettings()...), keyRingSettings()...), opsSettings()...), consoleSettings()...)
+	return append(append(append(append(append(baseSettings(), loginSettings()...), keyRingSettings()...), opsSettings()...), auditSettings()...), consoleSettings()...)
 }
 
 func baseSettings() []setting {
@@ -636,6 +639,9 @@ func (c *Config) validate() error {
 		return err
 	}
 	if err := c.validateConsole(); err != nil {
+		return err
+	}
+	if err := c.validateAudit(); err != nil {
 		return err
 	}
 	if err := c.validateLogin(); err != nil {

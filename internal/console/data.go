@@ -618,7 +618,7 @@ func (c *Console) editRow(w http.ResponseWriter, r *http.Request, s *table.Schem
 			return
 		}
 		nid := idString(created["id"])
-		c.record(r, "row.insert", "table:"+s.Name+"/"+nid, nil, created)
+		c.record(r, "row.insert", s.Name+"/"+nid, nil, created)
 		c.redirect(w, r, "/data/"+url.PathEscape(s.Name), "Row "+nid+" inserted.")
 		return
 	}
@@ -638,7 +638,7 @@ func (c *Console) editRow(w http.ResponseWriter, r *http.Request, s *table.Schem
 	switch {
 	case res.Status == http.StatusOK:
 		after, _ := res.Item()
-		c.record(r, "row.update", "table:"+s.Name+"/"+id, before, after)
+		c.record(r, "row.update", s.Name+"/"+id, before, after)
 		c.redirect(w, r, "/data/"+url.PathEscape(s.Name)+"/row/"+url.PathEscape(id), "Row saved.")
 	case res.Status == http.StatusPreconditionFailed || res.Status == http.StatusConflict:
 		cur, err := res.Item()
@@ -682,7 +682,7 @@ func (c *Console) deleteRow(w http.ResponseWriter, r *http.Request, s *table.Sch
 	if len(res.Body) > 0 {
 		after, _ = res.Item()
 	}
-	c.record(r, action, "table:"+s.Name+"/"+id, b, after)
+	c.record(r, action, s.Name+"/"+id, b, after)
 	c.redirect(w, r, back, "Row "+id+" "+done+".")
 }
 
@@ -765,7 +765,7 @@ func (c *Console) export(w http.ResponseWriter, r *http.Request, s *table.Schema
 	} else {
 		_, _ = io.WriteString(w, "]\n")
 	}
-	c.record(r, "rows.export", "table:"+s.Name, nil, map[string]any{"rows": n, "format": format, "filter": b.Filter})
+	c.record(r, "rows.export", s.Name, nil, map[string]any{"rows": n, "format": format, "filter": b.Filter})
 }
 
 // csvSafe defuses spreadsheet formulas (a cell starting with = + - @ or a tab/CR is prefixed with ').
@@ -867,7 +867,7 @@ func (c *Console) importRows(w http.ResponseWriter, r *http.Request, s *table.Sc
 		ok++
 	}
 	sort.Strings(failures)
-	c.record(r, "rows.import", "table:"+s.Name, nil, map[string]any{"inserted": ok, "failed": len(failures), "file": hdr.Filename})
+	c.record(r, "rows.import", s.Name, nil, map[string]any{"inserted": ok, "failed": len(failures), "file": hdr.Filename})
 	if len(failures) > 0 {
 		msg := fmt.Sprintf("%d rows imported, %d failed: %s", ok, len(failures), strings.Join(failures[:min(3, len(failures))], "; "))
 		c.redirectProblem(w, r, back, msg)

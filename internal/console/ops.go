@@ -79,7 +79,7 @@ func (c *Console) jobs(w http.ResponseWriter, r *http.Request, rest []string) {
 			c.redirectProblem(w, r, "/jobs/"+url.PathEscape(name), "The job did not start: "+err.Error())
 			return
 		}
-		c.record(r, "job.run", "job:"+name, nil, nil)
+		c.record(r, "job.run", name, nil, nil)
 		c.redirect(w, r, "/jobs/"+url.PathEscape(name), "Job "+name+" started.")
 		return
 	}
@@ -250,7 +250,7 @@ func (c *Console) userAction(w http.ResponseWriter, r *http.Request, id, action 
 		return
 	}
 	after, _ := u.Directory.Get(ctx, id)
-	c.record(r, "user."+action, "user:"+id, before, after)
+	c.record(r, "user."+action, id, before, after)
 	c.redirect(w, r, self, notice)
 }
 
@@ -301,7 +301,7 @@ func (c *Console) keys(w http.ResponseWriter, r *http.Request, rest []string) {
 			c.redirectProblem(w, r, "/keys", "Rotation failed: "+err.Error())
 			return
 		}
-		c.record(r, "key.rotate", "key:"+string(k), map[string]string{"fingerprint": res.Previous},
+		c.record(r, "keys.rotate", string(k), map[string]string{"fingerprint": res.Previous},
 			map[string]any{"fingerprint": res.New.Fingerprint, "version": res.Ring.Version, "revokePrevious": r.PostFormValue("revoke") != ""})
 		c.redirect(w, r, "/keys", "The "+string(k)+" key is rotated; new fingerprint "+res.New.Fingerprint+".")
 		return

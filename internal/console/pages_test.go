@@ -122,7 +122,7 @@ func TestDataPages(t *testing.T) {
 			t.Fatalf("export: %d %s", p.status, p.body)
 		}
 		acts := strings.Join(h.auditActions(t), "\n")
-		for _, want := range []string{"row.insert table:Items/" + id, "row.update table:Items/" + id, "row.delete", "row.undelete", "rows.export"} {
+		for _, want := range []string{"row.insert Items/" + id, "row.update Items/" + id, "row.delete", "row.undelete", "rows.export"} {
 			if !strings.Contains(acts, want) {
 				t.Errorf("audit lacks %q:\n%s", want, acts)
 			}

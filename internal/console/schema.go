@@ -75,7 +75,7 @@ func (c *Console) schema(w http.ResponseWriter, r *http.Request, rest []string) 
 				c.unavailable(w, r, err)
 				return
 			}
-			c.record(r, "table.create", "table:"+s.Name, nil, table.Describe(s))
+			c.record(r, "table.create", s.Name, nil, table.Describe(s))
 			c.redirect(w, r, "/schema/"+url.PathEscape(s.Name), "Table "+s.Name+" created.")
 			return
 		}
@@ -122,7 +122,7 @@ func (c *Console) schema(w http.ResponseWriter, r *http.Request, rest []string) 
 				c.unavailable(w, r, err)
 				return
 			}
-			c.record(r, "table.drop", "table:"+s.Name, before, nil)
+			c.record(r, "table.drop", s.Name, before, nil)
 			c.redirect(w, r, "/schema", "Table "+s.Name+" deleted.")
 			return
 		}
@@ -156,7 +156,7 @@ func (c *Console) schema(w http.ResponseWriter, r *http.Request, rest []string) 
 			return
 		}
 		after := table.Describe(ns)
-		c.record(r, "table."+action, "table:"+s.Name, before, after)
+		c.record(r, "table."+action, s.Name, before, after)
 		c.redirect(w, r, self, "Saved.")
 		return
 	}

@@ -193,7 +193,7 @@ func (c *Console) scripts(w http.ResponseWriter, r *http.Request, rest []string)
 			c.render(w, r, http.StatusUnprocessableEntity, "script", view{Title: title, Nav: "scripts", Data: d})
 			return
 		}
-		c.record(r, "script.save", "script:"+rel, map[string]any{"bytes": len(old), "source": string(old)}, map[string]any{"bytes": len(src), "source": src})
+		c.record(r, "script.save", rel, map[string]any{"bytes": len(old), "source": string(old)}, map[string]any{"bytes": len(src), "source": src})
 		c.redirect(w, r, "/scripts/"+rel, "Saved and loaded.")
 		return
 	}

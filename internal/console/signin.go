@@ -206,7 +206,7 @@ func (c *Console) signin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r = r.WithContext(withSession(ctx, &sessionCtx{admin: a}))
-	c.record(r, "console.signin", "admin:"+a.Email, nil, nil)
+	c.record(r, "console.signin", a.Email, nil, nil)
 	http.Redirect(w, r, c.safeNext(next), http.StatusSeeOther)
 }
 
@@ -272,7 +272,7 @@ func (c *Console) setup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r = r.WithContext(withSession(ctx, &sessionCtx{admin: a}))
-	c.record(r, "console.admin.create", "admin:"+a.Email, nil, map[string]string{"email": a.Email, "by": "setup link"})
+	c.record(r, "console.admin.create", a.Email, nil, map[string]string{"email": a.Email, "by": "setup link"})
 	c.redirect(w, r, "/data", "Welcome. Your administrator account is ready.")
 }
 
@@ -286,7 +286,7 @@ func (c *Console) signout(w http.ResponseWriter, r *http.Request) {
 	var err error
 	if r.PostFormValue("everywhere") != "" {
 		_, err = c.o.Store.DeleteAdminSessions(r.Context(), s.admin.ID)
-		c.record(r, "console.signout.everywhere", "admin:"+s.admin.Email, nil, nil)
+		c.record(r, "console.signout.everywhere", s.admin.Email, nil, nil)
 	} else {
 		err = c.o.Store.DeleteSession(r.Context(), s.idHash)
 	}
@@ -325,7 +325,7 @@ func (c *Console) account(w http.ResponseWriter, r *http.Request, rest []string)
 			c.unavailable(w, r, err)
 			return
 		}
-		c.record(r, "console.admin.create", "admin:"+a.Email, nil, map[string]string{"email": a.Email})
+		c.record(r, "console.admin.create", a.Email, nil, map[string]string{"email": a.Email})
 		c.redirect(w, r, "/account", "Administrator "+a.Email+" created.")
 		return
 	}

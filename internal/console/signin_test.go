@@ -96,7 +96,7 @@ func TestSetupLinkSingleUse(t *testing.T) {
 		t.Fatalf("account page: %d", p.status)
 	}
 	acts := h.auditActions(t)
-	if len(acts) == 0 || !strings.HasPrefix(acts[0], "console.admin.create admin:"+adminEmail) {
+	if len(acts) == 0 || !strings.HasPrefix(acts[0], "console.admin.create "+adminEmail) {
 		t.Fatalf("audit: %v", acts)
 	}
 }
