@@ -73,7 +73,7 @@ func (f *fakeActivity) Stats(context.Context, time.Duration) (Stats, error) {
 }
 
 type harness struct {
-	t        *testing.T
+	t        testing.TB
 	db       *store.DB
 	ts       *httptest.Server
 	c        *Console
@@ -87,7 +87,7 @@ type harness struct {
 	activity *fakeActivity
 }
 
-func newHarness(t *testing.T, db *store.DB) *harness {
+func newHarness(t testing.TB, db *store.DB) *harness {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
