@@ -102,12 +102,6 @@ func (c *Console) jobs(w http.ResponseWriter, r *http.Request, rest []string) {
 	c.render(w, r, http.StatusOK, "jobs", view{Title: title, Nav: "jobs", Problem: r.URL.Query().Get("problem"), Data: d})
 }
 
-type userRow struct {
-	User     user.User
-	Account  *account.View
-	Accounts bool
-}
-
 type usersData struct {
 	Query      string
 	Users      []user.User
