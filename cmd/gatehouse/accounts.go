@@ -26,18 +26,7 @@ import (
 // newAccounts builds the accounts service from the configuration. minter may be nil (admin commands);
 // users may be nil until the users directory is wired.
 func newAccounts(cfg *config.Config, db *store.DB, minter account.Minter, users account.Users, sealer account.Sealer, log *slog.Logger) (*account.Service, error) {
-	conc := cfg.Accounts.HashConcurrency
-	if conc == 0 {
-		conc = password.DefaultConcurrency()
-	}
-	queue := cfg.Accounts.HashQueue
-	if queue == 0 {
-		queue = password.DefaultQueue(conc)
-	}
-	h, err := password.NewHasher(password.Config{
-		Params:  password.Params{Memory: uint32(cfg.Accounts.Argon2MemoryKiB), Time: uint32(cfg.Accounts.Argon2Time), Threads: uint8(cfg.Accounts.Argon2Threads)},
-		Limiter: password.NewLimiter(conc, queue),
-	})
+	h, err := newHasher(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("accounts: %w", err)
 	}
@@ -73,21 +62,38 @@ func newAccounts(cfg *config.Config, db *store.DB, minter account.Minter, users 
 	})
 }
 
+// newHasher is the argon2id hasher with the accounts' parameters (the console's administrators use
+// it too).
+func newHasher(cfg *config.Config) (*password.Hasher, error) {
+	conc := cfg.Accounts.HashConcurrency
+	if conc == 0 {
+		conc = password.DefaultConcurrency()
+	}
+	queue := cfg.Accounts.HashQueue
+	if queue == 0 {
+		queue = password.DefaultQueue(conc)
+	}
+	return password.NewHasher(password.Config{
+		Params:  password.Params{Memory: uint32(cfg.Accounts.Argon2MemoryKiB), Time: uint32(cfg.Accounts.Argon2Time), Threads: uint8(cfg.Accounts.Argon2Threads)},
+		Limiter: password.NewLimiter(conc, queue),
+	})
+}
+
 // mountAccounts serves the accounts routes (both families) and the admin API when accounts.enabled
 // is set, and runs the service's background work until ctx ends.
-func mountAccounts(ctx context.Context, srv *server.Server, cfg *config.Config, db *store.DB, authn *auth.Authenticator, minter account.Minter, users account.Users, log *slog.Logger) error {
+func mountAccounts(ctx context.Context, srv *server.Server, cfg *config.Config, db *store.DB, authn *auth.Authenticator, minter account.Minter, users account.Users, log *slog.Logger) (*account.Service, error) {
 	if !cfg.Accounts.Enabled {
-		return nil
+		return nil, nil
 	}
 	// Authenticator-app secrets are sealed under keys derived from the master keys (and follow their
 	// rotation: every accepted code re-seals the secret under the current key).
 	sealer, err := user.NewRotatingSealer("account second factors", authn, user.SealerOptions{})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	svc, err := newAccounts(cfg, db, minter, users, sealer, log)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if cfg.PublicURL == "" {
 		log.Warn("accounts: public_url is not set; passkeys are off (they need a relying party id)")
@@ -104,7 +110,7 @@ func mountAccounts(ctx context.Context, srv *server.Server, cfg *config.Config, 
 		srv.Mount(p, p, h)
 	}
 	srv.Mount(account.AdminPrefix, account.AdminPrefix, &account.AdminHandler{Service: svc})
-	return nil
+	return svc, nil
 }
 
 // accountUsersCmd runs the subcommands of `gatehouse users` that may name an account: add, enable,

@@ -46,11 +46,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		usage(stdout)
 		return 0
 	}
+	// Commands that change state are recorded in the audit trail once they succeed (audit.go).
+	trail := beginCLIAudit(ctx, cmd, args, getenv)
 	known, err := dispatch(ctx, cmd, args, stdout, stderr, getenv)
 	if !known {
 		fmt.Fprintf(stderr, "gatehouse: unknown command %q\n", cmd)
 		usage(stderr)
 		return 2
+	}
+	if err == nil && trail != nil {
+		trail.finish(ctx, stderr)
 	}
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -85,8 +90,12 @@ func dispatch(ctx context.Context, cmd string, args []string, stdout, stderr io.
 		}
 	case "migrate":
 		err = migrateCmd(ctx, args, stdout, stderr, getenv)
+	case "admin":
+		err = adminCmd(ctx, args, os.Stdin, stdout, stderr, getenv)
 	case "jobs":
 		err = jobsCmd(ctx, args, stdout, stderr, getenv)
+	case "audit":
+		err = auditCmd(ctx, args, stdout, stderr, getenv)
 	case "push":
 		err = pushCmd(ctx, args, stdout, stderr, getenv)
 	case "backup":
@@ -131,6 +140,7 @@ var commands = []struct{ Use, Summary string }{
 	{"users disable USER", "disable an account (id or email) or any user; tokens refused in seconds"},
 	{"users enable USER", "re-enable an account (id or email) or any user (e.g. Google:1234)"},
 	{"users revoke USER_ID", "end every session of a user"},
+	{"admin create EMAIL", "create an admin console administrator; the password is read from standard input (prompted on a terminal)"},
 	{"migrate status [--json]", "list applied and pending migrations, whether each is additive"},
 	{"migrate up", "apply pending migrations (serve does this unless auto_migrate = false)"},
 	{"jobs list [--json]", "the jobs with their schedule and last run"},
@@ -141,6 +151,8 @@ var commands = []struct{ Use, Summary string }{
 	{"backup --out FILE", "online backup of the SQLite database and keys.json into one archive (--force)"},
 	{"restore --in FILE", "verify an archive and restore it as the data directory (--force)"},
 	{"import --from URL", "copy a live Mobile Services / Mobile Apps backend's tables (--tables, --since, --full)"},
+	{"audit list [--json]", "the audit trail, newest first (--since, --until, --actor, --action, --target, --limit, --before)"},
+	{"audit export [--format F]", "the audit trail as JSON lines or CSV (--format jsonl|csv), oldest first, with the same filters"},
 	{"healthcheck [--ready]", "probe this instance's /healthz (/readyz): exit 0 when healthy"},
 	{"completion SHELL", "print a completion script for bash, zsh or fish (e.g. source <(gatehouse completion bash))"},
 	{"version", "print the version"},

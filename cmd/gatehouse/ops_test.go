@@ -398,7 +398,7 @@ func TestPostgresDumpRestore(t *testing.T) {
 func TestServeOnNewerSchema(t *testing.T) {
 	data := t.TempDir()
 	newer := append(store.Migrations(), store.Migration{Version: 9000, Name: "audit log", Additive: true,
-		SQLite: `CREATE TABLE gatehouse_audit (id TEXT PRIMARY KEY)`, Postgres: `CREATE TABLE gatehouse_audit (id TEXT PRIMARY KEY)`})
+		SQLite: `CREATE TABLE gatehouse_future_log (id TEXT PRIMARY KEY)`, Postgres: `CREATE TABLE gatehouse_future_log (id TEXT PRIMARY KEY)`})
 	db, err := store.OpenWith(context.Background(), "", data, store.Options{Schema: store.Migrate, Migrations: newer})
 	if err != nil {
 		t.Fatal(err)

@@ -64,9 +64,9 @@ func currentScriptKeys(a *auth.Authenticator) func() script.Keys {
 
 // mountScripts connects the script engine: table scripts on the tables handler, /api, /jobs, the
 // startup hook, the job schedule and hot reload.
-func mountScripts(ctx context.Context, srv *server.Server, cfg *config.Config, db *store.DB, tables *table.Service, th *table.Handler, engine *script.Engine, m *metrics.Metrics, log *slog.Logger) error {
+func mountScripts(ctx context.Context, srv *server.Server, cfg *config.Config, db *store.DB, tables *table.Service, th *table.Handler, engine *script.Engine, m *metrics.Metrics, log *slog.Logger) (*script.Scheduler, error) {
 	if engine == nil {
-		return nil
+		return nil, nil
 	}
 	sqlsvc := script.NewSQL(db, tables)
 	sqlsvc.Role, sqlsvc.Timeout = cfg.Scripts.SQLRole, cfg.Scripts.SQLTimeout
@@ -75,7 +75,7 @@ func mountScripts(ctx context.Context, srv *server.Server, cfg *config.Config, d
 	}
 	engine.SetServices(&table.ScriptAPI{Service: tables}, sqlsvc)
 	if err := engine.Startup(ctx); err != nil {
-		return fmt.Errorf("app directory: %w", err)
+		return nil, fmt.Errorf("app directory: %w", err)
 	}
 	th.Scripts = &script.TableHook{Engine: engine}
 	jm := metrics.NewJobs(m.Registry)
@@ -89,7 +89,7 @@ func mountScripts(ctx context.Context, srv *server.Server, cfg *config.Config, d
 	if cfg.Scripts.ReloadInterval > 0 {
 		go engine.Watch(ctx, cfg.Scripts.ReloadInterval)
 	}
-	return nil
+	return sched, nil
 }
 
 // jobDefs lists the app's jobs with their configured schedule.

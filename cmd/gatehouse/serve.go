@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/account"
+	"github.com/gatehouse/gatehouse/internal/activity"
+	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/auth"
 	"github.com/gatehouse/gatehouse/internal/certs"
 	"github.com/gatehouse/gatehouse/internal/config"
@@ -173,7 +175,18 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	}
 
 	m := metrics.New(version)
-	app, engine, err := loadApp(cfg, currentScriptKeys(authn), log, m)
+	// Activity (requests and script output, cluster-wide) and the audit trail.
+	act, stopActivity := startActivity(ctx, cfg, db, ks, log)
+	defer stopActivity()
+	scriptLog := log
+	if act != nil {
+		scriptLog = slog.New(activity.ScriptLog(log.Handler(), act))
+	}
+	auditStore := audit.NewStore(db)
+	if days := cfg.Audit.RetentionDays; days > 0 {
+		go auditStore.RunRetention(ctx, time.Duration(days)*24*time.Hour, time.Hour, log)
+	}
+	app, engine, err := loadApp(cfg, currentScriptKeys(authn), scriptLog, m)
 	if err != nil {
 		return err
 	}
@@ -203,8 +216,15 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	}()
 	srv := server.New(server.Deps{
 		Config: cfg, Auth: authn, App: app, DB: db, Metrics: m, Logger: log, Version: version, Outage: dbOutage, Tracer: tracer,
-		Minter: newMinter(cfg, authn),
+		Minter:   newMinter(cfg, authn),
+		Activity: act, Audit: &audit.Middleware{Recorder: auditStore, Log: log},
 	})
+	actStore := activity.NewStore(db)
+	if ks.agent != nil {
+		actStore.Registry, actStore.Liveness = ks.agent.Store, keyring.Liveness(cfg.KeyRing.Poll)
+	}
+	srv.Mount("/admin/audit", "/admin/audit", server.RequirePermission(auth.Admin, &audit.AdminHandler{Store: auditStore, Log: log}))
+	srv.Mount("/admin/activity", "/admin/activity", server.RequirePermission(auth.Admin, &activity.AdminHandler{Store: actStore}))
 
 	var ringStore *keyring.Store
 	if ks.agent != nil {
@@ -223,8 +243,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	}
 	// Built-in accounts (accounts.enabled) are users of the same directory, with refresh tokens when
 	// login.refresh_tokens is on.
-	if err := mountAccounts(ctx, srv, cfg, db, authn, newMinter(cfg, authn),
-		account.UserDirectory{Dir: users, Refresh: cfg.Login.RefreshTokens}, log); err != nil {
+	accounts, err := mountAccounts(ctx, srv, cfg, db, authn, newMinter(cfg, authn),
+		account.UserDirectory{Dir: users, Refresh: cfg.Login.RefreshTokens}, log)
+	if err != nil {
 		return err
 	}
 	if engine != nil && users != nil {
@@ -234,7 +255,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	if err != nil {
 		return err
 	}
-	if err := mountScripts(ctx, srv, cfg, db, tables, th, engine, m, log); err != nil {
+	sched, err := mountScripts(ctx, srv, cfg, db, tables, th, engine, m, log)
+	if err != nil {
+		return err
+	}
+	consoleStore, err := mountConsole(ctx, srv, cfg, consoleDeps{db: db, authn: authn, tables: tables, rows: th, users: users,
+		accounts: accounts, engine: engine, sched: sched, ring: ringStore, ringOpts: ringRotateOptions(cfg, notifier), activity: actStore}, log)
+	if err != nil {
 		return err
 	}
 	pushDone := make(chan struct{})
@@ -289,6 +316,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	log.Info("gatehouse listening", "addr", ln.Addr().String(), "version", version, "database", string(db.Dialect),
 		"database_location", db.Location, "data", cfg.DataDir, "startup", time.Since(started).String())
 	fmt.Fprintf(stdout, "Gatehouse %s listening on %s://%s\n", version, scheme, ln.Addr())
+	printSetupLink(ctx, consoleStore, cfg, scheme+"://"+ln.Addr().String(), stdout, log)
 
 	select {
 	case err := <-errc:
@@ -406,4 +434,22 @@ func parseInterspersed(fs *flag.FlagSet, args []string) error {
 	}
 	// Parse once more so fs.Args() reports the positional arguments (the flags are already set).
 	return fs.Parse(append([]string{"--"}, pos...))
+}
+
+// startActivity starts this instance's activity recorder (nil when activity.enabled is off); stop
+// flushes what is pending, after the HTTP server has drained.
+func startActivity(ctx context.Context, cfg *config.Config, db *store.DB, ks *keySetup, log *slog.Logger) (*activity.Recorder, func()) {
+	if !cfg.Activity.Enabled {
+		return nil, func() {}
+	}
+	id := newInstanceID()
+	if ks.agent != nil {
+		id = ks.agent.Instance.ID
+	}
+	rec := activity.NewRecorder(activity.NewStore(db), activity.Options{Instance: id, Window: cfg.Activity.Window,
+		MaxEvents: cfg.Activity.MaxEvents, Log: log.With("component", "activity")})
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() { defer close(done); rec.Run(rctx) }()
+	return rec, func() { cancel(); <-done }
 }

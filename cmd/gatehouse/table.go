@@ -12,6 +12,8 @@ import (
 	"text/tabwriter"
 
 	"github.com/gatehouse/gatehouse/internal/appdir"
+	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/store"
 	"github.com/gatehouse/gatehouse/internal/table"
 )
 
@@ -59,13 +61,7 @@ func tableCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		return err
 	}
 	defer db.Close()
-	app := appdir.Empty()
-	if cfg.AppDir != "" {
-		if app, err = appdir.Load(cfg.AppDir); err != nil {
-			return err
-		}
-	}
-	svc, err := table.NewService(ctx, table.NewSQL(db), app, tableDefaults(cfg), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	svc, err := tableService(ctx, cfg, db)
 	if err != nil {
 		return err
 	}
@@ -185,6 +181,18 @@ func tableCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		return fmt.Errorf("%w: unknown table command %q", errUsage, sub)
 	}
 	return nil
+}
+
+// tableService is the table catalogue of an admin command (the app directory's tables included).
+func tableService(ctx context.Context, cfg *config.Config, db *store.DB) (*table.Service, error) {
+	app := appdir.Empty()
+	if cfg.AppDir != "" {
+		var err error
+		if app, err = appdir.Load(cfg.AppDir); err != nil {
+			return nil, err
+		}
+	}
+	return table.NewService(ctx, table.NewSQL(db), app, tableDefaults(cfg), slog.New(slog.NewTextHandler(io.Discard, nil)))
 }
 
 func printTable(w io.Writer, in table.Info) {

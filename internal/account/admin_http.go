@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/auth"
 	"github.com/gatehouse/gatehouse/internal/httpx"
 	"github.com/gatehouse/gatehouse/internal/password"
@@ -111,7 +112,9 @@ func (h *AdminHandler) serve(w http.ResponseWriter, r *http.Request) {
 				h.fail(w, r, err)
 				return
 			}
-			httpx.JSON(w, http.StatusCreated, h.Service.ViewOf(a))
+			v := h.Service.ViewOf(a)
+			audit.Annotate(ctx, func(e *audit.Entry) { e.Target, e.After = v.ID, audit.Snapshot(v) })
+			httpx.JSON(w, http.StatusCreated, v)
 		default:
 			httpx.MethodNotAllowed(w, r, "GET", "POST")
 		}

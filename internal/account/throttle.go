@@ -125,3 +125,10 @@ func knownKey(emailKey, ip string) string { return "k:" + keyHash(emailKey, clie
 func mailKey(emailKey string) string      { return "m:" + keyHash(emailKey) }
 func reqKey(ip string) string             { return "r:" + keyHash(clientPrefix(ip)) }
 func ceremonyKey(ip string) string        { return "w:" + keyHash(clientPrefix(ip)) }
+
+// Fail is fail for other sign-in forms that share the throttle table (the admin console): the row
+// after one more failure at now.
+func (rule Rule) Fail(r ThrottleRow, now time.Time) ThrottleRow { return rule.fail(r, now) }
+
+// Wait is how long the row still blocks attempts at now (0: not blocked).
+func (r ThrottleRow) Wait(now time.Time) time.Duration { return r.wait(now) }

@@ -90,6 +90,11 @@ type Config struct {
 	Scripts Scripts
 	// PushDelivery configures push registrations and delivery (pushdelivery.go).
 	PushDelivery PushDelivery
+	// Console configures the admin console (console.go).
+	Console Console
+	// Audit and Activity: the audit trail's retention and the activity log (audit.go).
+	Audit    Audit
+	Activity Activity
 
 	// Edge, DBPool and Telemetry: proxies and TLS, the database pool, tracing (file ops.go).
 	Edge      Edge
@@ -200,6 +205,8 @@ func settings() []setting {
 		tokenSettings(),
 		pushProviderSettings(),
 		pushDeliverySettings(),
+		auditSettings(),
+		consoleSettings(),
 	}
 	var all []setting
 	for _, g := range groups {
@@ -678,6 +685,12 @@ func (c *Config) validate() error {
 		return err
 	}
 	if err := c.validatePushDelivery(); err != nil {
+		return err
+	}
+	if err := c.validateConsole(); err != nil {
+		return err
+	}
+	if err := c.validateAudit(); err != nil {
 		return err
 	}
 	if err := c.validateLogin(); err != nil {

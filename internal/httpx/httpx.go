@@ -55,6 +55,7 @@ const (
 type Info struct {
 	RequestID string
 	Route     string // low-cardinality route name for metrics and logs
+	UserID    string // the authenticated user's id ("" without a valid token), for the activity log
 }
 
 // WithInfo attaches request bookkeeping.
@@ -63,8 +64,12 @@ func WithInfo(ctx context.Context, i *Info) context.Context {
 }
 
 // InfoOf returns the request's bookkeeping (never nil).
-func InfoOf(r *http.Request) *Info {
-	if i, ok := r.Context().Value(infoKey).(*Info); ok {
+func InfoOf(r *http.Request) *Info { return InfoFrom(r.Context()) }
+
+// InfoFrom returns the bookkeeping of the request a context belongs to (never nil; empty outside a
+// request).
+func InfoFrom(ctx context.Context) *Info {
+	if i, ok := ctx.Value(infoKey).(*Info); ok {
 		return i
 	}
 	return &Info{}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/httpx"
 )
 
@@ -138,6 +139,11 @@ func (h *AdminHandler) rotate(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
+	audit.Annotate(r.Context(), func(e *audit.Entry) {
+		e.Target = string(k)
+		e.Before = audit.Snapshot(map[string]any{"fingerprint": res.Previous})
+		e.After = audit.Snapshot(map[string]any{"fingerprint": res.New.Fingerprint, "version": res.Ring.Version, "revokePrevious": req.RevokePrevious})
+	})
 	h.Log.Info("admin: key rotated", "kind", string(k), "from", res.Previous, "to", res.New.Fingerprint,
 		"version", res.Ring.Version, "took", res.Took.String(), "request_id", httpx.InfoOf(r).RequestID)
 	out := map[string]any{"which": k, "previousFingerprint": res.Previous, "fingerprint": res.New.Fingerprint,

@@ -330,6 +330,18 @@ func (v *Version) compile(p string) (*goja.Program, error) {
 	if err != nil {
 		return nil, err
 	}
+	prg, err := v.compileSource(p, b)
+	if err != nil {
+		return nil, err
+	}
+	v.mu.Lock()
+	v.progs[p] = prg
+	v.mu.Unlock()
+	return prg, nil
+}
+
+// compileSource compiles a script's text as the file p (its kind decides the wrapper).
+func (v *Version) compileSource(p string, b []byte) (*goja.Program, error) {
 	src := strings.TrimPrefix(string(b), "\ufeff")
 	if strings.HasPrefix(src, "#!") {
 		src = "//" + src
@@ -359,9 +371,6 @@ func (v *Version) compile(p string) (*goja.Program, error) {
 	if err != nil {
 		return nil, fmt.Errorf("script %s: %w", v.rel(p), err)
 	}
-	v.mu.Lock()
-	v.progs[p] = prg
-	v.mu.Unlock()
 	return prg, nil
 }
 

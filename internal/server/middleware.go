@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/activity"
 	"github.com/gatehouse/gatehouse/internal/auth"
 	"github.com/gatehouse/gatehouse/internal/httpx"
 	"github.com/gatehouse/gatehouse/internal/outage"
@@ -114,6 +115,10 @@ func (s *Server) observe(next http.Handler) http.Handler {
 				level = slog.LevelWarn
 			case status >= 500:
 				level = slog.LevelError
+			}
+			if s.act != nil {
+				s.act.Request(activity.Request{Time: start.Add(d), RequestID: info.RequestID, Method: r.Method, Route: info.Route,
+					Path: r.URL.Path, Status: status, Duration: d, UserID: info.UserID, Bytes: sw.bytes})
 			}
 			s.log.LogAttrs(r.Context(), level, "request",
 				slog.String("request_id", info.RequestID), slog.String("method", r.Method),
@@ -454,6 +459,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 		if cr.AppKey != "" && !caller.AppKey {
 			s.metrics.AuthFailure("application_key")
 		}
+		httpx.InfoOf(r).UserID = caller.UserID()
 		next.ServeHTTP(w, r.WithContext(httpx.WithCaller(r.Context(), caller)))
 	})
 }

@@ -13,7 +13,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/activity"
 	"github.com/gatehouse/gatehouse/internal/appdir"
+	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/auth"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/httpx"
@@ -44,6 +46,10 @@ type Deps struct {
 	Outage *outage.Monitor
 	// Tracer traces requests (nil: no tracing).
 	Tracer trace.TracerProvider
+	// Activity receives every finished request (nil: activity recording off).
+	Activity *activity.Recorder
+	// Audit records the changes made through the admin routes (nil: none).
+	Audit *audit.Middleware
 }
 
 // Server routes requests.
@@ -61,6 +67,8 @@ type Server struct {
 	proxies Proxies
 	tracer  trace.Tracer
 	tracing bool   // false: the tracer provider is the no-op one, requests get no span
+	act     *activity.Recorder
+	audit   *audit.Middleware
 	hsts    string // Strict-Transport-Security value, "" for none
 	exact   map[string]mount
 	prefix  []mount // longest first
@@ -76,7 +84,7 @@ type mount struct {
 func New(d Deps) *Server {
 	s := &Server{
 		cfg: d.Config, auth: d.Auth, minter: d.Minter, app: d.App, db: d.DB, metrics: d.Metrics, log: d.Logger,
-		version: d.Version, cors: newCORS(d.Config.CrossDomainWhitelist),
+		version: d.Version, cors: newCORS(d.Config.CrossDomainWhitelist), act: d.Activity, audit: d.Audit,
 		exact:   map[string]mount{},
 		proxies: Proxies{Trusted: d.Config.Edge.Prefixes(), Forwarded: d.Config.Edge.ProxyHeader == "forwarded"},
 	}
@@ -129,6 +137,9 @@ func (s *Server) App() *appdir.App { return s.app }
 // Handler is the main listener's handler: middleware in order, then routing.
 func (s *Server) Handler() http.Handler {
 	var h http.Handler = http.HandlerFunc(s.route)
+	if s.audit != nil {
+		h = s.audit.Wrap(h)
+	}
 	h = s.authenticate(h)
 	h = s.timeout(h)
 	h = s.limitBody(h)
@@ -308,6 +319,10 @@ func (s *Server) adminMintToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Info("token minted by admin API", "request_id", httpx.InfoOf(r).RequestID, "user_id", req.UserID, "expires", exp)
+	audit.Annotate(r.Context(), func(e *audit.Entry) {
+		e.Target = req.UserID
+		e.After = audit.Snapshot(map[string]string{"userId": req.UserID, "aud": req.Audience, "expiresAt": exp.UTC().Format(time.RFC3339)})
+	})
 	httpx.JSON(w, http.StatusOK, map[string]any{
 		"user":                map[string]string{"userId": req.UserID},
 		"authenticationToken": tok,

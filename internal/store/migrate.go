@@ -213,6 +213,76 @@ CREATE TABLE gatehouse_push_outbox (id TEXT PRIMARY KEY, platform TEXT NOT NULL,
 CREATE INDEX gatehouse_push_outbox_available ON gatehouse_push_outbox (platform, available_at)`,
 	},
 	{
+		// The admin console's own sign-in (package console): administrators (email_key is the
+		// lower-cased address; password_hash an argon2id PHC string), their sessions (id_hash is the
+		// SHA-256 of the random session id; the cookie also carries an HMAC under the cluster's master
+		// key) and the one-time setup links of a fresh install (token_hash: SHA-256 of the token,
+		// single use through used_at). Times are Unix milliseconds.
+		Version:  80,
+		Name:     "console admins and sessions",
+		Additive: true,
+		SQLite: `CREATE TABLE gatehouse_console_admins (id TEXT PRIMARY KEY, email TEXT NOT NULL, email_key TEXT NOT NULL UNIQUE,
+	password_hash TEXT NOT NULL, disabled INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);
+CREATE TABLE gatehouse_console_sessions (id_hash TEXT PRIMARY KEY, admin_id TEXT NOT NULL REFERENCES gatehouse_console_admins(id) ON DELETE CASCADE,
+	created_at INTEGER NOT NULL, seen_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, remote TEXT NOT NULL, agent TEXT NOT NULL);
+CREATE INDEX gatehouse_console_sessions_admin ON gatehouse_console_sessions (admin_id);
+CREATE TABLE gatehouse_console_setup (token_hash TEXT PRIMARY KEY, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL,
+	used_at INTEGER NOT NULL DEFAULT 0)`,
+		Postgres: `CREATE TABLE gatehouse_console_admins (id TEXT PRIMARY KEY, email TEXT NOT NULL, email_key TEXT NOT NULL UNIQUE,
+	password_hash TEXT NOT NULL, disabled INTEGER NOT NULL DEFAULT 0, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL);
+CREATE TABLE gatehouse_console_sessions (id_hash TEXT PRIMARY KEY, admin_id TEXT NOT NULL REFERENCES gatehouse_console_admins(id) ON DELETE CASCADE,
+	created_at BIGINT NOT NULL, seen_at BIGINT NOT NULL, expires_at BIGINT NOT NULL, remote TEXT NOT NULL, agent TEXT NOT NULL);
+CREATE INDEX gatehouse_console_sessions_admin ON gatehouse_console_sessions (admin_id);
+CREATE TABLE gatehouse_console_setup (token_hash TEXT PRIMARY KEY, created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL,
+	used_at BIGINT NOT NULL DEFAULT 0)`,
+	},
+	{
+		// The audit trail (package audit): one row per change made through the console, the admin API
+		// or the CLI. at is Unix microseconds; before_state and after_state are redacted JSON (NULL when
+		// not recorded). Append-only: a trigger refuses UPDATE; the only DELETE is the optional retention.
+		Version:  85,
+		Name:     "audit trail",
+		Additive: true,
+		SQLite: `CREATE TABLE gatehouse_audit (id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, actor TEXT NOT NULL, via TEXT NOT NULL,
+	action TEXT NOT NULL, target TEXT NOT NULL, remote TEXT NOT NULL, request_id TEXT NOT NULL, before_state TEXT, after_state TEXT);
+CREATE INDEX gatehouse_audit_at ON gatehouse_audit (at);
+CREATE INDEX gatehouse_audit_actor ON gatehouse_audit (actor, id);
+CREATE INDEX gatehouse_audit_action ON gatehouse_audit (action, id);
+CREATE INDEX gatehouse_audit_target ON gatehouse_audit (target, id);
+CREATE TRIGGER gatehouse_audit_append_only BEFORE UPDATE ON gatehouse_audit
+BEGIN SELECT RAISE(ABORT, 'gatehouse_audit is append-only'); END`,
+		Postgres: `CREATE TABLE gatehouse_audit (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, at BIGINT NOT NULL, actor TEXT NOT NULL,
+	via TEXT NOT NULL, action TEXT NOT NULL, target TEXT NOT NULL, remote TEXT NOT NULL, request_id TEXT NOT NULL, before_state TEXT, after_state TEXT);
+CREATE INDEX gatehouse_audit_at ON gatehouse_audit (at);
+CREATE INDEX gatehouse_audit_actor ON gatehouse_audit (actor, id);
+CREATE INDEX gatehouse_audit_action ON gatehouse_audit (action, id);
+CREATE INDEX gatehouse_audit_target ON gatehouse_audit (target, id);
+CREATE FUNCTION gatehouse_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'gatehouse_audit is append-only'; END $$;
+CREATE TRIGGER gatehouse_audit_append_only BEFORE UPDATE ON gatehouse_audit FOR EACH ROW EXECUTE FUNCTION gatehouse_audit_append_only()`,
+	},
+	{
+		// Activity (package activity): recent request and script events of every instance in a bounded
+		// ring (pruned by age and count), and per-minute, per-instance request counts with a latency
+		// histogram (log-scale buckets "index:count,…") from which p99 over any window is computed.
+		// at and minute are Unix milliseconds.
+		Version:  86,
+		Name:     "activity",
+		Additive: true,
+		SQLite: `CREATE TABLE gatehouse_activity (id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, instance TEXT NOT NULL,
+	kind TEXT NOT NULL, request_id TEXT NOT NULL, method TEXT NOT NULL, route TEXT NOT NULL, path TEXT NOT NULL, status INTEGER NOT NULL,
+	duration_us INTEGER NOT NULL, user_id TEXT NOT NULL, bytes INTEGER NOT NULL, level TEXT NOT NULL, source TEXT NOT NULL, message TEXT NOT NULL);
+CREATE INDEX gatehouse_activity_at ON gatehouse_activity (at);
+CREATE TABLE gatehouse_activity_minutes (minute INTEGER NOT NULL, instance TEXT NOT NULL, requests INTEGER NOT NULL,
+	errors_4xx INTEGER NOT NULL, errors_5xx INTEGER NOT NULL, latency TEXT NOT NULL, PRIMARY KEY (minute, instance))`,
+		Postgres: `CREATE TABLE gatehouse_activity (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, at BIGINT NOT NULL, instance TEXT NOT NULL,
+	kind TEXT NOT NULL, request_id TEXT NOT NULL, method TEXT NOT NULL, route TEXT NOT NULL, path TEXT NOT NULL, status INTEGER NOT NULL,
+	duration_us BIGINT NOT NULL, user_id TEXT NOT NULL, bytes BIGINT NOT NULL, level TEXT NOT NULL, source TEXT NOT NULL, message TEXT NOT NULL);
+CREATE INDEX gatehouse_activity_at ON gatehouse_activity (at);
+CREATE TABLE gatehouse_activity_minutes (minute BIGINT NOT NULL, instance TEXT NOT NULL, requests BIGINT NOT NULL,
+	errors_4xx BIGINT NOT NULL, errors_5xx BIGINT NOT NULL, latency TEXT NOT NULL, PRIMARY KEY (minute, instance))`,
+	},
+	{
 		// Second factors of built-in accounts (package account). totp.secret is the authenticator
 		// secret sealed with AES-GCM; confirmed_at stays 0 until a first code proved the app has it;
 		// last_step is the last RFC 6238 time step whose code was accepted (replay protection).

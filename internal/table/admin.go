@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/appdir"
+	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/auth"
 	"github.com/gatehouse/gatehouse/internal/httpx"
 	"github.com/gatehouse/gatehouse/internal/notify"
@@ -106,6 +107,45 @@ func (r SpecRequest) Spec() (Spec, error) {
 	return sp, nil
 }
 
+// CreateFrom is the admin API's create (and the console's): the request validated into a Spec, then
+// Create.
+func (svc *Service) CreateFrom(ctx context.Context, req SpecRequest) (*Schema, error) {
+	sp, err := req.Spec()
+	if err != nil {
+		return nil, err
+	}
+	return svc.Create(ctx, sp)
+}
+
+// UpdateFrom is the admin API's update (and the console's) of the table name.
+func (svc *Service) UpdateFrom(ctx context.Context, name string, req SpecRequest) (*Schema, error) {
+	req.Name = name
+	sp, err := req.Spec()
+	if err != nil {
+		return nil, err
+	}
+	return svc.Update(ctx, sp)
+}
+
+// AuditAction names an update for the audit trail: "table.permissions", "table.columns" or
+// "table.indexes" when it changes only that, else "table.alter".
+func (r SpecRequest) AuditAction() string {
+	var kinds []string
+	if len(r.Permissions) > 0 {
+		kinds = append(kinds, "table.permissions")
+	}
+	if len(r.Columns) > 0 {
+		kinds = append(kinds, "table.columns")
+	}
+	if len(r.Indexes) > 0 {
+		kinds = append(kinds, "table.indexes")
+	}
+	if len(kinds) == 1 && r.IDType == "" && r.SoftDelete == nil && r.PerUser == nil && r.DynamicSchema == nil {
+		return kinds[0]
+	}
+	return "table.alter"
+}
+
 // ParseAssignments reads CLI lists like "title=string,year=number" or "read=public,insert=user".
 func ParseAssignments(s string) (map[string]string, error) {
 	out := map[string]string{}
@@ -161,17 +201,14 @@ func (a *AdminHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			httpx.WriteError(w, r, err)
 			return
 		}
-		sp, err := req.Spec()
+		s, err := a.Service.CreateFrom(ctx, req)
 		if err != nil {
 			a.fail(w, r, err)
 			return
 		}
-		s, err := a.Service.Create(ctx, sp)
-		if err != nil {
-			a.fail(w, r, err)
-			return
-		}
-		httpx.JSON(w, http.StatusCreated, Describe(s))
+		in := Describe(s)
+		audit.Annotate(ctx, func(e *audit.Entry) { e.Target, e.After = in.Name, audit.Snapshot(in) })
+		httpx.JSON(w, http.StatusCreated, in)
 	case name == "":
 		httpx.MethodNotAllowed(w, r, "GET", "POST")
 	case r.Method == http.MethodGet:
@@ -187,19 +224,29 @@ func (a *AdminHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			httpx.WriteError(w, r, err)
 			return
 		}
-		req.Name = name
-		sp, err := req.Spec()
+		var before *Info
+		if cur, err := a.Service.Refresh(ctx, name); err == nil {
+			in := Describe(cur)
+			before = &in
+		}
+		s, err := a.Service.UpdateFrom(ctx, name, req)
 		if err != nil {
 			a.fail(w, r, err)
 			return
 		}
-		s, err := a.Service.Update(ctx, sp)
-		if err != nil {
-			a.fail(w, r, err)
-			return
-		}
-		httpx.JSON(w, http.StatusOK, Describe(s))
+		in := Describe(s)
+		audit.Annotate(ctx, func(e *audit.Entry) {
+			e.Action, e.Target, e.After = req.AuditAction(), in.Name, audit.Snapshot(in)
+			if before != nil {
+				e.Before = audit.Snapshot(*before)
+			}
+		})
+		httpx.JSON(w, http.StatusOK, in)
 	case r.Method == http.MethodDelete:
+		if cur, err := a.Service.Refresh(ctx, name); err == nil {
+			in := Describe(cur)
+			audit.Annotate(ctx, func(e *audit.Entry) { e.Target, e.Before = in.Name, audit.Snapshot(in) })
+		}
 		if err := a.Service.Drop(ctx, name); err != nil {
 			a.fail(w, r, err)
 			return

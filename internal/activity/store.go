@@ -1,0 +1,333 @@
+package activity
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/keyring"
+	"github.com/gatehouse/gatehouse/internal/store"
+)
+
+// Store keeps events and per-minute statistics in the database (migration 86).
+type Store struct {
+	db *store.DB
+	// Registry, when set, is the key ring's instance registry: Stats adds each live instance's host
+	// and start time (and lists live instances that served nothing yet).
+	Registry Registry
+	// Liveness is the registry's heartbeat window (default 5 s).
+	Liveness time.Duration
+}
+
+// Registry lists live instances (keyring.Store).
+type Registry interface {
+	Live(ctx context.Context, now time.Time, liveness time.Duration) ([]keyring.Instance, error)
+}
+
+// NewStore returns the activity store in db.
+func NewStore(db *store.DB) *Store { return &Store{db: db} }
+
+// MinuteRow is one instance's statistics for one minute.
+type MinuteRow struct {
+	Minute    int64 // Unix ms of the minute's start
+	Instance  string
+	Requests  int64
+	Errors4xx int64
+	Errors5xx int64
+	Latency   Histogram
+}
+
+const eventColumns = `at, instance, kind, request_id, method, route, path, status, duration_us, user_id, bytes, level, source, message`
+
+// write stores a batch of events and replaces this instance's rows of the given minutes, in one
+// transaction.
+func (s *Store) write(ctx context.Context, events []Event, mins []MinuteRow) error {
+	if len(events) == 0 && len(mins) == 0 {
+		return nil
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("activity: write: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // no-op after commit
+	const per = 14
+	const batch = 200 // rows per INSERT (200×14 parameters, under both engines' limits)
+	for start := 0; start < len(events); start += batch {
+		chunk := events[start:min(start+batch, len(events))]
+		var sb strings.Builder
+		sb.WriteString(`INSERT INTO gatehouse_activity (` + eventColumns + `) VALUES `)
+		args := make([]any, 0, len(chunk)*per)
+		for i, e := range chunk {
+			if i > 0 {
+				sb.WriteByte(',')
+			}
+			sb.WriteString("(?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
+			args = append(args, e.Time.UnixMilli(), e.Instance, string(e.Kind), e.RequestID, e.Method, e.Route, e.Path, e.Status,
+				e.Duration.Microseconds(), e.UserID, e.Bytes, e.Level, e.Source, e.Message)
+		}
+		if _, err := tx.ExecContext(ctx, s.db.Rebind(sb.String()), args...); err != nil {
+			return fmt.Errorf("activity: write events: %w", err)
+		}
+	}
+	for _, m := range mins {
+		if _, err := tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO gatehouse_activity_minutes (minute, instance, requests, errors_4xx, errors_5xx, latency)
+			VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (minute, instance) DO UPDATE SET requests = excluded.requests,
+			errors_4xx = excluded.errors_4xx, errors_5xx = excluded.errors_5xx, latency = excluded.latency`),
+			m.Minute, m.Instance, m.Requests, m.Errors4xx, m.Errors5xx, m.Latency.String()); err != nil {
+			return fmt.Errorf("activity: write minute: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("activity: write: %w", err)
+	}
+	return nil
+}
+
+// Prune deletes events older than cutoff or beyond the newest keep, and minute rows older than
+// minutesCutoff.
+func (s *Store) Prune(ctx context.Context, cutoff time.Time, keep int, minutesCutoff time.Time) error {
+	if _, err := s.db.ExecContext(ctx, s.db.Rebind(`DELETE FROM gatehouse_activity WHERE at < ?`), cutoff.UnixMilli()); err != nil {
+		return fmt.Errorf("activity: prune: %w", err)
+	}
+	if _, err := s.db.ExecContext(ctx, s.db.Rebind(`DELETE FROM gatehouse_activity WHERE id <= (SELECT MAX(id) FROM gatehouse_activity) - ?`), keep); err != nil {
+		return fmt.Errorf("activity: prune: %w", err)
+	}
+	if _, err := s.db.ExecContext(ctx, s.db.Rebind(`DELETE FROM gatehouse_activity_minutes WHERE minute < ?`), minutesCutoff.UnixMilli()); err != nil {
+		return fmt.Errorf("activity: prune: %w", err)
+	}
+	return nil
+}
+
+// Filter selects events for Tail. Zero fields match everything.
+type Filter struct {
+	// Status: 1–5 selects a class (4: every 4xx), 100–599 one status.
+	Status int
+	// Route matches a route pattern ("/tables/{table}"), a path, or a path prefix ("/tables/todo").
+	Route string
+	// User and RequestID match exactly.
+	User      string
+	RequestID string
+	// Kind: "request" or "script".
+	Kind Kind
+	// Instance matches exactly.
+	Instance string
+	// AfterID returns the events after a previous Tail's last one (the live tail's cursor); without it
+	// Tail returns the newest Limit events.
+	AfterID int64
+	// Limit caps the result (default 100, at most 1000).
+	Limit int
+}
+
+// Tail returns the events f selects, oldest first: the newest Limit ones, or with AfterID the next
+// Limit after it (poll with the last event's ID to follow the tail).
+func (s *Store) Tail(ctx context.Context, f Filter) ([]Event, error) {
+	if f.Limit <= 0 {
+		f.Limit = 100
+	}
+	if f.Limit > 1000 {
+		f.Limit = 1000
+	}
+	var where []string
+	var args []any
+	add := func(cond string, v ...any) { where = append(where, cond); args = append(args, v...) }
+	switch {
+	case f.Status >= 1 && f.Status <= 5:
+		add("status >= ? AND status < ?", f.Status*100, f.Status*100+100)
+	case f.Status > 0:
+		add("status = ?", f.Status)
+	}
+	if f.Route != "" {
+		add(`(route = ? OR path = ? OR path LIKE ? ESCAPE '\')`, f.Route, f.Route, likeEscape(strings.TrimSuffix(f.Route, "/"))+"/%")
+	}
+	if f.User != "" {
+		add("user_id = ?", f.User)
+	}
+	if f.RequestID != "" {
+		add("request_id = ?", f.RequestID)
+	}
+	if f.Kind != "" {
+		add("kind = ?", string(f.Kind))
+	}
+	if f.Instance != "" {
+		add("instance = ?", f.Instance)
+	}
+	if f.AfterID > 0 {
+		add("id > ?", f.AfterID)
+	}
+	q := `SELECT id, ` + eventColumns + ` FROM gatehouse_activity`
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	if f.AfterID > 0 {
+		q += fmt.Sprintf(" ORDER BY id LIMIT %d", f.Limit)
+	} else {
+		q += fmt.Sprintf(" ORDER BY id DESC LIMIT %d", f.Limit)
+	}
+	rows, err := s.db.QueryContext(ctx, s.db.Rebind(q), args...)
+	if err != nil {
+		return nil, fmt.Errorf("activity: tail: %w", err)
+	}
+	defer rows.Close()
+	out := []Event{}
+	for rows.Next() {
+		var e Event
+		var at, dur int64
+		var kind string
+		if err := rows.Scan(&e.ID, &at, &e.Instance, &kind, &e.RequestID, &e.Method, &e.Route, &e.Path, &e.Status, &dur, &e.UserID,
+			&e.Bytes, &e.Level, &e.Source, &e.Message); err != nil {
+			return nil, fmt.Errorf("activity: tail: %w", err)
+		}
+		e.Time, e.Kind, e.Duration = time.UnixMilli(at).UTC(), Kind(kind), time.Duration(dur)*time.Microsecond
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("activity: tail: %w", err)
+	}
+	if f.AfterID == 0 {
+		for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+			out[i], out[j] = out[j], out[i]
+		}
+	}
+	return out, nil
+}
+
+func likeEscape(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
+}
+
+// Minute is the cluster's statistics for one minute.
+type Minute struct {
+	Start     time.Time     `json:"start"`
+	Requests  int64         `json:"requests"`
+	Errors4xx int64         `json:"errors4xx"`
+	Errors5xx int64         `json:"errors5xx"`
+	P99       time.Duration `json:"p99Ns"`
+}
+
+// Instance is an instance seen in the window.
+type Instance struct {
+	ID        string    `json:"id"`
+	Host      string    `json:"host,omitempty"`
+	StartedAt time.Time `json:"startedAt,omitzero"`
+	// LastSeen is the later of its last heartbeat and the end of its last minute with requests.
+	LastSeen time.Time `json:"lastSeen"`
+	Live     bool      `json:"live"` // in the key ring's registry now
+	Requests int64     `json:"requests"`
+}
+
+// Stats is the cluster's traffic since a time.
+type Stats struct {
+	Since             time.Time     `json:"since"`
+	Until             time.Time     `json:"until"`
+	Requests          int64         `json:"requests"`
+	Errors4xx         int64         `json:"errors4xx"`
+	Errors5xx         int64         `json:"errors5xx"`
+	RequestsPerSecond float64       `json:"requestsPerSecond"`
+	ErrorRate         float64       `json:"errorRate"` // 5xx / requests
+	P99               time.Duration `json:"p99Ns"`
+	// Minutes has one entry per minute of the window, oldest first (zeros where nothing was served).
+	Minutes   []Minute   `json:"minutes"`
+	Instances []Instance `json:"instances"`
+	// Method says how P99 is computed.
+	Method string `json:"p99Method"`
+}
+
+// P99Method describes the percentile computation (Stats.Method).
+const P99Method = "per-minute per-instance log-scale latency histograms (8 buckets per doubling) summed over the window; the reported p99 is its bucket's upper bound (at most 9% above the true value)"
+
+// Stats aggregates every instance's minutes from since's minute to now's.
+func (s *Store) Stats(ctx context.Context, since, now time.Time) (*Stats, error) {
+	from := since.UnixMilli() / 60000 * 60000
+	to := now.UnixMilli() / 60000 * 60000
+	if to < from {
+		to = from
+	}
+	if (to-from)/60000 > 7*24*60 {
+		from = to - 7*24*60*60000 // at most a week of minutes
+	}
+	rows, err := s.db.QueryContext(ctx, s.db.Rebind(`SELECT minute, instance, requests, errors_4xx, errors_5xx, latency
+		FROM gatehouse_activity_minutes WHERE minute >= ? AND minute <= ? ORDER BY minute`), from, to)
+	if err != nil {
+		return nil, fmt.Errorf("activity: stats: %w", err)
+	}
+	defer rows.Close()
+	st := &Stats{Since: time.UnixMilli(from).UTC(), Until: now.UTC(), Method: P99Method}
+	n := int((to-from)/60000) + 1
+	st.Minutes = make([]Minute, n)
+	hists := make([]Histogram, n)
+	for i := range st.Minutes {
+		st.Minutes[i].Start = time.UnixMilli(from + int64(i)*60000).UTC()
+		hists[i] = Histogram{}
+	}
+	total := Histogram{}
+	seen := map[string]*Instance{}
+	for rows.Next() {
+		var r MinuteRow
+		var lat string
+		if err := rows.Scan(&r.Minute, &r.Instance, &r.Requests, &r.Errors4xx, &r.Errors5xx, &lat); err != nil {
+			return nil, fmt.Errorf("activity: stats: %w", err)
+		}
+		i := int((r.Minute - from) / 60000)
+		m := &st.Minutes[i]
+		m.Requests += r.Requests
+		m.Errors4xx += r.Errors4xx
+		m.Errors5xx += r.Errors5xx
+		h := ParseHistogram(lat)
+		hists[i].Merge(h)
+		total.Merge(h)
+		st.Requests += r.Requests
+		st.Errors4xx += r.Errors4xx
+		st.Errors5xx += r.Errors5xx
+		in := seen[r.Instance]
+		if in == nil {
+			in = &Instance{ID: r.Instance}
+			seen[r.Instance] = in
+		}
+		in.Requests += r.Requests
+		if end := time.UnixMilli(min(r.Minute+60000, now.UnixMilli())).UTC(); end.After(in.LastSeen) {
+			in.LastSeen = end
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("activity: stats: %w", err)
+	}
+	for i := range st.Minutes {
+		st.Minutes[i].P99 = hists[i].Quantile(0.99)
+	}
+	st.P99 = total.Quantile(0.99)
+	if secs := now.Sub(st.Since).Seconds(); secs > 0 {
+		st.RequestsPerSecond = float64(st.Requests) / secs
+	}
+	if st.Requests > 0 {
+		st.ErrorRate = float64(st.Errors5xx) / float64(st.Requests)
+	}
+	if s.Registry != nil {
+		live := s.Liveness
+		if live <= 0 {
+			live = 5 * time.Second
+		}
+		ins, err := s.Registry.Live(ctx, now, live)
+		if err != nil {
+			return nil, fmt.Errorf("activity: stats: instances: %w", err)
+		}
+		for _, l := range ins {
+			in := seen[l.ID]
+			if in == nil {
+				in = &Instance{ID: l.ID}
+				seen[l.ID] = in
+			}
+			in.Host, in.StartedAt, in.Live = l.Host, l.StartedAt.UTC(), true
+			if l.HeartbeatAt.After(in.LastSeen) {
+				in.LastSeen = l.HeartbeatAt.UTC()
+			}
+		}
+	}
+	st.Instances = make([]Instance, 0, len(seen))
+	for _, in := range seen {
+		st.Instances = append(st.Instances, *in)
+	}
+	sort.Slice(st.Instances, func(i, j int) bool { return st.Instances[i].ID < st.Instances[j].ID })
+	return st, nil
+}

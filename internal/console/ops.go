@@ -1,0 +1,329 @@
+package console
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/account"
+	"github.com/gatehouse/gatehouse/internal/jobs"
+	"github.com/gatehouse/gatehouse/internal/keyring"
+	"github.com/gatehouse/gatehouse/internal/user"
+)
+
+// Jobs is the job ledger and the scheduler's manual start (POST /jobs/{name} runs the same).
+type Jobs struct {
+	Ledger *jobs.Ledger
+	Defs   func() []jobs.Def
+	Start  func(ctx context.Context, name string) error
+}
+
+// Users is the users directory and, when built-in accounts are on, the accounts service.
+type Users struct {
+	Directory *user.Directory
+	Accounts  *account.Service
+}
+
+// KeyRing is the cluster key ring (nil Store: keys from keys.json or configuration).
+type KeyRing struct {
+	Store   *keyring.Store
+	Options keyring.RotateOptions
+}
+
+type jobsData struct {
+	Jobs []jobs.Summary
+	Runs []jobs.Run
+	Name string
+}
+
+func (c *Console) jobs(w http.ResponseWriter, r *http.Request, rest []string) {
+	if c.o.Jobs == nil {
+		c.render(w, r, http.StatusOK, "jobs", view{Title: "Jobs", Nav: "jobs", Data: jobsData{}})
+		return
+	}
+	j := c.o.Jobs
+	ctx := r.Context()
+	var defs []jobs.Def
+	if j.Defs != nil {
+		defs = j.Defs()
+	}
+	name := ""
+	if len(rest) > 0 && rest[0] != "" {
+		n, err := url.PathUnescape(rest[0])
+		if err != nil {
+			c.notFound(w, r)
+			return
+		}
+		name = n
+	}
+	if r.Method == http.MethodPost {
+		if name == "" || len(rest) != 2 || rest[1] != "run" || j.Start == nil {
+			c.notFound(w, r)
+			return
+		}
+		declared := false
+		for _, d := range defs {
+			declared = declared || jobs.Key(d.Name) == jobs.Key(name)
+		}
+		if !declared {
+			c.notFound(w, r)
+			return
+		}
+		if err := j.Start(context.WithoutCancel(ctx), name); err != nil {
+			c.redirectProblem(w, r, "/jobs/"+url.PathEscape(name), "The job did not start: "+err.Error())
+			return
+		}
+		c.record(r, "job.run", name, nil, nil)
+		c.redirect(w, r, "/jobs/"+url.PathEscape(name), "Job "+name+" started.")
+		return
+	}
+	list, err := j.Ledger.Summaries(ctx, defs, c.now())
+	if err != nil {
+		c.unavailable(w, r, err)
+		return
+	}
+	d := jobsData{Jobs: list, Name: name}
+	if name != "" {
+		if d.Runs, err = j.Ledger.Runs(ctx, name, 50, time.Time{}, c.now()); err != nil {
+			c.unavailable(w, r, err)
+			return
+		}
+	}
+	title := "Jobs"
+	if name != "" {
+		title = "Job " + name
+	}
+	c.render(w, r, http.StatusOK, "jobs", view{Title: title, Nav: "jobs", Problem: r.URL.Query().Get("problem"), Data: d})
+}
+
+type usersData struct {
+	Query      string
+	Users      []user.User
+	Account    *account.View
+	Selected   *user.User
+	Identities []user.Identity
+	Accounts   bool
+	Next       string
+}
+
+// users: search and list users (and accounts), a user's identities; disable, enable, revoke sessions,
+// send a password-reset link. Each action is the one `gatehouse users …` runs.
+func (c *Console) users(w http.ResponseWriter, r *http.Request, rest []string) {
+	if c.o.Users == nil || c.o.Users.Directory == nil {
+		c.render(w, r, http.StatusOK, "users", view{Title: "Users", Nav: "users", Problem: "Users are not enabled on this server.", Data: usersData{}})
+		return
+	}
+	u := c.o.Users
+	ctx := r.Context()
+	if len(rest) >= 1 && rest[0] != "" {
+		id, err := url.PathUnescape(rest[0])
+		if err != nil {
+			c.notFound(w, r)
+			return
+		}
+		if r.Method == http.MethodPost && len(rest) == 2 {
+			c.userAction(w, r, id, rest[1])
+			return
+		}
+		usr, err := u.Directory.Get(ctx, id)
+		if errors.Is(err, user.ErrNotFound) {
+			c.notFound(w, r)
+			return
+		}
+		if err != nil {
+			c.unavailable(w, r, err)
+			return
+		}
+		ids, err := u.Directory.Identities(ctx, id)
+		if err != nil {
+			c.unavailable(w, r, err)
+			return
+		}
+		d := usersData{Selected: usr, Identities: ids, Accounts: u.Accounts != nil}
+		if u.Accounts != nil {
+			if a, err := u.Accounts.Find(ctx, id); err == nil {
+				v := u.Accounts.ViewOf(a)
+				d.Account = &v
+			}
+		}
+		c.render(w, r, http.StatusOK, "user", view{Title: "User " + id, Nav: "users", Problem: r.URL.Query().Get("problem"), Data: d})
+		return
+	}
+	q := strings.TrimSpace(r.URL.Query().Get("q"))
+	after := r.URL.Query().Get("after")
+	d := usersData{Query: q, Accounts: u.Accounts != nil}
+	if q != "" && u.Accounts != nil && strings.Contains(q, "@") {
+		if a, err := u.Accounts.Find(ctx, q); err == nil {
+			v := u.Accounts.ViewOf(a)
+			d.Account = &v
+			if usr, err := u.Directory.Get(ctx, a.TokenUserID()); err == nil {
+				d.Users = append(d.Users, *usr)
+			}
+		}
+	} else {
+		list, err := u.Directory.List(ctx, after, 1000)
+		if err != nil {
+			c.unavailable(w, r, err)
+			return
+		}
+		lq := strings.ToLower(q)
+		for _, x := range list {
+			if lq == "" || strings.Contains(strings.ToLower(x.ID), lq) || strings.Contains(strings.ToLower(x.Provider), lq) {
+				d.Users = append(d.Users, x)
+			}
+			if len(d.Users) == 200 {
+				break
+			}
+		}
+		if len(list) == 1000 && q == "" {
+			d.Next = list[len(list)-1].ID
+		}
+	}
+	c.render(w, r, http.StatusOK, "users", view{Title: "Users", Nav: "users", Problem: r.URL.Query().Get("problem"), Data: d})
+}
+
+func (c *Console) userAction(w http.ResponseWriter, r *http.Request, id, action string) {
+	u := c.o.Users
+	ctx := r.Context()
+	self := "/users/" + url.PathEscape(id)
+	before, err := u.Directory.Get(ctx, id)
+	if errors.Is(err, user.ErrNotFound) {
+		c.notFound(w, r)
+		return
+	}
+	if err != nil {
+		c.unavailable(w, r, err)
+		return
+	}
+	var acct *account.Account
+	if u.Accounts != nil {
+		if a, err := u.Accounts.Find(ctx, id); err == nil {
+			acct = a
+		}
+	}
+	var notice string
+	switch action {
+	case "disable", "enable":
+		disable := action == "disable"
+		if acct != nil {
+			// The account and its user in the directory change together.
+			err = u.Accounts.SetDisabled(ctx, acct.ID, disable)
+		} else if disable {
+			err = u.Directory.Disable(ctx, id)
+		} else {
+			err = u.Directory.Enable(ctx, id)
+		}
+		notice = "User " + id + " " + action + "d."
+	case "revoke":
+		err = u.Directory.RevokeAll(ctx, id)
+		notice = "Every session of " + id + " is revoked."
+	case "reset":
+		if acct == nil {
+			c.redirectProblem(w, r, self, "This user has no email/password account.")
+			return
+		}
+		err = u.Accounts.RequestReset(ctx, account.Client{IP: clientIP(r)}, acct.Email)
+		notice = "A password-reset link is on its way to the account's address."
+	default:
+		c.notFound(w, r)
+		return
+	}
+	if err != nil {
+		var te *account.ThrottledError
+		if errors.As(err, &te) {
+			c.redirectProblem(w, r, self, "Too many requests; try again later.")
+			return
+		}
+		c.unavailable(w, r, err)
+		return
+	}
+	after, _ := u.Directory.Get(ctx, id)
+	c.record(r, "user."+action, id, before, after)
+	c.redirect(w, r, self, notice)
+}
+
+type keyRow struct {
+	Kind        string
+	State       string
+	Fingerprint string
+	CreatedAt   time.Time
+	RetiredAt   time.Time
+}
+
+type keysData struct {
+	Ring      bool
+	Version   int64
+	Keys      []keyRow
+	Instances []keyring.Instance
+}
+
+// fingerprint is the short public name of a key without the ring (SHA-256, 8 bytes hex).
+func fingerprint(secret string) string {
+	if secret == "" {
+		return ""
+	}
+	h := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(h[:8])
+}
+
+// keys shows the keys' fingerprints and age and rotates them through the key ring (two-phase,
+// cluster-wide) when there is one. No secret ever reaches the page.
+func (c *Console) keys(w http.ResponseWriter, r *http.Request, rest []string) {
+	ctx := r.Context()
+	kr := c.o.KeyRing
+	ring := kr != nil && kr.Store != nil
+	if r.Method == http.MethodPost {
+		if !ring || len(rest) != 1 || rest[0] != "rotate" {
+			c.notFound(w, r)
+			return
+		}
+		k := keyring.Kind(r.PostFormValue("which"))
+		if k != "master" && k != "application" && k != "system" {
+			c.redirectProblem(w, r, "/keys", "Choose the master, application or system key.")
+			return
+		}
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), kr.Options.Grace+5*time.Second)
+		defer cancel()
+		res, err := kr.Store.RotateAndWait(rctx, k, r.PostFormValue("revoke") != "", kr.Options)
+		if err != nil {
+			c.redirectProblem(w, r, "/keys", "Rotation failed: "+err.Error())
+			return
+		}
+		c.record(r, "keys.rotate", string(k), map[string]string{"fingerprint": res.Previous},
+			map[string]any{"fingerprint": res.New.Fingerprint, "version": res.Ring.Version, "revokePrevious": r.PostFormValue("revoke") != ""})
+		c.redirect(w, r, "/keys", "The "+string(k)+" key is rotated; new fingerprint "+res.New.Fingerprint+".")
+		return
+	}
+	d := keysData{Ring: ring}
+	if ring {
+		rg, err := kr.Store.Load(ctx)
+		if err != nil {
+			c.unavailable(w, r, err)
+			return
+		}
+		d.Version = rg.Version
+		for _, k := range rg.Keys {
+			d.Keys = append(d.Keys, keyRow{Kind: string(k.Kind), State: string(k.State), Fingerprint: k.Fingerprint, CreatedAt: k.CreatedAt, RetiredAt: k.RetiredAt})
+		}
+		if d.Instances, err = kr.Store.Live(ctx, c.now(), keyring.Liveness(kr.Options.Poll)); err != nil {
+			c.unavailable(w, r, err)
+			return
+		}
+	} else {
+		s := c.o.Keys()
+		d.Keys = []keyRow{{Kind: "master", State: "current", Fingerprint: fingerprint(s.MasterKey)},
+			{Kind: "application", State: "current", Fingerprint: fingerprint(s.ApplicationKey)},
+			{Kind: "system", State: "current", Fingerprint: fingerprint(s.SystemKey)}}
+		for _, p := range s.Previous {
+			d.Keys = append(d.Keys, keyRow{Kind: "master", State: "retired", Fingerprint: fingerprint(p.Secret), RetiredAt: p.RetiredAt})
+		}
+	}
+	sort.SliceStable(d.Keys, func(i, j int) bool { return d.Keys[i].Kind < d.Keys[j].Kind })
+	c.render(w, r, http.StatusOK, "keys", view{Title: "Keys", Nav: "keys", Problem: r.URL.Query().Get("problem"), Data: d})
+}

@@ -1,0 +1,257 @@
+package console
+
+import (
+	"context"
+	"encoding/json"
+	"html"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/audit"
+	"github.com/gatehouse/gatehouse/internal/store"
+	"github.com/gatehouse/gatehouse/internal/store/storetest"
+)
+
+const xss = `<script>alert("x")</script>`
+
+// apiGet reads /tables as a client with the application key.
+func (h *harness) apiGet(t *testing.T, path string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, h.ts.URL+path, nil)
+	req.Header.Set("X-ZUMO-APPLICATION", testApp)
+	req.Header.Set("ZUMO-API-VERSION", "2.0.0")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
+}
+
+var rowLink = regexp.MustCompile(`/console/data/Items/row/([^"]+)"`)
+
+func TestDataPages(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		h := newHarness(t, db)
+		b := h.signedIn()
+		b.get("/console/data/Items/new")
+		p := b.post("/console/data/Items/new", url.Values{"f.title": {xss}, "f.n": {"7"}})
+		if p.status != http.StatusSeeOther {
+			t.Fatalf("insert: %d %s", p.status, p.body)
+		}
+		// The row is there for clients of /tables.
+		code, body := h.apiGet(t, "/tables/Items")
+		if code != http.StatusOK || !strings.Contains(body, `"n":7`) {
+			t.Fatalf("/tables: %d %s", code, body)
+		}
+		var items []map[string]any
+		if err := json.Unmarshal([]byte(body), &items); err != nil || len(items) != 1 || items[0]["title"] != xss {
+			t.Fatalf("/tables items: %v %v", items, err)
+		}
+		id := items[0]["id"].(string)
+		// The browser renders the value inert.
+		p = b.get("/console/data/Items")
+		if p.status != http.StatusOK || strings.Contains(p.body, xss) || !strings.Contains(p.body, "&lt;script&gt;") {
+			t.Fatalf("browse: %d, raw script present: %v", p.status, strings.Contains(p.body, xss))
+		}
+		if m := rowLink.FindStringSubmatch(p.body); m == nil || m[1] != id {
+			t.Fatalf("row link: %v", m)
+		}
+		// The filter box: a syntax error with its position.
+		p = b.get("/console/data/Items?filter=" + url.QueryEscape("n gt (3"))
+		if p.status != http.StatusBadRequest || !strings.Contains(p.body, "position") || !strings.Contains(p.body, "<mark>") {
+			t.Fatalf("filter error: %d %s", p.status, p.body)
+		}
+		p = b.get("/console/data/Items?filter=" + url.QueryEscape("n gt 3") + "&order=n&dir=desc")
+		if p.status != http.StatusOK || !strings.Contains(p.body, "Rows 1–1 of 1") {
+			t.Fatalf("filtered: %d", p.status)
+		}
+		// Edit: open the form (version v1), change it elsewhere, then save: a conflict with both versions.
+		p = b.get("/console/data/Items/row/" + id)
+		ver := attr(`version`, p.body)
+		if p.status != http.StatusOK || ver == nil || !strings.Contains(p.body, "&lt;script&gt;") {
+			t.Fatalf("edit form: %d", p.status)
+		}
+		req, _ := http.NewRequest(http.MethodPatch, h.ts.URL+"/tables/Items/"+id, strings.NewReader(`{"title":"theirs"}`))
+		req.Header.Set("X-ZUMO-APPLICATION", testApp)
+		req.Header.Set("ZUMO-API-VERSION", "2.0.0")
+		req.Header.Set("Content-Type", "application/json")
+		if res, err := http.DefaultClient.Do(req); err != nil || res.StatusCode != http.StatusOK {
+			t.Fatalf("concurrent update: %v %v", res, err)
+		}
+		p = b.post("/console/data/Items/row/"+id, url.Values{"version": {ver[1]}, "f.title": {"mine"}, "f.n": {"8"}})
+		if p.status != http.StatusConflict || !strings.Contains(p.body, "mine") || !strings.Contains(p.body, "theirs") {
+			t.Fatalf("stale edit: %d", p.status)
+		}
+		cur := attr(`current`, p.body)
+		if cur == nil {
+			t.Fatal("no current version in the conflict form")
+		}
+		p = b.post("/console/data/Items/row/"+id, url.Values{"version": {ver[1]}, "current": {cur[1]}, "overwrite": {"1"}, "f.title": {"mine"}, "f.n": {"8"}})
+		if p.status != http.StatusSeeOther {
+			t.Fatalf("overwrite: %d %s", p.status, p.body)
+		}
+		if _, body := h.apiGet(t, "/tables/Items/"+id); !strings.Contains(body, `"title":"mine"`) {
+			t.Fatalf("after overwrite: %s", body)
+		}
+		// Delete (soft), see it with deleted rows, restore.
+		p = b.get("/console/data/Items/row/" + id)
+		ver = attr(`version`, p.body)
+		if p = b.post("/console/data/Items/row/"+id+"/delete", url.Values{"version": {ver[1]}}); p.status != http.StatusSeeOther || strings.Contains(p.header.Get("Location"), "problem") {
+			t.Fatalf("delete: %d %s", p.status, p.header.Get("Location"))
+		}
+		if code, body := h.apiGet(t, "/tables/Items"); code != 200 || body != "[]" {
+			t.Fatalf("after delete: %s", body)
+		}
+		if p = b.get("/console/data/Items?deleted=1"); !strings.Contains(p.body, "deleted") || !strings.Contains(p.body, "Restore") {
+			t.Fatal("deleted row not shown on request")
+		}
+		if p = b.post("/console/data/Items/row/"+id+"/undelete", url.Values{}); p.status != http.StatusSeeOther {
+			t.Fatalf("undelete: %d", p.status)
+		}
+		// Export.
+		if p = b.get("/console/data/Items/export?format=csv"); p.status != 200 || !strings.Contains(p.body, "mine") {
+			t.Fatalf("export: %d %s", p.status, p.body)
+		}
+		acts := strings.Join(h.auditActions(t), "\n")
+		for _, want := range []string{"row.insert Items/" + id, "row.update Items/" + id, "row.delete", "row.undelete", "rows.export"} {
+			if !strings.Contains(acts, want) {
+				t.Errorf("audit lacks %q:\n%s", want, acts)
+			}
+		}
+	})
+}
+
+func TestSchemaPermissions(t *testing.T) {
+	h := newHarness(t, storetest.Open(t, storetest.SQLiteURL(t)))
+	b := h.signedIn()
+	b.get("/console/schema")
+	p := b.post("/console/schema", url.Values{"name": {"Books"}, "idType": {"integer"}, "softDelete": {"1"},
+		"perm.read": {"application"}, "perm.insert": {"application"}, "perm.update": {"application"}, "perm.delete": {"admin"},
+		"col0": {"title"}, "type0": {"string"}, "col1": {"year"}, "type1": {"number"}})
+	if p.status != http.StatusSeeOther {
+		t.Fatalf("create: %d %s", p.status, p.body)
+	}
+	if code, _ := h.apiGet(t, "/tables/Books"); code != http.StatusOK {
+		t.Fatalf("/tables/Books: %d", code)
+	}
+	// An invalid column name is refused with the table API's message, escaped.
+	p = b.post("/console/schema/Books", url.Values{"action": {"column"}, "column": {xss}, "type": {"string"}})
+	if p.status != http.StatusSeeOther {
+		t.Fatalf("bad column: %d", p.status)
+	}
+	p = b.get(p.header.Get("Location"))
+	if strings.Contains(p.body, xss) || !strings.Contains(p.body, "&lt;script&gt;") {
+		t.Fatal("column name not escaped in the error")
+	}
+	p = b.post("/console/schema/Books", url.Values{"action": {"permissions"}, "perm.read": {"admin"}, "perm.insert": {"application"},
+		"perm.update": {"application"}, "perm.delete": {"admin"}})
+	if p.status != http.StatusSeeOther {
+		t.Fatalf("permissions: %d", p.status)
+	}
+	if code, _ := h.apiGet(t, "/tables/Books"); code != http.StatusUnauthorized {
+		t.Fatalf("/tables/Books after read=admin: %d", code)
+	}
+	list, _ := h.trail.List(context.Background(), auditFilterAction("table.permissions"))
+	if len(list) != 1 || !strings.Contains(string(list[0].Before), `"read":"application"`) || !strings.Contains(string(list[0].After), `"read":"admin"`) {
+		t.Fatalf("permission audit: %+v", list)
+	}
+}
+
+func TestScriptsPage(t *testing.T) {
+	h := newHarness(t, storetest.Open(t, storetest.SQLiteURL(t)))
+	h.activity.events = []Event{{ID: 1, Time: time.Now(), Kind: "script", Level: "error", Source: "table/items.insert.js", Message: xss}}
+	b := h.signedIn()
+	p := b.get("/console/scripts")
+	if p.status != http.StatusOK || !strings.Contains(p.body, "table/items.insert.js") || !strings.Contains(p.body, "hello") {
+		t.Fatalf("scripts: %d", p.status)
+	}
+	p = b.get("/console/scripts/table/items.insert.js")
+	if p.status != http.StatusOK || strings.Contains(p.body, xss) || !strings.Contains(p.body, "&lt;script&gt;alert") {
+		t.Fatalf("script page: %d, raw log line: %v", p.status, strings.Contains(p.body, xss))
+	}
+	file := filepath.Join(h.appDir, "table", "items.insert.js")
+	old, _ := os.ReadFile(file)
+	p = b.post("/console/scripts/table/items.insert.js", url.Values{"source": {"function insert(item, user, request) {\n  request.execute(;\n}\n"}})
+	if p.status != http.StatusUnprocessableEntity || !strings.Contains(p.body, "table/items.insert.js:2:") {
+		t.Fatalf("syntax error: %d %s", p.status, p.body)
+	}
+	if now, _ := os.ReadFile(file); string(now) != string(old) {
+		t.Fatal("a script with a syntax error was written")
+	}
+	good := "function insert(item, user, request) { item.n = 42; request.execute(); }\n"
+	if p = b.post("/console/scripts/table/items.insert.js", url.Values{"source": {good}}); p.status != http.StatusSeeOther {
+		t.Fatalf("save: %d %s", p.status, p.body)
+	}
+	req, _ := http.NewRequest(http.MethodPost, h.ts.URL+"/tables/Items", strings.NewReader(`{"title":"a"}`))
+	req.Header.Set("X-ZUMO-APPLICATION", testApp)
+	req.Header.Set("ZUMO-API-VERSION", "2.0.0")
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if !strings.Contains(string(body), `"n":42`) {
+		t.Fatalf("the new script does not serve: %s", body)
+	}
+	// Paths outside the scripts are refused.
+	for _, bad := range []string{"../datamodel.json", "table/../../x.js", "node_modules/x.js", "table/.hidden.js"} {
+		if p := b.get("/console/scripts/" + bad); p.status != http.StatusNotFound {
+			t.Errorf("%s: %d", bad, p.status)
+		}
+	}
+}
+
+func TestLogsInertAndHeaders(t *testing.T) {
+	h := newHarness(t, storetest.Open(t, storetest.SQLiteURL(t)))
+	h.activity.events = []Event{{ID: 3, Time: time.Now(), Kind: "request", Status: 500, Method: "GET", Path: "/api/" + xss, Route: "/api/{name}"},
+		{ID: 4, Time: time.Now(), Kind: "script", Level: "info", Source: "api/hello.js", Message: xss}}
+	b := h.signedIn()
+	for _, path := range []string{"/console/logs", "/console/audit", "/console/jobs", "/console/keys", "/console/account", "/console/schema", "/console/data"} {
+		p := b.get(path)
+		if p.status != http.StatusOK {
+			t.Fatalf("%s: %d", path, p.status)
+		}
+		if strings.Contains(p.body, xss) {
+			t.Errorf("%s renders a raw script", path)
+		}
+		csp := p.header.Get("Content-Security-Policy")
+		for _, want := range []string{"script-src 'self'", "frame-ancestors 'none'", "default-src 'none'"} {
+			if !strings.Contains(csp, want) {
+				t.Errorf("%s CSP %q lacks %s", path, csp, want)
+			}
+		}
+		if strings.Contains(p.body, "<script>") || strings.Contains(p.body, " style=") || strings.Contains(p.body, "onclick") {
+			t.Errorf("%s has inline script or style", path)
+		}
+		if p.header.Get("X-Frame-Options") != "DENY" || p.header.Get("Cache-Control") != "no-store" {
+			t.Errorf("%s headers: %v", path, p.header)
+		}
+	}
+	p := b.get("/console/logs/tail")
+	var ev []Event
+	if err := json.Unmarshal([]byte(p.body), &ev); err != nil || len(ev) != 2 || p.header.Get("Content-Type") != "application/json" {
+		t.Fatalf("tail: %v %s", err, p.body)
+	}
+}
+
+func auditFilterAction(a string) audit.Filter { return audit.Filter{Action: a} }
+
+// attr is the value of the hidden input name in a page, unescaped as a browser reads it.
+func attr(name, body string) []string {
+	m := regexp.MustCompile(`name="` + name + `" value="([^"]+)"`).FindStringSubmatch(body)
+	if m != nil {
+		m[1] = html.UnescapeString(m[1])
+	}
+	return m
+}
