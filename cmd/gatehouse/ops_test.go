@@ -420,15 +420,3 @@ func TestServeOnNewerSchema(t *testing.T) {
 		t.Fatalf("serve on a non-additively newer schema: %d %s", code, errs)
 	}
 }
-
-// prepareData makes a data directory and its schema the way an operator does before using admin
-// commands on a fresh install (admin commands never create or migrate one).
-func prepareData(t *testing.T, env map[string]string, data string) {
-	t.Helper()
-	if err := os.MkdirAll(data, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if code, _, errs := runCmd(t, env, "migrate", "up", "--data", data); code != 0 {
-		t.Fatalf("migrate up: %s", errs)
-	}
-}

@@ -66,7 +66,7 @@ type Server struct {
 	outage  *outage.Monitor
 	proxies Proxies
 	tracer  trace.Tracer
-	tracing bool   // false: the tracer provider is the no-op one, requests get no span
+	tracing bool // false: the tracer provider is the no-op one, requests get no span
 	act     *activity.Recorder
 	audit   *audit.Middleware
 	hsts    string // Strict-Transport-Security value, "" for none
