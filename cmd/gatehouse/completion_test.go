@@ -100,7 +100,7 @@ func TestCompletionBash(t *testing.T) {
 		"gatehouse keys ":              "generate show rotate status",
 		"gatehouse keys rotate --w":    "--which",
 		"gatehouse --data dir ta":      "table",
-		"gatehouse table ":             "create list show update delete",
+		"gatehouse table ":             "create list show update delete truncate",
 		"gatehouse table show --js":    "--json",
 		"gatehouse backup --o":         "--out",
 		"gatehouse users show x --jso": "--json",
