@@ -25,18 +25,14 @@ type AdminHandler struct {
 }
 
 func (h *AdminHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	httpx.SetRoute(r, "/admin/activity")
-	w.Header().Set("Cache-Control", "no-store")
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		httpx.MethodNotAllowed(w, r, "GET")
+	rest, ok := httpx.ReadOnly(w, r, "/admin/activity")
+	if !ok {
 		return
 	}
 	now := time.Now
 	if h.Now != nil {
 		now = h.Now
 	}
-	rest := strings.Trim(strings.ToLower(r.URL.Path), "/")
-	rest = strings.TrimPrefix(strings.TrimPrefix(rest, "admin/activity"), "/")
 	switch rest {
 	case "":
 		f, err := ParseFilter(r.URL.Query())

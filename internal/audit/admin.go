@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/httpx"
@@ -33,18 +32,14 @@ type AdminHandler struct {
 }
 
 func (h *AdminHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	httpx.SetRoute(r, "/admin/audit")
-	w.Header().Set("Cache-Control", "no-store")
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		httpx.MethodNotAllowed(w, r, "GET")
+	rest, ok := httpx.ReadOnly(w, r, "/admin/audit")
+	if !ok {
 		return
 	}
 	now := time.Now
 	if h.Now != nil {
 		now = h.Now
 	}
-	rest := strings.Trim(strings.ToLower(r.URL.Path), "/")
-	rest = strings.TrimPrefix(strings.TrimPrefix(rest, "admin/audit"), "/")
 	f, format, err := ParseQuery(r.URL.Query(), now())
 	if err != nil {
 		httpx.Error(w, r, http.StatusBadRequest, err.Error())

@@ -242,3 +242,17 @@ func containsFold(s, substr string) bool {
 	}
 	return false
 }
+
+// ReadOnly starts a read-only admin endpoint mounted at route (e.g. "/admin/audit"): it labels the
+// request's route, forbids caching, answers 405 to anything but GET and HEAD, and returns the
+// lower-cased path below route without slashes. ok is false when the response has been written.
+func ReadOnly(w http.ResponseWriter, r *http.Request, route string) (rest string, ok bool) {
+	SetRoute(r, route)
+	w.Header().Set("Cache-Control", "no-store")
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		MethodNotAllowed(w, r, "GET")
+		return "", false
+	}
+	rest = strings.Trim(strings.ToLower(r.URL.Path), "/")
+	return strings.TrimPrefix(strings.TrimPrefix(rest, strings.Trim(route, "/")), "/"), true
+}
