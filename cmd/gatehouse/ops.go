@@ -17,9 +17,15 @@ import (
 	"github.com/gatehouse/gatehouse/internal/store"
 )
 
-// openAdminDB opens the database for an admin command: never creates the data directory, never
-// migrates, and refuses a database that is behind this binary (naming `gatehouse migrate up`).
+// openAdminDB opens the database for an admin command: never creates the data directory (on SQLite
+// it must exist: requireDataDir), never migrates, and refuses a database that is behind this binary
+// (naming `gatehouse migrate up`).
 func openAdminDB(ctx context.Context, cfg *config.Config) (*store.DB, error) {
+	if cfg.Database == "" {
+		if err := requireDataDir(cfg); err != nil {
+			return nil, err
+		}
+	}
 	opt := storeOptions(cfg)
 	opt.Schema = store.RequireCurrent
 	return store.OpenWith(ctx, cfg.Database, cfg.DataDir, opt)
@@ -162,11 +168,6 @@ func jobsCmd(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 		}
 	} else if fs.NArg() != 0 {
 		return fmt.Errorf("%w: gatehouse jobs list takes no arguments", errUsage)
-	}
-	if cfg.Database == "" {
-		if err := requireDataDir(cfg); err != nil {
-			return err
-		}
 	}
 	db, err := openAdminDB(ctx, cfg)
 	if err != nil {

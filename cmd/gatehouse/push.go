@@ -124,11 +124,6 @@ func pushCmd(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	if err != nil {
 		return err
 	}
-	if cfg.Database == "" {
-		if err := requireDataDir(cfg); err != nil {
-			return err
-		}
-	}
 	db, err := openAdminDB(ctx, cfg)
 	if err != nil {
 		return err

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/gatehouse/gatehouse/internal/store"
 )
 
 // TOTP is an account's authenticator-app enrolment. Secret is sealed (Options.Sealer); the enrolment
@@ -81,7 +83,7 @@ func (s *SQL) PeekToken(ctx context.Context, hash string, p Purpose) (*Token, er
 	if err != nil {
 		return nil, fmt.Errorf("account: peek token: %w", err)
 	}
-	t.ExpiresAt, t.CreatedAt = fromMS(exp), fromMS(created)
+	t.ExpiresAt, t.CreatedAt = store.FromMillis(exp), store.FromMillis(created)
 	return &t, nil
 }
 
@@ -97,7 +99,7 @@ func (s *SQL) TOTP(ctx context.Context, accountID string) (*TOTP, error) {
 	if err != nil {
 		return nil, fmt.Errorf("account: totp: %w", err)
 	}
-	t.ConfirmedAt, t.CreatedAt = fromMS(confirmed), fromMS(created)
+	t.ConfirmedAt, t.CreatedAt = store.FromMillis(confirmed), store.FromMillis(created)
 	return &t, nil
 }
 
@@ -105,7 +107,7 @@ func (s *SQL) TOTP(ctx context.Context, accountID string) (*TOTP, error) {
 func (s *SQL) PutPendingTOTP(ctx context.Context, t TOTP) error {
 	res, err := s.db.ExecContext(ctx, s.db.Rebind(`INSERT INTO gatehouse_account_totp (account_id, secret, confirmed_at, last_step, created_at) VALUES (?,?,0,0,?)
 		ON CONFLICT (account_id) DO UPDATE SET secret = excluded.secret, last_step = 0, created_at = excluded.created_at
-		WHERE gatehouse_account_totp.confirmed_at = 0`), t.AccountID, t.Secret, ms(t.CreatedAt))
+		WHERE gatehouse_account_totp.confirmed_at = 0`), t.AccountID, t.Secret, store.Millis(t.CreatedAt))
 	if err != nil {
 		return fmt.Errorf("account: put totp: %w", err)
 	}
@@ -121,7 +123,7 @@ func (s *SQL) AdvanceTOTP(ctx context.Context, accountID string, step int64, sea
 	args := []any{step, sealed, accountID, step}
 	if confirm {
 		q = `UPDATE gatehouse_account_totp SET last_step = ?, secret = ?, confirmed_at = ? WHERE account_id = ? AND last_step < ? AND confirmed_at = 0`
-		args = []any{step, sealed, ms(now), accountID, step}
+		args = []any{step, sealed, store.Millis(now), accountID, step}
 	}
 	res, err := s.db.ExecContext(ctx, s.db.Rebind(q), args...)
 	if err != nil {
@@ -147,7 +149,7 @@ func (s *SQL) ReplaceRecoveryCodes(ctx context.Context, accountID string, hashes
 		return fmt.Errorf("account: recovery codes: %w", err)
 	}
 	for _, h := range hashes {
-		if _, err := tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO gatehouse_account_recovery (account_id, code_hash, used_at, created_at) VALUES (?,?,0,?)`), accountID, h, ms(now)); err != nil {
+		if _, err := tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO gatehouse_account_recovery (account_id, code_hash, used_at, created_at) VALUES (?,?,0,?)`), accountID, h, store.Millis(now)); err != nil {
 			return fmt.Errorf("account: recovery codes: %w", err)
 		}
 	}
@@ -156,7 +158,7 @@ func (s *SQL) ReplaceRecoveryCodes(ctx context.Context, accountID string, hashes
 
 // UseRecoveryCode implements MFAStore.
 func (s *SQL) UseRecoveryCode(ctx context.Context, accountID, hash string, now time.Time) error {
-	res, err := s.db.ExecContext(ctx, s.db.Rebind(`UPDATE gatehouse_account_recovery SET used_at = ? WHERE account_id = ? AND code_hash = ? AND used_at = 0`), ms(now), accountID, hash)
+	res, err := s.db.ExecContext(ctx, s.db.Rebind(`UPDATE gatehouse_account_recovery SET used_at = ? WHERE account_id = ? AND code_hash = ? AND used_at = 0`), store.Millis(now), accountID, hash)
 	if err != nil {
 		return fmt.Errorf("account: recovery code: %w", err)
 	}

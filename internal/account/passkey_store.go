@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/go-webauthn/webauthn/webauthn"
+
+	"github.com/gatehouse/gatehouse/internal/store"
 )
 
 // Passkey is a WebAuthn credential registered to an account.
@@ -92,7 +94,7 @@ func scanPasskey(s scanner) (*Passkey, error) {
 		return nil, fmt.Errorf("account: passkey %s: %w", p.ID, err)
 	}
 	p.SignCount = uint32(count)
-	p.CreatedAt, p.LastUsedAt = fromMS(created), fromMS(used)
+	p.CreatedAt, p.LastUsedAt = store.FromMillis(created), store.FromMillis(used)
 	return &p, nil
 }
 
@@ -130,7 +132,7 @@ func (s *SQL) PutPasskey(ctx context.Context, p *Passkey) error {
 		return fmt.Errorf("account: passkey: %w", err)
 	}
 	_, err = s.db.ExecContext(ctx, s.db.Rebind(`INSERT INTO gatehouse_account_passkeys (`+passkeyCols+`) VALUES (?,?,?,?,?,?,?)`),
-		p.ID, p.AccountID, p.Name, string(cred), int64(p.SignCount), ms(p.CreatedAt), ms(p.LastUsedAt))
+		p.ID, p.AccountID, p.Name, string(cred), int64(p.SignCount), store.Millis(p.CreatedAt), store.Millis(p.LastUsedAt))
 	if err != nil {
 		if isUniqueViolation(err) {
 			return ErrDuplicate
@@ -148,7 +150,7 @@ func (s *SQL) UsePasskey(ctx context.Context, p *Passkey, count uint32, now time
 	}
 	res, err := s.db.ExecContext(ctx, s.db.Rebind(`UPDATE gatehouse_account_passkeys SET sign_count = ?, credential = ?, last_used_at = ?
 		WHERE id = ? AND account_id = ? AND (sign_count < ? OR (sign_count = 0 AND ? = 0))`),
-		int64(count), string(cred), ms(now), p.ID, p.AccountID, int64(count), int64(count))
+		int64(count), string(cred), store.Millis(now), p.ID, p.AccountID, int64(count), int64(count))
 	if err != nil {
 		return false, fmt.Errorf("account: use passkey: %w", err)
 	}
@@ -168,7 +170,7 @@ func (s *SQL) PutCeremony(ctx context.Context, c *Ceremony) error {
 		return fmt.Errorf("account: ceremony: %w", err)
 	}
 	_, err = s.db.ExecContext(ctx, s.db.Rebind(`INSERT INTO gatehouse_account_webauthn (handle, kind, account_id, browser, mfa_token, session, expires_at, created_at) VALUES (?,?,?,?,?,?,?,?)`),
-		c.Handle, c.Kind, c.AccountID, c.Browser, c.MFAToken, string(sess), ms(c.ExpiresAt), ms(c.CreatedAt))
+		c.Handle, c.Kind, c.AccountID, c.Browser, c.MFAToken, string(sess), store.Millis(c.ExpiresAt), store.Millis(c.CreatedAt))
 	if err != nil {
 		return fmt.Errorf("account: put ceremony: %w", err)
 	}
@@ -192,13 +194,13 @@ func (s *SQL) TakeCeremony(ctx context.Context, handle string) (*Ceremony, error
 	if err := json.Unmarshal([]byte(sess), &c.Session); err != nil {
 		return nil, fmt.Errorf("account: ceremony: %w", err)
 	}
-	c.ExpiresAt, c.CreatedAt = fromMS(exp), fromMS(created)
+	c.ExpiresAt, c.CreatedAt = store.FromMillis(exp), store.FromMillis(created)
 	return &c, nil
 }
 
 // DeleteExpiredCeremonies implements PasskeyStore.
 func (s *SQL) DeleteExpiredCeremonies(ctx context.Context, now time.Time) (int64, error) {
-	res, err := s.db.ExecContext(ctx, s.db.Rebind(`DELETE FROM gatehouse_account_webauthn WHERE expires_at < ?`), ms(now))
+	res, err := s.db.ExecContext(ctx, s.db.Rebind(`DELETE FROM gatehouse_account_webauthn WHERE expires_at < ?`), store.Millis(now))
 	if err != nil {
 		return 0, fmt.Errorf("account: delete expired ceremonies: %w", err)
 	}

@@ -131,27 +131,6 @@ type SQL struct {
 // NewSQL returns the SQL store.
 func NewSQL(db *store.DB) *SQL { return &SQL{db: db} }
 
-func ms(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixMilli()
-}
-
-func fromMS(v int64) time.Time {
-	if v == 0 {
-		return time.Time{}
-	}
-	return time.UnixMilli(v).UTC()
-}
-
-func b2i(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
-}
-
 const accountCols = `id, email, email_key, password_hash, password_stamp, email_verified, disabled, COALESCE(legacy_user_id, ''), COALESCE(user_id, ''), created_at, updated_at, last_login_at`
 
 type scanner interface{ Scan(dest ...any) error }
@@ -167,7 +146,7 @@ func scanAccount(s scanner) (*Account, error) {
 		return nil, fmt.Errorf("account: %w", err)
 	}
 	a.EmailVerified, a.Disabled = verified != 0, disabled != 0
-	a.CreatedAt, a.UpdatedAt, a.LastLoginAt = fromMS(created), fromMS(updated), fromMS(last)
+	a.CreatedAt, a.UpdatedAt, a.LastLoginAt = store.FromMillis(created), store.FromMillis(updated), store.FromMillis(last)
 	return &a, nil
 }
 
@@ -182,8 +161,8 @@ func nullable(s string) any {
 func (s *SQL) Create(ctx context.Context, a *Account) error {
 	_, err := s.db.ExecContext(ctx, s.db.Rebind(`INSERT INTO gatehouse_accounts (id, email, email_key, password_hash, password_stamp,
 		email_verified, disabled, legacy_user_id, user_id, created_at, updated_at, last_login_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`),
-		a.ID, a.Email, a.EmailKey, a.PasswordHash, a.PasswordStamp, b2i(a.EmailVerified), b2i(a.Disabled),
-		nullable(a.LegacyUserID), nullable(a.UserID), ms(a.CreatedAt), ms(a.UpdatedAt), ms(a.LastLoginAt))
+		a.ID, a.Email, a.EmailKey, a.PasswordHash, a.PasswordStamp, store.BoolInt(a.EmailVerified), store.BoolInt(a.Disabled),
+		nullable(a.LegacyUserID), nullable(a.UserID), store.Millis(a.CreatedAt), store.Millis(a.UpdatedAt), store.Millis(a.LastLoginAt))
 	if err != nil {
 		if isUniqueViolation(err) {
 			return ErrDuplicate
@@ -264,7 +243,7 @@ func (s *SQL) SetPassword(ctx context.Context, id, hash, stamp string, now time.
 		return fmt.Errorf("account: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck
-	res, err := tx.ExecContext(ctx, s.db.Rebind(`UPDATE gatehouse_accounts SET password_hash = ?, password_stamp = ?, updated_at = ? WHERE id = ?`), hash, stamp, ms(now), id)
+	res, err := tx.ExecContext(ctx, s.db.Rebind(`UPDATE gatehouse_accounts SET password_hash = ?, password_stamp = ?, updated_at = ? WHERE id = ?`), hash, stamp, store.Millis(now), id)
 	if err != nil {
 		return fmt.Errorf("account: set password: %w", err)
 	}
@@ -279,7 +258,7 @@ func (s *SQL) SetPassword(ctx context.Context, id, hash, stamp string, now time.
 
 // Rehash implements Store.
 func (s *SQL) Rehash(ctx context.Context, id, oldHash, newHash string, now time.Time) (bool, error) {
-	res, err := s.db.ExecContext(ctx, s.db.Rebind(`UPDATE gatehouse_accounts SET password_hash = ?, updated_at = ? WHERE id = ? AND password_hash = ?`), newHash, ms(now), id, oldHash)
+	res, err := s.db.ExecContext(ctx, s.db.Rebind(`UPDATE gatehouse_accounts SET password_hash = ?, updated_at = ? WHERE id = ? AND password_hash = ?`), newHash, store.Millis(now), id, oldHash)
 	if err != nil {
 		return false, fmt.Errorf("account: rehash: %w", err)
 	}
@@ -289,12 +268,12 @@ func (s *SQL) Rehash(ctx context.Context, id, oldHash, newHash string, now time.
 
 // SetDisabled implements Store.
 func (s *SQL) SetDisabled(ctx context.Context, id string, disabled bool, now time.Time) error {
-	return s.exec1(ctx, `UPDATE gatehouse_accounts SET disabled = ?, updated_at = ? WHERE id = ?`, b2i(disabled), ms(now), id)
+	return s.exec1(ctx, `UPDATE gatehouse_accounts SET disabled = ?, updated_at = ? WHERE id = ?`, store.BoolInt(disabled), store.Millis(now), id)
 }
 
 // SetVerified implements Store: only while the address is still emailKey.
 func (s *SQL) SetVerified(ctx context.Context, id, emailKey string, now time.Time) error {
-	return s.exec1(ctx, `UPDATE gatehouse_accounts SET email_verified = 1, updated_at = ? WHERE id = ? AND email_key = ?`, ms(now), id, emailKey)
+	return s.exec1(ctx, `UPDATE gatehouse_accounts SET email_verified = 1, updated_at = ? WHERE id = ? AND email_key = ?`, store.Millis(now), id, emailKey)
 }
 
 // SetUserID implements Store.
@@ -309,13 +288,13 @@ func (s *SQL) Delete(ctx context.Context, id string) error {
 
 // TouchLogin implements Store.
 func (s *SQL) TouchLogin(ctx context.Context, id string, now time.Time) error {
-	return s.exec1(ctx, `UPDATE gatehouse_accounts SET last_login_at = ? WHERE id = ?`, ms(now), id)
+	return s.exec1(ctx, `UPDATE gatehouse_accounts SET last_login_at = ? WHERE id = ?`, store.Millis(now), id)
 }
 
 // PutToken implements Store.
 func (s *SQL) PutToken(ctx context.Context, t Token) error {
 	_, err := s.db.ExecContext(ctx, s.db.Rebind(`INSERT INTO gatehouse_account_tokens (token_hash, purpose, account_id, binding, expires_at, created_at) VALUES (?,?,?,?,?,?)`),
-		t.Hash, string(t.Purpose), t.AccountID, t.Binding, ms(t.ExpiresAt), ms(t.CreatedAt))
+		t.Hash, string(t.Purpose), t.AccountID, t.Binding, store.Millis(t.ExpiresAt), store.Millis(t.CreatedAt))
 	if err != nil {
 		return fmt.Errorf("account: put token: %w", err)
 	}
@@ -335,13 +314,13 @@ func (s *SQL) TakeToken(ctx context.Context, hash string, p Purpose) (*Token, er
 	if err != nil {
 		return nil, fmt.Errorf("account: take token: %w", err)
 	}
-	t.ExpiresAt, t.CreatedAt = fromMS(exp), fromMS(created)
+	t.ExpiresAt, t.CreatedAt = store.FromMillis(exp), store.FromMillis(created)
 	return &t, nil
 }
 
 // DeleteExpiredTokens implements Store.
 func (s *SQL) DeleteExpiredTokens(ctx context.Context, now time.Time) (int64, error) {
-	res, err := s.db.ExecContext(ctx, s.db.Rebind(`DELETE FROM gatehouse_account_tokens WHERE expires_at < ?`), ms(now))
+	res, err := s.db.ExecContext(ctx, s.db.Rebind(`DELETE FROM gatehouse_account_tokens WHERE expires_at < ?`), store.Millis(now))
 	if err != nil {
 		return 0, fmt.Errorf("account: delete expired tokens: %w", err)
 	}
@@ -354,7 +333,7 @@ func scanThrottle(s scanner) (ThrottleRow, error) {
 	var r ThrottleRow
 	var ws, bu, la int64
 	err := s.Scan(&r.Key, &r.Failures, &ws, &r.WindowCount, &bu, &la)
-	r.WindowStart, r.BlockedUntil, r.LastAt = fromMS(ws), fromMS(bu), fromMS(la)
+	r.WindowStart, r.BlockedUntil, r.LastAt = store.FromMillis(ws), store.FromMillis(bu), store.FromMillis(la)
 	return r, err
 }
 
@@ -408,7 +387,7 @@ func (s *SQL) Throttle(ctx context.Context, keys []string, fn func(rows []Thrott
 		if _, err := tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO gatehouse_account_throttle (`+throttleCols+`) VALUES (?,?,?,?,?,?)
 			ON CONFLICT (key) DO UPDATE SET failures = excluded.failures, window_start = excluded.window_start,
 			window_count = excluded.window_count, blocked_until = excluded.blocked_until, last_at = excluded.last_at`),
-			keys[i], r.Failures, ms(r.WindowStart), r.WindowCount, ms(r.BlockedUntil), ms(r.LastAt)); err != nil {
+			keys[i], r.Failures, store.Millis(r.WindowStart), r.WindowCount, store.Millis(r.BlockedUntil), store.Millis(r.LastAt)); err != nil {
 			return fmt.Errorf("account: throttle: %w", err)
 		}
 	}
@@ -420,7 +399,7 @@ func (s *SQL) Throttle(ctx context.Context, keys []string, fn func(rows []Thrott
 func (s *SQL) PruneThrottle(ctx context.Context, now time.Time) (int64, error) {
 	res, err := s.db.ExecContext(ctx, s.db.Rebind(`DELETE FROM gatehouse_account_throttle WHERE blocked_until < ? AND
 		((key NOT LIKE 'k:%' AND last_at < ?) OR (key LIKE 'k:%' AND last_at < ?))`),
-		ms(now), ms(now.Add(-25*time.Hour)), ms(now.Add(-31*24*time.Hour)))
+		store.Millis(now), store.Millis(now.Add(-25*time.Hour)), store.Millis(now.Add(-31*24*time.Hour)))
 	if err != nil {
 		return 0, fmt.Errorf("account: prune throttle: %w", err)
 	}

@@ -118,6 +118,12 @@ func clientPrefix(ip string) string {
 	return p.Mask(net.CIDRMask(64, 128)).String() + "/64"
 }
 
+// ScopedThrottleKeys are the address-pair and client-address keys of another sign-in surface (the
+// console's scope is "c"), prefixed so that its failures never lock an app user out or the reverse.
+func ScopedThrottleKeys(scope, emailKey, ip string) []string {
+	return []string{scope + pairKey(emailKey, ip), scope + ipKey(ip)}
+}
+
 func pairKey(emailKey, ip string) string  { return "p:" + keyHash(emailKey, clientPrefix(ip)) }
 func acctKey(emailKey string) string      { return "a:" + keyHash(emailKey) }
 func ipKey(ip string) string              { return "i:" + keyHash(clientPrefix(ip)) }

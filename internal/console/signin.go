@@ -2,11 +2,8 @@ package console
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -52,27 +49,7 @@ func IssueSetupLink(ctx context.Context, st Store, now time.Time, ttl time.Durat
 // throttle keys: the address pair and the client address, in the accounts' throttle table under
 // keys of the console's own ("c…"), so console failures never lock an app user out or the reverse.
 func throttleKeys(emailKey, ip string) []string {
-	return []string{"cp:" + keyHash(emailKey, clientPrefix(ip)), "ci:" + keyHash(clientPrefix(ip))}
-}
-
-func keyHash(parts ...string) string {
-	h := sha256.New()
-	for _, p := range parts {
-		h.Write([]byte(p))
-		h.Write([]byte{0})
-	}
-	return hex.EncodeToString(h.Sum(nil)[:16])
-}
-
-func clientPrefix(ip string) string {
-	p := net.ParseIP(ip)
-	if p == nil {
-		return ip
-	}
-	if v4 := p.To4(); v4 != nil {
-		return v4.String()
-	}
-	return p.Mask(net.CIDRMask(64, 128)).String() + "/64"
+	return account.ScopedThrottleKeys("c", emailKey, ip)
 }
 
 // preSession makes sure the sign-in form has its nonce cookie and returns the form token.

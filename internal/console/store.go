@@ -76,20 +76,6 @@ var _ Store = (*SQL)(nil)
 // NewSQL returns the store on db (migration 80).
 func NewSQL(db *store.DB) *SQL { return &SQL{db: db} }
 
-func ms(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixMilli()
-}
-
-func fromMS(v int64) time.Time {
-	if v == 0 {
-		return time.Time{}
-	}
-	return time.UnixMilli(v).UTC()
-}
-
 func (s *SQL) q(query string) string { return s.db.Rebind(query) }
 
 func isUnique(err error) bool {
@@ -115,7 +101,7 @@ func scanAdmin(row interface{ Scan(...any) error }) (*Admin, error) {
 	if err := row.Scan(&a.ID, &a.Email, &a.EmailKey, &a.PasswordHash, &dis, &c, &u); err != nil {
 		return nil, err
 	}
-	a.Disabled, a.CreatedAt, a.UpdatedAt = dis != 0, fromMS(c), fromMS(u)
+	a.Disabled, a.CreatedAt, a.UpdatedAt = dis != 0, store.FromMillis(c), store.FromMillis(u)
 	return &a, nil
 }
 
@@ -123,7 +109,7 @@ func insertAdmin(ctx context.Context, ex interface {
 	ExecContext(context.Context, string, ...any) (sql.Result, error)
 }, q func(string) string, a *Admin) error {
 	_, err := ex.ExecContext(ctx, q(`INSERT INTO gatehouse_console_admins (`+adminCols+`) VALUES (?,?,?,?,?,?,?)`),
-		a.ID, a.Email, a.EmailKey, a.PasswordHash, b2i(a.Disabled), ms(a.CreatedAt), ms(a.UpdatedAt))
+		a.ID, a.Email, a.EmailKey, a.PasswordHash, store.BoolInt(a.Disabled), store.Millis(a.CreatedAt), store.Millis(a.UpdatedAt))
 	if err != nil {
 		if isUnique(err) {
 			return ErrExists
@@ -131,13 +117,6 @@ func insertAdmin(ctx context.Context, ex interface {
 		return fmt.Errorf("console: create admin: %w", err)
 	}
 	return nil
-}
-
-func b2i(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // CreateAdmin implements Store.
@@ -185,7 +164,7 @@ func (s *SQL) ListAdmins(ctx context.Context) ([]*Admin, error) {
 // PutSetupToken implements Store.
 func (s *SQL) PutSetupToken(ctx context.Context, hash string, now, expires time.Time) error {
 	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO gatehouse_console_setup (token_hash, created_at, expires_at, used_at) VALUES (?,?,?,0)`),
-		hash, ms(now), ms(expires))
+		hash, store.Millis(now), store.Millis(expires))
 	if err != nil {
 		return fmt.Errorf("console: setup token: %w", err)
 	}
@@ -196,7 +175,7 @@ func (s *SQL) PutSetupToken(ctx context.Context, hash string, now, expires time.
 func (s *SQL) SetupTokenValid(ctx context.Context, hash string, now time.Time) (bool, error) {
 	var n int
 	err := s.db.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM gatehouse_console_setup WHERE token_hash = ? AND used_at = 0 AND expires_at > ?`),
-		hash, ms(now)).Scan(&n)
+		hash, store.Millis(now)).Scan(&n)
 	if err != nil {
 		return false, fmt.Errorf("console: setup token: %w", err)
 	}
@@ -222,7 +201,7 @@ func (s *SQL) SetupAdmin(ctx context.Context, tokenHash string, a *Admin, now ti
 		}
 	}()
 	res, err := tx.ExecContext(ctx, s.q(`UPDATE gatehouse_console_setup SET used_at = ? WHERE token_hash = ? AND used_at = 0 AND expires_at > ?`),
-		ms(now), tokenHash, ms(now))
+		store.Millis(now), tokenHash, store.Millis(now))
 	if err != nil {
 		return fmt.Errorf("console: setup: %w", err)
 	}
@@ -253,14 +232,14 @@ func scanSession(row interface{ Scan(...any) error }) (*Session, error) {
 	if err := row.Scan(&x.IDHash, &x.AdminID, &c, &seen, &e, &x.Remote, &x.Agent); err != nil {
 		return nil, err
 	}
-	x.CreatedAt, x.SeenAt, x.ExpiresAt = fromMS(c), fromMS(seen), fromMS(e)
+	x.CreatedAt, x.SeenAt, x.ExpiresAt = store.FromMillis(c), store.FromMillis(seen), store.FromMillis(e)
 	return &x, nil
 }
 
 // CreateSession implements Store.
 func (s *SQL) CreateSession(ctx context.Context, x *Session) error {
 	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO gatehouse_console_sessions (`+sessionCols+`) VALUES (?,?,?,?,?,?,?)`),
-		x.IDHash, x.AdminID, ms(x.CreatedAt), ms(x.SeenAt), ms(x.ExpiresAt), x.Remote, x.Agent)
+		x.IDHash, x.AdminID, store.Millis(x.CreatedAt), store.Millis(x.SeenAt), store.Millis(x.ExpiresAt), x.Remote, x.Agent)
 	if err != nil {
 		return fmt.Errorf("console: create session: %w", err)
 	}
@@ -281,7 +260,7 @@ func (s *SQL) Session(ctx context.Context, idHash string) (*Session, error) {
 
 // TouchSession implements Store.
 func (s *SQL) TouchSession(ctx context.Context, idHash string, now time.Time) error {
-	if _, err := s.db.ExecContext(ctx, s.q(`UPDATE gatehouse_console_sessions SET seen_at = ? WHERE id_hash = ?`), ms(now), idHash); err != nil {
+	if _, err := s.db.ExecContext(ctx, s.q(`UPDATE gatehouse_console_sessions SET seen_at = ? WHERE id_hash = ?`), store.Millis(now), idHash); err != nil {
 		return fmt.Errorf("console: touch session: %w", err)
 	}
 	return nil
@@ -325,12 +304,12 @@ func (s *SQL) AdminSessions(ctx context.Context, adminID string) ([]*Session, er
 // DeleteExpired implements Store: sessions past their absolute end or idle for longer than idle.
 func (s *SQL) DeleteExpired(ctx context.Context, now time.Time, idle time.Duration) (int64, error) {
 	res, err := s.db.ExecContext(ctx, s.q(`DELETE FROM gatehouse_console_sessions WHERE expires_at <= ? OR seen_at <= ?`),
-		ms(now), ms(now.Add(-idle)))
+		store.Millis(now), store.Millis(now.Add(-idle)))
 	if err != nil {
 		return 0, fmt.Errorf("console: expire sessions: %w", err)
 	}
 	n, _ := res.RowsAffected()
-	if _, err := s.db.ExecContext(ctx, s.q(`DELETE FROM gatehouse_console_setup WHERE expires_at <= ?`), ms(now.Add(-24*time.Hour))); err != nil {
+	if _, err := s.db.ExecContext(ctx, s.q(`DELETE FROM gatehouse_console_setup WHERE expires_at <= ?`), store.Millis(now.Add(-24*time.Hour))); err != nil {
 		return n, fmt.Errorf("console: expire setup links: %w", err)
 	}
 	return n, nil

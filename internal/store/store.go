@@ -343,3 +343,27 @@ func (db *DB) Rebind(q string) string {
 	}
 	return b.String()
 }
+
+// Millis is how Gatehouse's own tables store a time: Unix milliseconds, 0 for the zero time.
+func Millis(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+// FromMillis is the time Millis stored (UTC; the zero time for 0).
+func FromMillis(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(v).UTC()
+}
+
+// BoolInt is how Gatehouse's own tables store a flag (an integer column on both databases).
+func BoolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}

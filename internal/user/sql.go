@@ -41,20 +41,6 @@ func (s *SQL) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
 	return st, nil
 }
 
-func ms(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixMilli()
-}
-
-func fromMS(v int64) time.Time {
-	if v == 0 {
-		return time.Time{}
-	}
-	return time.UnixMilli(v).UTC()
-}
-
 func (s *SQL) q(query string) string { return s.db.Rebind(query) }
 
 const userCols = `id, provider, disabled, created_at, updated_at, last_login_at`
@@ -67,7 +53,7 @@ func scanUser(row interface{ Scan(...any) error }) (*User, error) {
 		return nil, err
 	}
 	u.Disabled = disabled != 0
-	u.CreatedAt, u.UpdatedAt, u.LastLoginAt = fromMS(c), fromMS(up), fromMS(ll)
+	u.CreatedAt, u.UpdatedAt, u.LastLoginAt = store.FromMillis(c), store.FromMillis(up), store.FromMillis(ll)
 	return &u, nil
 }
 
@@ -92,7 +78,7 @@ func (s *SQL) Link(ctx context.Context, in LinkInput, sealedTokens string, now t
 		}
 	}
 	for attempt := 0; attempt < 4; attempt++ {
-		u, retry, err := s.link(ctx, in, string(claims), sealedTokens, ms(now))
+		u, retry, err := s.link(ctx, in, string(claims), sealedTokens, store.Millis(now))
 		if err != nil || !retry {
 			return u, err
 		}
@@ -120,11 +106,11 @@ func (s *SQL) unchanged(ctx context.Context, in LinkInput, claims string, now ti
 	if err != nil {
 		return nil, false, fmt.Errorf("user: link: %w", err)
 	}
-	if stored != claims || now.Sub(fromMS(ll)) >= lastLoginResolution || now.Before(fromMS(ll)) {
+	if stored != claims || now.Sub(store.FromMillis(ll)) >= lastLoginResolution || now.Before(store.FromMillis(ll)) {
 		return nil, false, nil
 	}
 	u.Disabled = disabled != 0
-	u.CreatedAt, u.UpdatedAt, u.LastLoginAt = fromMS(c), fromMS(up), fromMS(ll)
+	u.CreatedAt, u.UpdatedAt, u.LastLoginAt = store.FromMillis(c), store.FromMillis(up), store.FromMillis(ll)
 	return &u, true, nil
 }
 
@@ -259,7 +245,7 @@ func (s *SQL) Identities(ctx context.Context, userID string) ([]Identity, error)
 		if err := json.Unmarshal([]byte(claims), &id.Claims); err != nil {
 			return nil, fmt.Errorf("user: identities: claims: %w", err)
 		}
-		id.CreatedAt, id.UpdatedAt = fromMS(c), fromMS(u)
+		id.CreatedAt, id.UpdatedAt = store.FromMillis(c), store.FromMillis(u)
 		out = append(out, id)
 	}
 	return out, rows.Err()
@@ -290,7 +276,7 @@ func (s *SQL) SetDisabled(ctx context.Context, id string, disabled bool, now tim
 	if disabled {
 		flag, cut = 1, disabledCutoff
 	}
-	res, err := tx.ExecContext(ctx, s.q(`UPDATE gatehouse_users SET disabled = ?, updated_at = ? WHERE id = ?`), flag, ms(now), id)
+	res, err := tx.ExecContext(ctx, s.q(`UPDATE gatehouse_users SET disabled = ?, updated_at = ? WHERE id = ?`), flag, store.Millis(now), id)
 	if err != nil {
 		return fmt.Errorf("user: disable: %w", err)
 	}
@@ -298,7 +284,7 @@ func (s *SQL) SetDisabled(ctx context.Context, id string, disabled bool, now tim
 		return ErrNotFound
 	}
 	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO gatehouse_revocations (user_id, not_before, updated_at) VALUES (?, ?, ?)
-		ON CONFLICT (user_id) DO UPDATE SET not_before = excluded.not_before, updated_at = excluded.updated_at`), id, ms(cut), ms(now)); err != nil {
+		ON CONFLICT (user_id) DO UPDATE SET not_before = excluded.not_before, updated_at = excluded.updated_at`), id, store.Millis(cut), store.Millis(now)); err != nil {
 		return fmt.Errorf("user: disable: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -312,7 +298,7 @@ func (s *SQL) SetDisabled(ctx context.Context, id string, disabled bool, now tim
 func (s *SQL) Revoke(ctx context.Context, userID string, notBefore, now time.Time) error {
 	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO gatehouse_revocations (user_id, not_before, updated_at) VALUES (?, ?, ?)
 		ON CONFLICT (user_id) DO UPDATE SET not_before = CASE WHEN excluded.not_before > gatehouse_revocations.not_before
-			THEN excluded.not_before ELSE gatehouse_revocations.not_before END, updated_at = excluded.updated_at`), userID, ms(notBefore), ms(now))
+			THEN excluded.not_before ELSE gatehouse_revocations.not_before END, updated_at = excluded.updated_at`), userID, store.Millis(notBefore), store.Millis(now))
 	if err != nil {
 		return fmt.Errorf("user: revoke: %w", err)
 	}
@@ -321,7 +307,7 @@ func (s *SQL) Revoke(ctx context.Context, userID string, notBefore, now time.Tim
 
 // RevocationsSince implements Store.
 func (s *SQL) RevocationsSince(ctx context.Context, since time.Time) ([]Revocation, error) {
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT user_id, not_before, updated_at FROM gatehouse_revocations WHERE updated_at >= ?`), ms(since))
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT user_id, not_before, updated_at FROM gatehouse_revocations WHERE updated_at >= ?`), store.Millis(since))
 	if err != nil {
 		return nil, fmt.Errorf("user: revocations: %w", err)
 	}
@@ -333,7 +319,7 @@ func (s *SQL) RevocationsSince(ctx context.Context, since time.Time) ([]Revocati
 		if err := rows.Scan(&r.UserID, &nb, &up); err != nil {
 			return nil, fmt.Errorf("user: revocations: %w", err)
 		}
-		r.NotBefore, r.UpdatedAt = fromMS(nb), fromMS(up)
+		r.NotBefore, r.UpdatedAt = store.FromMillis(nb), store.FromMillis(up)
 		out = append(out, r)
 	}
 	return out, rows.Err()
@@ -342,7 +328,7 @@ func (s *SQL) RevocationsSince(ctx context.Context, since time.Time) ([]Revocati
 // InsertRefresh implements Store.
 func (s *SQL) InsertRefresh(ctx context.Context, r RefreshRecord) error {
 	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO gatehouse_refresh_tokens (token_hash, family, user_id, audience, created_at, expires_at, family_expires_at, used_at, revoked) VALUES (?, ?, ?, ?, ?, ?, ?, 0, 0)`),
-		r.Hash, r.Family, r.UserID, r.Audience, ms(r.CreatedAt), ms(r.ExpiresAt), ms(r.FamilyExpiresAt))
+		r.Hash, r.Family, r.UserID, r.Audience, store.Millis(r.CreatedAt), store.Millis(r.ExpiresAt), store.Millis(r.FamilyExpiresAt))
 	if err != nil {
 		return fmt.Errorf("user: refresh token: %w", err)
 	}
@@ -351,7 +337,7 @@ func (s *SQL) InsertRefresh(ctx context.Context, r RefreshRecord) error {
 
 // UseRefresh implements Store.
 func (s *SQL) UseRefresh(ctx context.Context, hash string, now time.Time) (*RefreshRecord, error) {
-	res, err := s.db.ExecContext(ctx, s.q(`UPDATE gatehouse_refresh_tokens SET used_at = ? WHERE token_hash = ? AND used_at = 0 AND revoked = 0`), ms(now), hash)
+	res, err := s.db.ExecContext(ctx, s.q(`UPDATE gatehouse_refresh_tokens SET used_at = ? WHERE token_hash = ? AND used_at = 0 AND revoked = 0`), store.Millis(now), hash)
 	if err != nil {
 		return nil, fmt.Errorf("user: refresh token: %w", err)
 	}
@@ -367,7 +353,7 @@ func (s *SQL) UseRefresh(ctx context.Context, hash string, now time.Time) (*Refr
 	if err != nil {
 		return nil, fmt.Errorf("user: refresh token: %w", err)
 	}
-	r.CreatedAt, r.ExpiresAt, r.FamilyExpiresAt, r.UsedAt, r.Revoked = fromMS(c), fromMS(e), fromMS(fe), fromMS(u), revoked != 0
+	r.CreatedAt, r.ExpiresAt, r.FamilyExpiresAt, r.UsedAt, r.Revoked = store.FromMillis(c), store.FromMillis(e), store.FromMillis(fe), store.FromMillis(u), revoked != 0
 	if n != 1 {
 		return &r, ErrRefreshReused
 	}
@@ -392,10 +378,10 @@ func (s *SQL) RevokeUserRefresh(ctx context.Context, userID string) error {
 
 // ConsumeOnce implements Store. Expired entries are purged on the way.
 func (s *SQL) ConsumeOnce(ctx context.Context, id string, expires, now time.Time) (bool, error) {
-	if _, err := s.db.ExecContext(ctx, s.q(`DELETE FROM gatehouse_login_states WHERE expires_at < ?`), ms(now)); err != nil {
+	if _, err := s.db.ExecContext(ctx, s.q(`DELETE FROM gatehouse_login_states WHERE expires_at < ?`), store.Millis(now)); err != nil {
 		return false, fmt.Errorf("user: consume: %w", err)
 	}
-	res, err := s.db.ExecContext(ctx, s.q(`INSERT INTO gatehouse_login_states (id, expires_at) VALUES (?, ?) ON CONFLICT (id) DO NOTHING`), id, ms(expires))
+	res, err := s.db.ExecContext(ctx, s.q(`INSERT INTO gatehouse_login_states (id, expires_at) VALUES (?, ?) ON CONFLICT (id) DO NOTHING`), id, store.Millis(expires))
 	if err != nil {
 		return false, fmt.Errorf("user: consume: %w", err)
 	}
