@@ -66,6 +66,9 @@ func (e *LoadError) Unwrap() error { return e.Err }
 // App is the serving app's metadata.
 func (ed *Editor) App() *appdir.App { return ed.Engine.App() }
 
+// ScriptsDir is the app folder's scripts folder (the deployed files).
+func (ed *Editor) ScriptsDir() string { return ed.Engine.ScriptsDir() }
+
 func (ed *Editor) log() *slog.Logger {
 	if ed.Log == nil {
 		return slog.New(slog.DiscardHandler)
