@@ -26,23 +26,19 @@ const xss = `<script>alert("x")</script>`
 // apiGetMaster reads an app route with the master key.
 func (h *harness) apiGetMaster(t *testing.T, path string) (int, string) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, h.ts.URL+path, nil)
-	req.Header.Set("X-ZUMO-MASTER", testMaster)
-	req.Header.Set("ZUMO-API-VERSION", "2.0.0")
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	return res.StatusCode, string(b)
+	return h.apiGetAs(t, path, "X-ZUMO-MASTER", testMaster)
 }
 
 // apiGet reads /tables as a client with the application key.
 func (h *harness) apiGet(t *testing.T, path string) (int, string) {
 	t.Helper()
+	return h.apiGetAs(t, path, "X-ZUMO-APPLICATION", testApp)
+}
+
+func (h *harness) apiGetAs(t *testing.T, path, header, key string) (int, string) {
+	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, h.ts.URL+path, nil)
-	req.Header.Set("X-ZUMO-APPLICATION", testApp)
+	req.Header.Set(header, key)
 	req.Header.Set("ZUMO-API-VERSION", "2.0.0")
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {

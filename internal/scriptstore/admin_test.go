@@ -344,3 +344,32 @@ func itoa(n int64) string {
 	b, _ := json.Marshal(n)
 	return string(b)
 }
+
+// TestSaveWhileAnotherScriptIsBroken: a good edit is stored and announced even when this instance
+// cannot load the app (another, deployed script is broken); the answer says so and the previous
+// version keeps serving here.
+func TestSaveWhileAnotherScriptIsBroken(t *testing.T) {
+	in := newInstance(t, storetest.Open(t, storetest.SQLiteURL(t)), nil)
+	writeFiles(t, in.dir, map[string]string{"shared/broken.js": "exports.x = ;\n"})
+	r := in.admin(t, "PUT", "/api/hello.js", "exports.get = function (req, res) { res.send(200, { v: 'stored' }); };\n")
+	var sv struct {
+		Revision  int64  `json:"revision"`
+		Loaded    bool   `json:"loaded"`
+		LoadError string `json:"loadError"`
+	}
+	r.json(t, &sv)
+	if r.status != http.StatusOK || sv.Loaded || !strings.Contains(sv.LoadError, "shared/broken.js") || sv.Revision != 1 {
+		t.Fatalf("save: %d %s", r.status, r.body)
+	}
+	if got := in.hello(t); !strings.Contains(got, `"deployed"`) {
+		t.Fatalf("the previous version should serve: %s", got)
+	}
+	// Fixing the broken file loads everything, the edit included.
+	writeFiles(t, in.dir, map[string]string{"shared/broken.js": "exports.x = 1;\n"})
+	if _, err := in.engine.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := in.hello(t); !strings.Contains(got, `"stored"`) {
+		t.Fatalf("after the fix: %s", got)
+	}
+}
