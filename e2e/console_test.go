@@ -32,6 +32,9 @@ type consoleResult struct {
 	SyntaxError         string                       `json:"syntaxError"`
 	OldServes           *string                      `json:"oldServes"`
 	NewServes           string                       `json:"newServes"`
+	EditedMark          string                       `json:"editedMark"`
+	HistoryRows         int                          `json:"historyRows"`
+	AfterRevert         *string                      `json:"afterRevert"`
 	JobHistory          string                       `json:"jobHistory"`
 	UserBefore          int                          `json:"userBefore"`
 	UserAfter           int                          `json:"userAfter"`
@@ -129,9 +132,11 @@ func TestConsole(t *testing.T) {
 	check(strings.Contains(out.SyntaxError, "table/items.insert.js:3:"), "syntax error %q", out.SyntaxError)
 	check(out.OldServes == nil, "the old script should keep serving (no tag), got %v", out.OldServes)
 	check(out.NewServes == "new", "new script: %q", out.NewServes)
+	check(strings.Contains(out.EditedMark, "edited in the console") && out.HistoryRows == 1, "edited mark %q, history rows %d", out.EditedMark, out.HistoryRows)
+	check(out.AfterRevert == nil, "after revert the deployed script should serve (no tag), got %v", out.AfterRevert)
 	check(strings.Contains(out.JobHistory, "succeeded"), "job history %q", out.JobHistory)
 	check(out.UserBefore == 200 && out.UserAfter == 401, "user token before %d after %d", out.UserBefore, out.UserAfter)
-	for _, a := range []string{"table.create", "row.insert", "row.update", "row.delete", "table.permissions", "script.save", "job.run", "user.disable"} {
+	for _, a := range []string{"table.create", "row.insert", "row.update", "row.delete", "table.permissions", "script.save", "script.revert", "job.run", "user.disable"} {
 		check(strings.Contains(out.Audit, a), "audit lacks %s", a)
 	}
 	check(!out.PhoneOverflow, "the data page overflows a phone's width")

@@ -22,6 +22,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/keyring"
 	"github.com/gatehouse/gatehouse/internal/password"
 	"github.com/gatehouse/gatehouse/internal/script"
+	"github.com/gatehouse/gatehouse/internal/scriptstore"
 	"github.com/gatehouse/gatehouse/internal/server"
 	"github.com/gatehouse/gatehouse/internal/store"
 	"github.com/gatehouse/gatehouse/internal/table"
@@ -38,6 +39,7 @@ type consoleDeps struct {
 	users    *user.Directory
 	accounts *account.Service
 	engine   *script.Engine
+	scripts  *scriptstore.Editor
 	sched    *script.Scheduler
 	ring     *keyring.Store
 	ringOpts keyring.RotateOptions
@@ -63,8 +65,8 @@ func mountConsole(ctx context.Context, srv *server.Server, cfg *config.Config, d
 		InsecureLoopback: cfg.Console.InsecureLoopback, MaxUpload: int64(cfg.Console.MaxUploadKB) << 10,
 		Log: log.With("component", "console"),
 	}
-	if d.engine != nil {
-		o.Scripts = d.engine
+	if d.scripts != nil {
+		o.Scripts = d.scripts
 	}
 	if d.activity != nil {
 		o.Activity = consoleActivity{st: d.activity}

@@ -94,6 +94,8 @@ func dispatch(ctx context.Context, cmd string, args []string, stdout, stderr io.
 		err = adminCmd(ctx, args, os.Stdin, stdout, stderr, getenv)
 	case "jobs":
 		err = jobsCmd(ctx, args, stdout, stderr, getenv)
+	case "scripts":
+		err = scriptsCmd(ctx, args, os.Stdin, stdout, stderr, getenv)
 	case "audit":
 		err = auditCmd(ctx, args, stdout, stderr, getenv)
 	case "push":
@@ -145,6 +147,12 @@ var commands = []struct{ Use, Summary string }{
 	{"migrate up", "apply pending migrations (serve does this unless auto_migrate = false)"},
 	{"jobs list [--json]", "the jobs with their schedule and last run"},
 	{"jobs runs NAME", "a job's run history across the cluster (--limit N, --json)"},
+	{"scripts list [--json]", "the app's scripts: deployed files and the edits stored in the database (needs --app)"},
+	{"scripts show PATH", "print the source that serves (--revision N: a kept revision; --json: with the edit and history)"},
+	{"scripts history PATH", "the kept revisions of a script's edits, newest first (--json)"},
+	{"scripts save PATH", "check and store an edit from standard input (--file F); every instance serves it"},
+	{"scripts restore PATH --revision N", "put a kept revision back in force"},
+	{"scripts revert PATH", "delete a script's edit: the deployed file serves again"},
 	{"push send", "queue a notification: --platform P --payload JSON (native) or --props JSON (templates); --tag EXPR, --device TOKEN"},
 	{"push list", "a user's (--user), installation's, device's (--platform --device) or tag's registrations (--json)"},
 	{"push status", "the configured push platforms and the notifications waiting in the outbox"},

@@ -11,19 +11,23 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/appdir"
+	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/auth"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/jobs"
 	"github.com/gatehouse/gatehouse/internal/metrics"
+	"github.com/gatehouse/gatehouse/internal/notify"
 	"github.com/gatehouse/gatehouse/internal/script"
+	"github.com/gatehouse/gatehouse/internal/scriptstore"
 	"github.com/gatehouse/gatehouse/internal/server"
 	"github.com/gatehouse/gatehouse/internal/store"
 	"github.com/gatehouse/gatehouse/internal/table"
 )
 
-// loadApp loads the app directory and compiles its scripts (an empty app and no engine without
-// --app). A script that does not compile stops start-up with its file and line.
-func loadApp(cfg *config.Config, scriptKeys func() script.Keys, log *slog.Logger, m *metrics.Metrics) (*appdir.App, *script.Engine, error) {
+// loadApp loads the app directory with the script edits stored in the database laid over it, and
+// compiles its scripts (an empty app and no engine without --app). A script that does not compile
+// stops start-up with its file and line.
+func loadApp(cfg *config.Config, db *store.DB, scriptKeys func() script.Keys, log *slog.Logger, m *metrics.Metrics) (*appdir.App, *script.Engine, error) {
 	if cfg.AppDir == "" {
 		return appdir.Empty(), nil, nil
 	}
@@ -38,6 +42,7 @@ func loadApp(cfg *config.Config, scriptKeys func() script.Keys, log *slog.Logger
 		Keys:        scriptKeys,
 		Log:         log.With("component", "script"),
 		Observe:     scriptMetrics(m),
+		Overlay:     scriptstore.NewSQL(db),
 	})
 	if err != nil {
 		return nil, nil, err
@@ -62,11 +67,18 @@ func currentScriptKeys(a *auth.Authenticator) func() script.Keys {
 	}
 }
 
+// scriptsFollowInterval is how often an instance polls the script edits' revision, the fallback for a
+// lost notification (like the table catalogue's).
+const scriptsFollowInterval = 5 * time.Second
+
 // mountScripts connects the script engine: table scripts on the tables handler, /api, /jobs, the
-// startup hook, the job schedule and hot reload.
-func mountScripts(ctx context.Context, srv *server.Server, cfg *config.Config, db *store.DB, tables *table.Service, th *table.Handler, engine *script.Engine, m *metrics.Metrics, log *slog.Logger) (*script.Scheduler, error) {
+// startup hook, the job schedule, hot reload of the folder, the script edits (/admin/scripts, and
+// reloads when another instance changes them). It returns the scheduler and the editor the console
+// shares.
+func mountScripts(ctx context.Context, srv *server.Server, cfg *config.Config, db *store.DB, n notify.Notifier, tables *table.Service, th *table.Handler,
+	engine *script.Engine, m *metrics.Metrics, log *slog.Logger) (*script.Scheduler, *scriptstore.Editor, error) {
 	if engine == nil {
-		return nil, nil
+		return nil, nil, nil
 	}
 	sqlsvc := script.NewSQL(db, tables)
 	sqlsvc.Role, sqlsvc.Timeout = cfg.Scripts.SQLRole, cfg.Scripts.SQLTimeout
@@ -75,7 +87,7 @@ func mountScripts(ctx context.Context, srv *server.Server, cfg *config.Config, d
 	}
 	engine.SetServices(&table.ScriptAPI{Service: tables}, sqlsvc)
 	if err := engine.Startup(ctx); err != nil {
-		return nil, fmt.Errorf("app directory: %w", err)
+		return nil, nil, fmt.Errorf("app directory: %w", err)
 	}
 	th.Scripts = &script.TableHook{Engine: engine}
 	jm := metrics.NewJobs(m.Registry)
@@ -85,11 +97,15 @@ func mountScripts(ctx context.Context, srv *server.Server, cfg *config.Config, d
 	srv.Mount("jobs", "/jobs/{job}", &script.JobHandler{Scheduler: sched, Context: ctx})
 	srv.Mount("/admin/jobs", "/admin/jobs", server.RequirePermission(auth.Admin, &jobs.AdminHandler{
 		Ledger: jobs.NewLedger(db), Defs: func() []jobs.Def { return jobDefs(engine.App(), cfg) }}))
+	editor := &scriptstore.Editor{Store: scriptstore.NewSQL(db), Engine: engine, Audit: audit.NewStore(db), Notifier: n,
+		Reload: engine.Reload, Log: log.With("component", "scripts")}
+	srv.Mount("/admin/scripts", "/admin/scripts", server.RequirePermission(auth.Admin, &scriptstore.AdminHandler{Editor: editor, Log: log}))
 	go sched.Schedule(ctx, cfg.Scripts.Jobs)
 	if cfg.Scripts.ReloadInterval > 0 {
 		go engine.Watch(ctx, cfg.Scripts.ReloadInterval)
 	}
-	return sched, nil
+	go engine.Follow(ctx, n, scriptsFollowInterval)
+	return sched, editor, nil
 }
 
 // jobDefs lists the app's jobs with their configured schedule.

@@ -186,7 +186,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	if days := cfg.Audit.RetentionDays; days > 0 {
 		go auditStore.RunRetention(ctx, time.Duration(days)*24*time.Hour, time.Hour, log)
 	}
-	app, engine, err := loadApp(cfg, currentScriptKeys(authn), scriptLog, m)
+	app, engine, err := loadApp(cfg, db, currentScriptKeys(authn), scriptLog, m)
 	if err != nil {
 		return err
 	}
@@ -255,12 +255,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	if err != nil {
 		return err
 	}
-	sched, err := mountScripts(ctx, srv, cfg, db, tables, th, engine, m, log)
+	sched, editor, err := mountScripts(ctx, srv, cfg, db, notifier, tables, th, engine, m, log)
 	if err != nil {
 		return err
 	}
 	consoleStore, err := mountConsole(ctx, srv, cfg, consoleDeps{db: db, authn: authn, tables: tables, rows: th, users: users,
-		accounts: accounts, engine: engine, sched: sched, ring: ringStore, ringOpts: ringRotateOptions(cfg, notifier), activity: actStore}, log)
+		accounts: accounts, engine: engine, scripts: editor, sched: sched, ring: ringStore, ringOpts: ringRotateOptions(cfg, notifier), activity: actStore}, log)
 	if err != nil {
 		return err
 	}

@@ -643,3 +643,40 @@ func validName(s string) bool {
 
 // ValidName reports whether s is a valid table, API or job name.
 func ValidName(s string) bool { return validName(s) }
+
+// DeclareScript declares what a script file known only from elsewhere (an edit stored in the
+// database, laid over the folder) declares when it is in the folder: table/NAME.OP.js the table
+// NAME, api/NAME.js the custom API NAME (no permissions file: the default applies), scheduler/NAME.js
+// the job NAME. rel is relative to the scripts folder, with forward slashes; anything else declares
+// nothing.
+func (a *App) DeclareScript(rel string) {
+	dir, file, ok := strings.Cut(rel, "/")
+	if !ok || strings.Contains(file, "/") {
+		return
+	}
+	base, ok := strings.CutSuffix(file, ".js")
+	if !ok {
+		return
+	}
+	path := filepath.Join(a.ScriptsDir, dir, file)
+	switch dir {
+	case "table":
+		if name, _, ok := strings.Cut(base, "."); ok && validName(name) {
+			if _, exists := a.tables[strings.ToLower(name)]; !exists {
+				a.tables[strings.ToLower(name)] = &Table{Name: name, Permissions: map[Operation]auth.Permission{}, File: path}
+			}
+		}
+	case "api":
+		if validName(base) {
+			if _, exists := a.apis[strings.ToLower(base)]; !exists {
+				a.apis[strings.ToLower(base)] = &API{Name: base, File: path}
+			}
+		}
+	case "scheduler":
+		if validName(base) {
+			if _, exists := a.jobs[strings.ToLower(base)]; !exists {
+				a.jobs[strings.ToLower(base)] = &Job{Name: base}
+			}
+		}
+	}
+}

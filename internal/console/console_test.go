@@ -23,6 +23,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/metrics"
 	"github.com/gatehouse/gatehouse/internal/password"
 	"github.com/gatehouse/gatehouse/internal/script"
+	"github.com/gatehouse/gatehouse/internal/scriptstore"
 	"github.com/gatehouse/gatehouse/internal/server"
 	"github.com/gatehouse/gatehouse/internal/store"
 	"github.com/gatehouse/gatehouse/internal/table"
@@ -108,7 +109,8 @@ func newHarness(t testing.TB, db *store.DB) *harness {
 		}
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	engine, err := script.New(dir, script.Options{Log: log, PoolSize: 2})
+	edits := scriptstore.NewSQL(db)
+	engine, err := script.New(dir, script.Options{Log: log, PoolSize: 2, Overlay: edits})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,6 +131,7 @@ func newHarness(t testing.TB, db *store.DB) *harness {
 	th := &table.Handler{Service: svc, Log: log, Scripts: &script.TableHook{Engine: engine}}
 	srv := server.New(server.Deps{Config: cfg, Auth: authn, App: app, DB: db, Metrics: metrics.New("test"), Logger: log, Version: "test"})
 	srv.Mount("tables", "/tables/{table}", th)
+	srv.Mount("api", "/api/{name}", &script.APIHandler{Engine: engine})
 	h, err := password.NewHasher(password.Config{Params: password.Params{Memory: 64, Time: 1, Threads: 1}})
 	if err != nil {
 		t.Fatal(err)
@@ -137,8 +140,9 @@ func newHarness(t testing.TB, db *store.DB) *harness {
 	st := NewSQL(db)
 	trail := audit.NewStore(db)
 	act := &fakeActivity{}
+	editor := &scriptstore.Editor{Store: edits, Engine: engine, Audit: trail, Reload: engine.Reload, Log: log}
 	c, err := New(Options{Path: "/console", Store: st, Keys: authn.Secrets, Hasher: h, Throttle: account.NewSQL(db),
-		Tables: svc, Rows: th, Audit: trail, AuditLog: trail, Scripts: engine, Activity: act,
+		Tables: svc, Rows: th, Audit: trail, AuditLog: trail, Scripts: editor, Activity: act,
 		Rules: account.Rules{Pair: account.Rule{Free: 3, Base: time.Minute, Max: time.Hour, PerHour: 100, Decay: time.Hour},
 			IP: account.Rule{Free: 50, Base: time.Second, Max: time.Minute, PerHour: 1000, Decay: time.Hour}},
 		InsecureLoopback: true, Now: ck.Now, Log: log})

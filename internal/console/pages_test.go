@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"html"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/url"
 	"os"
@@ -15,17 +16,29 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/audit"
+	"github.com/gatehouse/gatehouse/internal/scriptstore"
 	"github.com/gatehouse/gatehouse/internal/store"
 	"github.com/gatehouse/gatehouse/internal/store/storetest"
 )
 
 const xss = `<script>alert("x")</script>`
 
+// apiGetMaster reads an app route with the master key.
+func (h *harness) apiGetMaster(t *testing.T, path string) (int, string) {
+	t.Helper()
+	return h.apiGetAs(t, path, "X-ZUMO-MASTER", testMaster)
+}
+
 // apiGet reads /tables as a client with the application key.
 func (h *harness) apiGet(t *testing.T, path string) (int, string) {
 	t.Helper()
+	return h.apiGetAs(t, path, "X-ZUMO-APPLICATION", testApp)
+}
+
+func (h *harness) apiGetAs(t *testing.T, path, header, key string) (int, string) {
+	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, h.ts.URL+path, nil)
-	req.Header.Set("X-ZUMO-APPLICATION", testApp)
+	req.Header.Set(header, key)
 	req.Header.Set("ZUMO-API-VERSION", "2.0.0")
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -167,30 +180,160 @@ func TestSchemaPermissions(t *testing.T) {
 }
 
 func TestScriptsPage(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		h := newHarness(t, db)
+		h.activity.events = []Event{{ID: 1, Time: time.Now(), Kind: "script", Level: "error", Source: "table/items.insert.js", Message: xss}}
+		b := h.signedIn()
+		p := b.get("/console/scripts")
+		if p.status != http.StatusOK || !strings.Contains(p.body, "table/items.insert.js") || !strings.Contains(p.body, "hello") || strings.Contains(p.body, "in the console") {
+			t.Fatalf("scripts: %d", p.status)
+		}
+		p = b.get("/console/scripts/table/items.insert.js")
+		if p.status != http.StatusOK || strings.Contains(p.body, xss) || !strings.Contains(p.body, "&lt;script&gt;alert") {
+			t.Fatalf("script page: %d, raw log line: %v", p.status, strings.Contains(p.body, xss))
+		}
+		file := filepath.Join(h.appDir, "table", "items.insert.js")
+		deployed, _ := os.ReadFile(file)
+		p = b.post("/console/scripts/table/items.insert.js", url.Values{"source": {"function insert(item, user, request) {\n  request.execute(;\n}\n"}})
+		if p.status != http.StatusUnprocessableEntity || !strings.Contains(p.body, "table/items.insert.js:2:") {
+			t.Fatalf("syntax error: %d %s", p.status, p.body)
+		}
+		if list, _ := h.trail.List(context.Background(), auditFilterAction("script.save")); len(list) != 0 {
+			t.Fatal("a script with a syntax error was stored")
+		}
+		good := "function insert(item, user, request) { item.n = 42; request.execute(); }\n"
+		if p = b.post("/console/scripts/table/items.insert.js", url.Values{"source": {good}}); p.status != http.StatusSeeOther {
+			t.Fatalf("save: %d %s", p.status, p.body)
+		}
+		if !strings.Contains(insertItem(t, h), `"n":42`) {
+			t.Fatal("the new script does not serve")
+		}
+		// The edit lives in the database: the deployed file is untouched.
+		if now, _ := os.ReadFile(file); string(now) != string(deployed) {
+			t.Fatal("the save wrote the app folder")
+		}
+		list, _ := h.trail.List(context.Background(), auditFilterAction("script.save"))
+		if len(list) != 1 || list[0].Actor != adminEmail || list[0].Via != "console" || !strings.Contains(string(list[0].After), "item.n = 42") ||
+			!strings.Contains(string(list[0].Before), "request.execute()") {
+			t.Fatalf("audit: %+v", list)
+		}
+		// The list and the page mark the edit; the history lists it.
+		if p = b.get("/console/scripts"); !strings.Contains(p.body, "edited in the console") {
+			t.Fatal("the list does not mark the edit")
+		}
+		p = b.get("/console/scripts/table/items.insert.js")
+		if !strings.Contains(p.body, "overrides the deployed file") || !strings.Contains(p.body, "in force") || !strings.Contains(p.body, "Revert to the deployed file") {
+			t.Fatalf("script page after the edit: %s", p.body)
+		}
+		first := regexp.MustCompile(`\?revision=(\d+)`).FindStringSubmatch(p.body)
+		if first == nil {
+			t.Fatal("no revision link")
+		}
+		// A second edit, then the first one restored from the history.
+		if p = b.post("/console/scripts/table/items.insert.js", url.Values{"source": {"function insert(item, user, request) { item.n = 7; request.execute(); }\n"}}); p.status != http.StatusSeeOther {
+			t.Fatalf("second save: %d", p.status)
+		}
+		if !strings.Contains(insertItem(t, h), `"n":7`) {
+			t.Fatal("the second edit does not serve")
+		}
+		if p = b.get("/console/scripts/table/items.insert.js?revision=" + first[1]); p.status != http.StatusOK || !strings.Contains(p.body, "item.n = 42") || !strings.Contains(p.body, "Restore revision") {
+			t.Fatalf("revision page: %d", p.status)
+		}
+		if p = b.post("/console/scripts/table/items.insert.js", url.Values{"do": {"restore"}, "revision": {first[1]}}); p.status != http.StatusSeeOther {
+			t.Fatalf("restore: %d %s", p.status, p.body)
+		}
+		if !strings.Contains(insertItem(t, h), `"n":42`) {
+			t.Fatal("the restored revision does not serve")
+		}
+		// The deployed file changes: the page warns.
+		if err := os.WriteFile(file, []byte("function insert(item, user, request) { item.n = 1; request.execute(); }\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if p = b.get("/console/scripts/table/items.insert.js"); !strings.Contains(p.body, "deployed file changed after this edit") {
+			t.Fatal("no drift warning")
+		}
+		// Revert: the deployed file serves again.
+		if p = b.post("/console/scripts/table/items.insert.js", url.Values{"do": {"revert"}}); p.status != http.StatusSeeOther {
+			t.Fatalf("revert: %d %s", p.status, p.body)
+		}
+		if !strings.Contains(insertItem(t, h), `"n":1`) {
+			t.Fatal("the deployed file does not serve after the revert")
+		}
+		for _, action := range []string{"script.restore", "script.revert"} {
+			if list, _ := h.trail.List(context.Background(), auditFilterAction(action)); len(list) != 1 || list[0].Actor != adminEmail {
+				t.Fatalf("%s audit: %+v", action, list)
+			}
+		}
+		// A new script the folder lacks.
+		if p = b.get("/console/scripts/api/fresh.js"); p.status != http.StatusNotFound {
+			t.Fatalf("unknown script: %d", p.status)
+		}
+		if p = b.get("/console/scripts/api/fresh.js?new=1"); p.status != http.StatusOK || !strings.Contains(p.body, "A new script") {
+			t.Fatalf("new script page: %d", p.status)
+		}
+		if p = b.post("/console/scripts/api/fresh.js", url.Values{"source": {"exports.get = function (req, res) { res.send(200, 'fresh'); };"}}); p.status != http.StatusSeeOther {
+			t.Fatalf("new script: %d %s", p.status, p.body)
+		}
+		if code, body := h.apiGetMaster(t, "/api/fresh"); code != http.StatusOK || !strings.Contains(body, "fresh") {
+			t.Fatalf("new API: %d %s", code, body)
+		}
+		if p = b.get("/console/scripts"); !strings.Contains(p.body, "added in the console") {
+			t.Fatal("the list does not mark the added script")
+		}
+		// Limits and refusals.
+		if p = b.post("/console/scripts/api/hello.js", url.Values{"source": {strings.Repeat("/", scriptstore.MaxSource+1)}}); p.status != http.StatusRequestEntityTooLarge {
+			t.Fatalf("too large: %d", p.status)
+		}
+		if p = b.post("/console/scripts/api/hello.js", url.Values{"do": {"revert"}}); p.status != http.StatusNotFound {
+			t.Fatalf("revert without an edit: %d", p.status)
+		}
+		// Paths outside the scripts are refused.
+		for _, bad := range []string{"../datamodel.json", "table/../../x.js", "node_modules/x.js", "table/.hidden.js", "extensions/startup.js"} {
+			if p := b.get("/console/scripts/" + bad); p.status != http.StatusNotFound {
+				t.Errorf("%s: %d", bad, p.status)
+			}
+		}
+	})
+}
+
+// TestScriptsReadOnlyFolder: an app folder the server cannot write does not stop edits, which live in
+// the database; a save writes nothing there (checked by its listing and times, which also holds when
+// the test runs as root, for whom the mode bits do not bind).
+func TestScriptsReadOnlyFolder(t *testing.T) {
 	h := newHarness(t, storetest.Open(t, storetest.SQLiteURL(t)))
-	h.activity.events = []Event{{ID: 1, Time: time.Now(), Kind: "script", Level: "error", Source: "table/items.insert.js", Message: xss}}
+	snapshot := func() string {
+		var out []string
+		_ = filepath.WalkDir(h.appDir, func(p string, d fs.DirEntry, err error) error {
+			if err == nil {
+				info, _ := d.Info()
+				out = append(out, p+" "+info.ModTime().String())
+			}
+			return nil
+		})
+		return strings.Join(out, "\n")
+	}
+	for _, d := range []string{h.appDir, filepath.Join(h.appDir, "table")} {
+		if err := os.Chmod(d, 0o555); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.Chmod(d, 0o755) })
+	}
+	before := snapshot()
 	b := h.signedIn()
-	p := b.get("/console/scripts")
-	if p.status != http.StatusOK || !strings.Contains(p.body, "table/items.insert.js") || !strings.Contains(p.body, "hello") {
-		t.Fatalf("scripts: %d", p.status)
+	if p := b.post("/console/scripts/table/items.insert.js", url.Values{"source": {"function insert(item, user, request) { item.n = 5; request.execute(); }\n"}}); p.status != http.StatusSeeOther {
+		t.Fatalf("save into a read-only folder: %d %s", p.status, p.body)
 	}
-	p = b.get("/console/scripts/table/items.insert.js")
-	if p.status != http.StatusOK || strings.Contains(p.body, xss) || !strings.Contains(p.body, "&lt;script&gt;alert") {
-		t.Fatalf("script page: %d, raw log line: %v", p.status, strings.Contains(p.body, xss))
+	if !strings.Contains(insertItem(t, h), `"n":5`) {
+		t.Fatal("the edit does not serve")
 	}
-	file := filepath.Join(h.appDir, "table", "items.insert.js")
-	old, _ := os.ReadFile(file)
-	p = b.post("/console/scripts/table/items.insert.js", url.Values{"source": {"function insert(item, user, request) {\n  request.execute(;\n}\n"}})
-	if p.status != http.StatusUnprocessableEntity || !strings.Contains(p.body, "table/items.insert.js:2:") {
-		t.Fatalf("syntax error: %d %s", p.status, p.body)
+	if after := snapshot(); after != before {
+		t.Fatalf("the app folder changed:\n%s\n---\n%s", before, after)
 	}
-	if now, _ := os.ReadFile(file); string(now) != string(old) {
-		t.Fatal("a script with a syntax error was written")
-	}
-	good := "function insert(item, user, request) { item.n = 42; request.execute(); }\n"
-	if p = b.post("/console/scripts/table/items.insert.js", url.Values{"source": {good}}); p.status != http.StatusSeeOther {
-		t.Fatalf("save: %d %s", p.status, p.body)
-	}
+}
+
+// insertItem inserts a row into Items with the application key and returns the response body.
+func insertItem(t *testing.T, h *harness) string {
+	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, h.ts.URL+"/tables/Items", strings.NewReader(`{"title":"a"}`))
 	req.Header.Set("X-ZUMO-APPLICATION", testApp)
 	req.Header.Set("ZUMO-API-VERSION", "2.0.0")
@@ -201,15 +344,7 @@ func TestScriptsPage(t *testing.T) {
 	}
 	body, _ := io.ReadAll(res.Body)
 	res.Body.Close()
-	if !strings.Contains(string(body), `"n":42`) {
-		t.Fatalf("the new script does not serve: %s", body)
-	}
-	// Paths outside the scripts are refused.
-	for _, bad := range []string{"../datamodel.json", "table/../../x.js", "node_modules/x.js", "table/.hidden.js"} {
-		if p := b.get("/console/scripts/" + bad); p.status != http.StatusNotFound {
-			t.Errorf("%s: %d", bad, p.status)
-		}
-	}
+	return string(body)
 }
 
 func TestLogsInertAndHeaders(t *testing.T) {

@@ -3,13 +3,14 @@ package script
 import (
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 
 	"github.com/dop251/goja"
+
+	"github.com/gatehouse/gatehouse/internal/appdir"
 )
 
 // SyntaxError is a script that does not compile, with its position in the author's text.
@@ -33,8 +34,35 @@ func (e *Engine) ScriptsDir() string { return e.cur.Load().scripts }
 // Check compiles src exactly as the engine would compile the file rel (a path below the scripts
 // folder, e.g. "table/todoitem.insert.js"), without loading or swapping anything. A syntax error comes
 // back as a *SyntaxError.
-func (e *Engine) Check(rel string, src []byte) error {
-	v := e.cur.Load()
+func (e *Engine) Check(rel string, src []byte) error { return check(e.cur.Load(), rel, src) }
+
+// Checker compiles scripts exactly as an engine on the same app folder would, without loading the
+// app or running anything (the CLI checks an edit with it).
+type Checker struct{ v *Version }
+
+// NewChecker reads the app folder's layout (where its scripts folder is).
+func NewChecker(dir string) (*Checker, error) {
+	app, err := appdir.Load(dir)
+	if err != nil {
+		return nil, err
+	}
+	root, scripts, err := appPaths(app)
+	if err != nil {
+		return nil, err
+	}
+	return &Checker{v: &Version{App: app, root: root, scripts: scripts, progs: map[string]*goja.Program{}}}, nil
+}
+
+// Check is Engine.Check.
+func (c *Checker) Check(rel string, src []byte) error { return check(c.v, rel, src) }
+
+// ScriptsDir is the folder with table/, api/ and scheduler/.
+func (c *Checker) ScriptsDir() string { return c.v.scripts }
+
+// App is the app folder's metadata.
+func (c *Checker) App() *appdir.App { return c.v.App }
+
+func check(v *Version, rel string, src []byte) error {
 	if len(src) > maxScript {
 		return fmt.Errorf("the script is larger than %d MiB", maxScript>>20)
 	}
@@ -68,59 +96,4 @@ func (e *Engine) Check(rel string, src []byte) error {
 		msg = msg[i+2:]
 	}
 	return &SyntaxError{File: v.rel(p), Msg: msg}
-}
-
-// Save checks src (Check), writes it to rel atomically (a temporary file in the same folder, synced,
-// then renamed over the old one) and reloads. When the reload fails anyway, the old text is put back
-// and the previous version keeps serving. The folder must be writable.
-func (e *Engine) Save(rel string, src []byte) error {
-	if err := e.Check(rel, src); err != nil {
-		return err
-	}
-	v := e.cur.Load()
-	p := filepath.Join(v.scripts, filepath.FromSlash(rel))
-	if r, err := filepath.Rel(v.scripts, p); err != nil || strings.HasPrefix(r, "..") || !strings.HasSuffix(p, ".js") {
-		return fmt.Errorf("script: %s is not a script of the app", rel)
-	}
-	old, oldErr := os.ReadFile(p)
-	if err := writeAtomic(p, src); err != nil {
-		return err
-	}
-	if _, err := e.Reload(); err != nil {
-		if oldErr == nil {
-			_ = writeAtomic(p, old)
-		} else {
-			_ = os.Remove(p)
-		}
-		_, _ = e.Reload()
-		return err
-	}
-	return nil
-}
-
-func writeAtomic(p string, b []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(p), ".gatehouse-*.js.tmp")
-	if err != nil {
-		return fmt.Errorf("script: the app folder is not writable: %w", err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return fmt.Errorf("script: writing %s: %w", p, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("script: writing %s: %w", p, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("script: writing %s: %w", p, err)
-	}
-	if err := os.Chmod(tmp, 0o644); err != nil {
-		return fmt.Errorf("script: writing %s: %w", p, err)
-	}
-	if err := os.Rename(tmp, p); err != nil {
-		return fmt.Errorf("script: writing %s: %w", p, err)
-	}
-	return nil
 }

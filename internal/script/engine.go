@@ -12,6 +12,11 @@
 //
 // Hot reload: Reload builds a new Version (every script compiled up front), swaps it in atomically,
 // and keeps the previous one serving when any script fails to compile.
+//
+// Edits: with Options.Overlay, the scripts an administrator edited (stored in the database by package
+// scriptstore) are laid over the app folder's files: an edit replaces the deployed file of its path,
+// or adds a script the folder does not have. Every instance loads the same edits; Follow reloads when
+// they change.
 package script
 
 import (
@@ -25,6 +30,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -34,6 +40,7 @@ import (
 	"github.com/dop251/goja"
 
 	"github.com/gatehouse/gatehouse/internal/appdir"
+	"github.com/gatehouse/gatehouse/internal/notify"
 )
 
 // Keys are the app keys scripts may see (mobileservice-config, process.env MS_*), read at each use
@@ -87,7 +94,21 @@ type Options struct {
 	// table/todo.insert.js, api/x.js, scheduler/job.js), its duration and its error (ErrTimeout and
 	// ErrMemory for interrupts). Metrics hang here.
 	Observe func(script string, d time.Duration, err error)
+	// Overlay, when set, holds script edits laid over the app folder's files (package scriptstore).
+	Overlay Overlay
 }
+
+// Overlay is the script edits stored in the database (scriptstore.SQL implements it).
+type Overlay interface {
+	// Revision changes whenever any edit changes (a cheap query: it is polled).
+	Revision(ctx context.Context) (int64, error)
+	// Sources returns the edits in force by path relative to the scripts folder ("api/x.js"), and the
+	// revision they reflect.
+	Sources(ctx context.Context) (int64, map[string]string, error)
+}
+
+// overlayTimeout bounds reading the edits when New has no context of its own.
+const overlayTimeout = 30 * time.Second
 
 // Engine owns the current app version and runs scripts.
 type Engine struct {
@@ -111,6 +132,9 @@ type Version struct {
 	root    string // absolute app directory: the require fence
 	scripts string // absolute scripts directory
 	print   string // fingerprint of the files
+	edits   int64  // the overlay's revision (0 without one)
+	// overlay holds the edits' sources by absolute path; they win over the folder's files.
+	overlay map[string][]byte
 
 	// tableScripts maps "<lower table>.<op>" to the script file.
 	tableScripts map[string]string
@@ -120,8 +144,9 @@ type Version struct {
 	pool  chan *vm
 }
 
-// New loads the app directory and compiles every script. A syntax error is an error here (start-up
-// fails with the file and line); after start, Reload keeps the previous version instead.
+// New loads the app directory (with the overlay's edits) and compiles every script. A syntax error is
+// an error here (start-up fails with the file and line); after start, Reload keeps the previous version
+// instead. Reading the edits is bounded by 30 seconds.
 func New(dir string, opt Options) (*Engine, error) {
 	if opt.Timeout <= 0 {
 		opt.Timeout = 10 * time.Second
@@ -155,7 +180,9 @@ func New(dir string, opt Options) (*Engine, error) {
 	if e.client, err = newHTTPClient(opt.HTTPClient, e.out); err != nil {
 		return nil, err
 	}
-	v, err := e.load()
+	ctx, cancel := context.WithTimeout(context.Background(), overlayTimeout)
+	defer cancel()
+	v, err := e.load(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -169,27 +196,56 @@ func (e *Engine) Current() *Version { return e.cur.Load() }
 // App is the current version's app metadata.
 func (e *Engine) App() *appdir.App { return e.cur.Load().App }
 
-// Reload re-reads the app directory when its files changed. On any error (malformed metadata, a
-// script that does not compile) the previous version keeps serving and the error is returned (and
+// Reload re-reads the app directory and the overlay's edits when either changed (the files' names,
+// sizes and times; the edits' revision). On any error (malformed metadata, a script that does not
+// compile, the edits unreadable) the previous version keeps serving and the error is returned (and
 // logged with file and line). It reports whether a new version was swapped in.
-func (e *Engine) Reload() (bool, error) {
+func (e *Engine) Reload(ctx context.Context) (bool, error) {
+	return e.reload1(ctx, true)
+}
+
+// reload1 reloads when the edits' revision changed, or (folder) the folder's files did.
+func (e *Engine) reload1(ctx context.Context, folder bool) (bool, error) {
 	e.reload.Lock()
 	defer e.reload.Unlock()
 	old := e.cur.Load()
-	if p, err := fingerprint(e.dir); err == nil && old != nil && p == old.print {
-		return false, nil
+	rev, err := e.editsRevision(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			e.opt.Log.Error("reading the script edits failed; the previous version keeps serving", "err", err)
+		}
+		return false, err
 	}
-	v, err := e.load()
+	if old != nil && rev == old.edits {
+		if !folder {
+			return false, nil
+		}
+		if p, err := fingerprint(e.dir); err == nil && p == old.print {
+			return false, nil
+		}
+	}
+	v, err := e.load(ctx)
 	if err != nil {
 		e.opt.Log.Error("app directory reload failed; the previous version keeps serving", "err", err)
 		return false, err
 	}
 	e.cur.Store(v)
-	e.opt.Log.Info("app directory reloaded", "dir", e.dir, "scripts", len(v.progs))
+	e.opt.Log.Info("app directory reloaded", "dir", e.dir, "scripts", len(v.progs), "edits", len(v.overlay), "edits_revision", v.edits)
 	return true, nil
 }
 
-// Watch polls the app directory every interval and reloads on change, until ctx ends.
+func (e *Engine) editsRevision(ctx context.Context) (int64, error) {
+	if e.opt.Overlay == nil {
+		return 0, nil
+	}
+	rev, err := e.opt.Overlay.Revision(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("script: reading the script edits: %w", err)
+	}
+	return rev, nil
+}
+
+// Watch polls the app directory (and the edits) every interval and reloads on change, until ctx ends.
 func (e *Engine) Watch(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -198,36 +254,104 @@ func (e *Engine) Watch(ctx context.Context, interval time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			e.Reload() //nolint:errcheck // logged by Reload
+			e.Reload(ctx) //nolint:errcheck // logged by Reload
 		}
 	}
 }
 
-func (e *Engine) load() (*Version, error) {
+// Follow keeps this instance on the overlay's edits, until ctx ends: it reloads at once when another
+// instance (or the CLI) announces a change on notify.Scripts (n may be nil), and when a poll of the
+// edits' revision every interval sees one (the fallback for a lost notification). The app folder is
+// left to Watch.
+func (e *Engine) Follow(ctx context.Context, n notify.Notifier, interval time.Duration) {
+	if e.opt.Overlay == nil {
+		return
+	}
+	var changes <-chan string
+	if n != nil {
+		c, stop := n.Subscribe(notify.Scripts)
+		defer stop()
+		changes = c
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-changes:
+		}
+		e.reload1(ctx, false) //nolint:errcheck // logged by reload1
+	}
+}
+
+// EditsRevision is the revision of the overlay's edits the serving version holds (0 without any).
+func (v *Version) EditsRevision() int64 { return v.edits }
+
+// Edited reports whether the serving version's script rel (relative to the scripts folder, e.g.
+// "api/x.js") comes from an edit rather than the app folder.
+func (v *Version) Edited(rel string) bool {
+	_, ok := v.overlay[filepath.Join(v.scripts, filepath.FromSlash(rel))]
+	return ok
+}
+
+// overlayPath accepts an edit's path: a .js file below table/, api/, scheduler/ or shared/, clean,
+// relative, with no hidden or node_modules segment (package scriptstore validates the same on save).
+func overlayPath(rel string) bool {
+	if !strings.HasSuffix(rel, ".js") || path.Clean(rel) != rel || strings.Contains(rel, "\\") {
+		return false
+	}
+	segs := strings.Split(rel, "/")
+	if len(segs) < 2 {
+		return false
+	}
+	switch segs[0] {
+	case "table", "api", "scheduler", "shared":
+	default:
+		return false
+	}
+	for _, s := range segs {
+		if s == "" || s == ".." || strings.HasPrefix(s, ".") || s == "node_modules" {
+			return false
+		}
+	}
+	return true
+}
+
+func (e *Engine) load(ctx context.Context) (*Version, error) {
+	var rev int64
+	var edits map[string]string
+	if e.opt.Overlay != nil {
+		var err error
+		if rev, edits, err = e.opt.Overlay.Sources(ctx); err != nil {
+			return nil, fmt.Errorf("script: reading the script edits: %w", err)
+		}
+	}
 	app, err := appdir.Load(e.dir)
 	if err != nil {
 		return nil, err
 	}
-	root, err := filepath.Abs(app.Dir)
+	root, scripts, err := appPaths(app)
 	if err != nil {
 		return nil, err
-	}
-	if r, err := filepath.EvalSymlinks(root); err == nil {
-		root = r
-	}
-	scripts, err := filepath.Abs(app.ScriptsDir)
-	if err != nil {
-		return nil, err
-	}
-	if r, err := filepath.EvalSymlinks(scripts); err == nil {
-		scripts = r
 	}
 	print, err := fingerprint(e.dir)
 	if err != nil {
 		return nil, err
 	}
-	v := &Version{App: app, root: root, scripts: scripts, print: print, progs: map[string]*goja.Program{}, pool: make(chan *vm, e.opt.PoolSize), tableScripts: map[string]string{}}
+	v := &Version{App: app, root: root, scripts: scripts, print: print, edits: rev, overlay: map[string][]byte{},
+		progs: map[string]*goja.Program{}, pool: make(chan *vm, e.opt.PoolSize), tableScripts: map[string]string{}}
+	for rel, src := range edits {
+		if !overlayPath(rel) {
+			e.opt.Log.Warn("ignoring a script edit with an invalid path", "path", rel)
+			continue
+		}
+		v.overlay[filepath.Join(scripts, filepath.FromSlash(rel))] = []byte(src)
+		app.DeclareScript(rel)
+	}
 	var errs []error
+	seen := map[string]bool{}
 	err = filepath.WalkDir(scripts, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -238,27 +362,61 @@ func (e *Engine) load() (*Version, error) {
 		if d.IsDir() || !strings.HasSuffix(d.Name(), ".js") {
 			return nil
 		}
-		if _, err := v.compile(p); err != nil {
+		seen[p] = true
+		if err := v.add(p); err != nil {
 			errs = append(errs, err)
-		}
-		if k, _ := v.kind(p); k == "table" {
-			base := strings.TrimSuffix(d.Name(), ".js")
-			if t, op, ok := strings.Cut(base, "."); ok {
-				switch op {
-				case "read", "insert", "update", "delete":
-					v.tableScripts[strings.ToLower(t)+"."+op] = p
-				}
-			}
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("script: reading %s: %w", scripts, err)
 	}
+	// Edits of scripts the folder does not have.
+	for p := range v.overlay {
+		if !seen[p] {
+			if err := v.add(p); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
 	return v, nil
+}
+
+// appPaths are the app's absolute folder (the require fence) and scripts folder, links resolved.
+func appPaths(app *appdir.App) (root, scripts string, err error) {
+	if root, err = filepath.Abs(app.Dir); err != nil {
+		return "", "", err
+	}
+	if r, err := filepath.EvalSymlinks(root); err == nil {
+		root = r
+	}
+	if scripts, err = filepath.Abs(app.ScriptsDir); err != nil {
+		return "", "", err
+	}
+	if r, err := filepath.EvalSymlinks(scripts); err == nil {
+		scripts = r
+	}
+	return root, scripts, nil
+}
+
+// add compiles the script file p and registers it when it is a table operation's.
+func (v *Version) add(p string) error {
+	if _, err := v.compile(p); err != nil {
+		return err
+	}
+	if k, _ := v.kind(p); k == "table" {
+		base := strings.TrimSuffix(filepath.Base(p), ".js")
+		if t, op, ok := strings.Cut(base, "."); ok {
+			switch op {
+			case "read", "insert", "update", "delete":
+				v.tableScripts[strings.ToLower(t)+"."+op] = p
+			}
+		}
+	}
+	return nil
 }
 
 // fingerprint summarises the app directory's files (names, sizes, modification times).
@@ -292,6 +450,9 @@ func (v *Version) rel(p string) string {
 }
 
 func (v *Version) readFile(p string) ([]byte, error) {
+	if b, ok := v.overlay[p]; ok {
+		return b, nil
+	}
 	st, err := os.Stat(p)
 	if err != nil {
 		return nil, msgError(fmt.Sprintf("Cannot find module '%s'", v.rel(p)))

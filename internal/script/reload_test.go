@@ -26,13 +26,13 @@ func TestHotReload(t *testing.T) {
 	}
 	reload := func() error {
 		t.Helper()
-		_, err := e.engine.Reload()
+		_, err := e.engine.Reload(context.Background())
 		return err
 	}
 	expect(t, e.do("GET", "/api/hello", ""), 200, `{"v":1}`)
 
 	// Unchanged files: nothing to do.
-	if changed, err := e.engine.Reload(); changed || err != nil {
+	if changed, err := e.engine.Reload(context.Background()); changed || err != nil {
 		t.Fatalf("reload without changes: %v %v", changed, err)
 	}
 
@@ -83,7 +83,7 @@ func TestStartupHook(t *testing.T) {
 	expect(t, e.do("GET", "/tables/Boot", ""), 200, `"at":"startup"`)
 
 	writeFiles(t, e.dir, map[string]string{"extensions/startup.js": `exports.startup = function (context, done) { done(new Error('no database')); };`})
-	if _, err := e.engine.Reload(); err != nil {
+	if _, err := e.engine.Reload(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.engine.Startup(context.Background()); err == nil || !strings.Contains(err.Error(), "no database") {

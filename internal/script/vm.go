@@ -483,6 +483,9 @@ func (v *Version) realInside(p string) (string, bool) {
 // (package.json included).
 func (v *Version) resolveFile(p string) (string, bool) {
 	file := func(f string) (string, bool) {
+		if _, ok := v.overlay[f]; ok {
+			return f, true // an edit (the folder may not have the file)
+		}
 		real, ok := v.realInside(f)
 		if !ok {
 			return "", false

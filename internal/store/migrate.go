@@ -331,6 +331,32 @@ CREATE TABLE gatehouse_account_webauthn (handle TEXT PRIMARY KEY, kind TEXT NOT 
 INSERT INTO gatehouse_row_version (id, n) VALUES (1, 0)`,
 		Postgres: `CREATE SEQUENCE gatehouse_row_version`,
 	},
+	{
+		// Script edits made in the console, the admin API or the CLI (package scriptstore), laid over
+		// the app folder's files by every instance. history keeps each saved source (the newest
+		// MaxHistory per path); edits names the revision in force per path (path is below table/,
+		// api/, scheduler/ or shared/ of the scripts folder); a revert deletes the edits row only.
+		// base_sha256 is the SHA-256 of the deployed file when the edit was made ("" when there was
+		// none). script_revision is the counter every change bumps in its own transaction: revisions
+		// are unique, and instances poll it to notice any change. Times are Unix milliseconds.
+		Version:  110,
+		Name:     "script edits",
+		Additive: true,
+		SQLite: `CREATE TABLE gatehouse_script_history (path TEXT NOT NULL, revision INTEGER NOT NULL, source TEXT NOT NULL,
+	bytes INTEGER NOT NULL, sha256 TEXT NOT NULL, base_sha256 TEXT NOT NULL, saved_by TEXT NOT NULL, saved_at INTEGER NOT NULL,
+	PRIMARY KEY (path, revision));
+CREATE TABLE gatehouse_script_edits (path TEXT PRIMARY KEY, revision INTEGER NOT NULL,
+	FOREIGN KEY (path, revision) REFERENCES gatehouse_script_history (path, revision));
+CREATE TABLE gatehouse_script_revision (id INTEGER PRIMARY KEY CHECK (id = 1), n INTEGER NOT NULL);
+INSERT INTO gatehouse_script_revision (id, n) VALUES (1, 0)`,
+		Postgres: `CREATE TABLE gatehouse_script_history (path TEXT NOT NULL, revision BIGINT NOT NULL, source TEXT NOT NULL,
+	bytes BIGINT NOT NULL, sha256 TEXT NOT NULL, base_sha256 TEXT NOT NULL, saved_by TEXT NOT NULL, saved_at BIGINT NOT NULL,
+	PRIMARY KEY (path, revision));
+CREATE TABLE gatehouse_script_edits (path TEXT PRIMARY KEY, revision BIGINT NOT NULL,
+	FOREIGN KEY (path, revision) REFERENCES gatehouse_script_history (path, revision));
+CREATE TABLE gatehouse_script_revision (id INTEGER PRIMARY KEY CHECK (id = 1), n BIGINT NOT NULL);
+INSERT INTO gatehouse_script_revision (id, n) VALUES (1, 0)`,
+	},
 }
 
 // Migrations returns the schema history (for tests and `gatehouse version`).

@@ -184,6 +184,13 @@ export async function run({ browser, args, log }) {
   await page.click('form.editor button[type=submit]');
   await page.waitForURL(/notice=Saved/);
   out.newServes = JSON.parse((await api('POST', '/tables/Items', { body: { title: 'b' } })).body).tag;
+  // The edit is marked, with its history; reverting serves the deployed file again.
+  await check('script-edited');
+  out.editedMark = await page.locator('#state-h ~ p').first().textContent();
+  out.historyRows = await page.locator('#hist-h ~ div table tbody tr').count();
+  await page.click('form:has(input[name=do][value=revert]) button[type=submit]');
+  await page.waitForURL(/notice=Reverted/);
+  out.afterRevert = JSON.parse((await api('POST', '/tables/Items', { body: { title: 'c' } })).body).tag;
 
   step('run a job');
   await page.goto(base + '/console/jobs');
