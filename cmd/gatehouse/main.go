@@ -145,6 +145,7 @@ var commands = []struct{ Use, Summary string }{
 	{"migrate up", "apply pending migrations (serve does this unless auto_migrate = false)"},
 	{"jobs list [--json]", "the jobs with their schedule and last run"},
 	{"jobs runs NAME", "a job's run history across the cluster (--limit N, --json)"},
+	{"jobs schedule NAME", "show or change a job's schedule on every instance (--every 15m, --disable, --enable, --default)"},
 	{"push send", "queue a notification: --platform P --payload JSON (native) or --props JSON (templates); --tag EXPR, --device TOKEN"},
 	{"push list", "a user's (--user), installation's, device's (--platform --device) or tag's registrations (--json)"},
 	{"push status", "the configured push platforms and the notifications waiting in the outbox"},

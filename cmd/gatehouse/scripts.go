@@ -15,6 +15,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/jobs"
 	"github.com/gatehouse/gatehouse/internal/metrics"
+	"github.com/gatehouse/gatehouse/internal/notify"
 	"github.com/gatehouse/gatehouse/internal/script"
 	"github.com/gatehouse/gatehouse/internal/server"
 	"github.com/gatehouse/gatehouse/internal/store"
@@ -63,10 +64,10 @@ func currentScriptKeys(a *auth.Authenticator) func() script.Keys {
 }
 
 // mountScripts connects the script engine: table scripts on the tables handler, /api, /jobs, the
-// startup hook, the job schedule and hot reload.
-func mountScripts(ctx context.Context, srv *server.Server, cfg *config.Config, db *store.DB, tables *table.Service, th *table.Handler, engine *script.Engine, m *metrics.Metrics, log *slog.Logger) (*script.Scheduler, error) {
+// startup hook, the job schedules (configured, and set at run time cluster-wide) and hot reload.
+func mountScripts(ctx context.Context, srv *server.Server, cfg *config.Config, db *store.DB, n notify.Notifier, tables *table.Service, th *table.Handler, engine *script.Engine, m *metrics.Metrics, log *slog.Logger) (*script.Scheduler, *jobs.Schedules, error) {
 	if engine == nil {
-		return nil, nil
+		return nil, nil, nil
 	}
 	sqlsvc := script.NewSQL(db, tables)
 	sqlsvc.Role, sqlsvc.Timeout = cfg.Scripts.SQLRole, cfg.Scripts.SQLTimeout
@@ -75,21 +76,23 @@ func mountScripts(ctx context.Context, srv *server.Server, cfg *config.Config, d
 	}
 	engine.SetServices(&table.ScriptAPI{Service: tables}, sqlsvc)
 	if err := engine.Startup(ctx); err != nil {
-		return nil, fmt.Errorf("app directory: %w", err)
+		return nil, nil, fmt.Errorf("app directory: %w", err)
 	}
 	th.Scripts = &script.TableHook{Engine: engine}
 	jm := metrics.NewJobs(m.Registry)
+	schedules := jobs.NewSchedules(db, n, log.With("component", "scheduler"))
 	sched := &script.Scheduler{Engine: engine, DB: db, Holder: instanceID(), Log: log.With("component", "scheduler"),
+		Schedules: schedules.Store, Notifier: n,
 		OnRun: func(r jobs.Run) { jm.Run(r.Job, string(r.Outcome), r.Duration()) }}
 	srv.Mount("api", "/api/{name}", &script.APIHandler{Engine: engine})
 	srv.Mount("jobs", "/jobs/{job}", &script.JobHandler{Scheduler: sched, Context: ctx})
 	srv.Mount("/admin/jobs", "/admin/jobs", server.RequirePermission(auth.Admin, &jobs.AdminHandler{
-		Ledger: jobs.NewLedger(db), Defs: func() []jobs.Def { return jobDefs(engine.App(), cfg) }}))
+		Ledger: jobs.NewLedger(db), Schedules: schedules, Defs: func() []jobs.Def { return jobDefs(engine.App(), cfg) }}))
 	go sched.Schedule(ctx, cfg.Scripts.Jobs)
 	if cfg.Scripts.ReloadInterval > 0 {
 		go engine.Watch(ctx, cfg.Scripts.ReloadInterval)
 	}
-	return sched, nil
+	return sched, schedules, nil
 }
 
 // jobDefs lists the app's jobs with their configured schedule.

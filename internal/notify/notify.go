@@ -18,6 +18,7 @@ const (
 	Tables      = "tables"      // the table catalogue (permissions, columns, options)
 	Revocations = "revocations" // per-user token revocation cut-offs
 	Keys        = "keys"        // the cluster key ring (and instance acknowledgements)
+	Jobs        = "jobs"        // job schedules set through the console, the admin API or the CLI
 )
 
 // Resync is the payload delivered to every subscriber when notifications may have been missed.
