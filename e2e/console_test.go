@@ -33,6 +33,7 @@ type consoleResult struct {
 	OldServes           *string                      `json:"oldServes"`
 	NewServes           string                       `json:"newServes"`
 	JobHistory          string                       `json:"jobHistory"`
+	JobSchedule         map[string]any               `json:"jobSchedule"`
 	UserBefore          int                          `json:"userBefore"`
 	UserAfter           int                          `json:"userAfter"`
 	Audit               string                       `json:"audit"`
@@ -130,6 +131,7 @@ func TestConsole(t *testing.T) {
 	check(out.OldServes == nil, "the old script should keep serving (no tag), got %v", out.OldServes)
 	check(out.NewServes == "new", "new script: %q", out.NewServes)
 	check(strings.Contains(out.JobHistory, "succeeded"), "job history %q", out.JobHistory)
+	check(out.JobSchedule["every"] == "15m" && out.JobSchedule["source"] == "database" && out.JobSchedule["updatedBy"] != "", "job schedule %v", out.JobSchedule)
 	check(out.UserBefore == 200 && out.UserAfter == 401, "user token before %d after %d", out.UserBefore, out.UserAfter)
 	for _, a := range []string{"table.create", "row.insert", "row.update", "row.delete", "table.permissions", "script.save", "job.run", "user.disable"} {
 		check(strings.Contains(out.Audit, a), "audit lacks %s", a)
