@@ -20,23 +20,13 @@ type Def struct {
 	Every time.Duration
 }
 
-// Summary is a job as the admin API and CLI list it.
+// Summary is a job as the admin API and CLI list it: its schedule in force (ScheduleState, without
+// the job's name), history state and last run.
 type Summary struct {
 	Name string `json:"name"`
 	// Schedule is the interval in force ("15m0s"), empty for a job that only runs when called.
 	Schedule string `json:"schedule,omitempty"`
-	// Every is the same interval written the way it is set ("15m", "7d").
-	Every string `json:"every,omitempty"`
-	// Enabled is false while scheduled runs are turned off.
-	Enabled bool `json:"enabled"`
-	// Source is where the schedule comes from: "configuration" or "database".
-	Source string `json:"source,omitempty"`
-	// Configured is the scripts.jobs interval ("" when none).
-	Configured string `json:"configured,omitempty"`
-	// NextRun is the start of the next slot (absent when the job is not scheduled).
-	NextRun   *time.Time `json:"nextRun,omitempty"`
-	UpdatedAt *time.Time `json:"updatedAt,omitempty"`
-	UpdatedBy string     `json:"updatedBy,omitempty"`
+	ScheduleState
 	// Declared is false for a job that has history but is no longer in the app directory.
 	Declared bool `json:"declared"`
 	Running  bool `json:"running"`
@@ -53,9 +43,8 @@ func (l *Ledger) Summaries(ctx context.Context, scheds []Schedule, now time.Time
 	byKey := map[string]*Summary{}
 	var out []*Summary
 	for _, sc := range scheds {
-		st := sc.State(now)
-		s := &Summary{Name: sc.Job, Declared: true, Every: st.Every, Enabled: st.Enabled, Source: st.Source, Configured: st.Configured,
-			NextRun: st.NextRun, UpdatedAt: st.UpdatedAt, UpdatedBy: st.UpdatedBy}
+		s := &Summary{Name: sc.Job, Declared: true, ScheduleState: sc.State(now)}
+		s.Job = ""
 		if sc.Every > 0 {
 			s.Schedule = sc.Every.String()
 		}

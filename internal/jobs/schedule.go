@@ -406,9 +406,11 @@ func resolveOne(def Def, o Override, found bool) Schedule {
 	return Resolve([]Def{def}, m)[0]
 }
 
-// ScheduleState is a schedule as the audit trail and the admin API show it.
+// ScheduleState is a schedule as the audit trail and the admin API show it: every is the interval in
+// force ("15m", "7d"; absent: only when called), source "configuration" or "database", configured the
+// scripts.jobs interval, nextRun the next slot (absent when not scheduled).
 type ScheduleState struct {
-	Job        string     `json:"job"`
+	Job        string     `json:"job,omitempty"`
 	Every      string     `json:"every,omitempty"`
 	Enabled    bool       `json:"enabled"`
 	Source     string     `json:"source"`
