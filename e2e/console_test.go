@@ -36,6 +36,7 @@ type consoleResult struct {
 	HistoryRows         int                          `json:"historyRows"`
 	AfterRevert         *string                      `json:"afterRevert"`
 	JobHistory          string                       `json:"jobHistory"`
+	JobSchedule         map[string]any               `json:"jobSchedule"`
 	UserBefore          int                          `json:"userBefore"`
 	UserAfter           int                          `json:"userAfter"`
 	Audit               string                       `json:"audit"`
@@ -135,6 +136,7 @@ func TestConsole(t *testing.T) {
 	check(strings.Contains(out.EditedMark, "edited in the console") && out.HistoryRows == 1, "edited mark %q, history rows %d", out.EditedMark, out.HistoryRows)
 	check(out.AfterRevert == nil, "after revert the deployed script should serve (no tag), got %v", out.AfterRevert)
 	check(strings.Contains(out.JobHistory, "succeeded"), "job history %q", out.JobHistory)
+	check(out.JobSchedule["every"] == "15m" && out.JobSchedule["source"] == "database" && out.JobSchedule["updatedBy"] != "", "job schedule %v", out.JobSchedule)
 	check(out.UserBefore == 200 && out.UserAfter == 401, "user token before %d after %d", out.UserBefore, out.UserAfter)
 	for _, a := range []string{"table.create", "row.insert", "row.update", "row.delete", "table.permissions", "script.save", "script.revert", "job.run", "user.disable"} {
 		check(strings.Contains(out.Audit, a), "audit lacks %s", a)

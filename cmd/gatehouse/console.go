@@ -41,9 +41,11 @@ type consoleDeps struct {
 	engine   *script.Engine
 	scripts  *scriptstore.Editor
 	sched    *script.Scheduler
-	ring     *keyring.Store
-	ringOpts keyring.RotateOptions
-	activity *activity.Store
+	// schedules changes job schedules (with sched).
+	schedules *jobs.Schedules
+	ring      *keyring.Store
+	ringOpts  keyring.RotateOptions
+	activity  *activity.Store
 }
 
 // mountConsole serves the admin console at console.path (unless console.enabled is false).
@@ -73,7 +75,7 @@ func mountConsole(ctx context.Context, srv *server.Server, cfg *config.Config, d
 	}
 	if d.sched != nil {
 		engine := d.engine
-		o.Jobs = &console.Jobs{Ledger: jobs.NewLedger(d.db), Defs: func() []jobs.Def { return jobDefs(engine.App(), cfg) },
+		o.Jobs = &console.Jobs{Ledger: jobs.NewLedger(d.db), Schedules: d.schedules, Defs: func() []jobs.Def { return jobDefs(engine.App(), cfg) },
 			Start: d.sched.Start}
 	}
 	if d.users != nil {

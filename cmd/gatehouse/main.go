@@ -153,6 +153,7 @@ var commands = []struct{ Use, Summary string }{
 	{"scripts save PATH", "check and store an edit from standard input (--file F); every instance serves it"},
 	{"scripts restore PATH --revision N", "put a kept revision back in force"},
 	{"scripts revert PATH", "delete a script's edit: the deployed file serves again"},
+	{"jobs schedule NAME", "show or change a job's schedule on every instance (--every 15m, --disable, --enable, --default)"},
 	{"push send", "queue a notification: --platform P --payload JSON (native) or --props JSON (templates); --tag EXPR, --device TOKEN"},
 	{"push list", "a user's (--user), installation's, device's (--platform --device) or tag's registrations (--json)"},
 	{"push status", "the configured push platforms and the notifications waiting in the outbox"},

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/appdir"
+	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/jobs"
 	"github.com/gatehouse/gatehouse/internal/store"
@@ -140,34 +141,54 @@ func migrateCmd(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 	return nil
 }
 
-// jobsCmd is `gatehouse jobs list` and `gatehouse jobs runs NAME`: the cluster's job history.
+// jobsCmd is `gatehouse jobs list`, `gatehouse jobs runs NAME` (the cluster's job history) and
+// `gatehouse jobs schedule NAME` (show or change a job's schedule, cluster-wide).
 func jobsCmd(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	if len(args) == 0 || (args[0] != "list" && args[0] != "runs") {
-		return fmt.Errorf("%w: gatehouse jobs list|runs NAME", errUsage)
+	if len(args) == 0 || (args[0] != "list" && args[0] != "runs" && args[0] != "schedule") {
+		return fmt.Errorf("%w: gatehouse jobs list|runs NAME|schedule NAME", errUsage)
 	}
 	sub := args[0]
-	var asJSON bool
+	var asJSON, disable, enable, reset bool
 	var limit int
+	var every string
 	cfg, fs, err := loadConfigArgs("jobs "+sub, args[1:], stderr, getenv, func(fs *flag.FlagSet) {
 		fs.BoolVar(&asJSON, "json", false, "print JSON")
-		if sub == "runs" {
+		switch sub {
+		case "runs":
 			fs.IntVar(&limit, "limit", 20, fmt.Sprintf("at most this many runs, newest first (1-%d)", jobs.MaxRuns))
+		case "schedule":
+			fs.StringVar(&every, "every", "", "run the job at this interval (15m, 2h, 7d; 1m to 366d) on every instance")
+			fs.BoolVar(&disable, "disable", false, "stop the job's scheduled runs (it still runs when started by hand)")
+			fs.BoolVar(&enable, "enable", false, "resume the job's scheduled runs")
+			fs.BoolVar(&reset, "default", false, "return to the configured schedule (scripts.jobs)")
 		}
 	})
 	if err != nil {
 		return err
 	}
 	name := ""
-	if sub == "runs" {
+	switch sub {
+	case "runs", "schedule":
 		if fs.NArg() != 1 {
-			return fmt.Errorf("%w: gatehouse jobs runs NAME", errUsage)
+			return fmt.Errorf("%w: gatehouse jobs %s NAME", errUsage, sub)
 		}
 		name = fs.Arg(0)
-		if limit < 1 || limit > jobs.MaxRuns {
+		if sub == "runs" && (limit < 1 || limit > jobs.MaxRuns) {
 			return fmt.Errorf("%w: --limit must be from 1 to %d", errUsage, jobs.MaxRuns)
 		}
-	} else if fs.NArg() != 0 {
-		return fmt.Errorf("%w: gatehouse jobs list takes no arguments", errUsage)
+	default:
+		if fs.NArg() != 0 {
+			return fmt.Errorf("%w: gatehouse jobs list takes no arguments", errUsage)
+		}
+	}
+	var change jobs.Change
+	if sub == "schedule" {
+		if change, err = scheduleFlags(every, disable, enable, reset); err != nil {
+			return err
+		}
+		if cfg.AppDir == "" {
+			return fmt.Errorf("%w: gatehouse jobs schedule needs the app directory (--app DIR or GATEHOUSE_APP) to know the app's jobs", errUsage)
+		}
 	}
 	db, err := openAdminDB(ctx, cfg)
 	if err != nil {
@@ -176,14 +197,29 @@ func jobsCmd(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	defer db.Close()
 	ledger := jobs.NewLedger(db)
 	now := time.Now()
-	if sub == "list" {
+	if sub == "list" || sub == "schedule" {
 		app := appdir.Empty()
 		if cfg.AppDir != "" {
 			if app, err = appdir.Load(cfg.AppDir); err != nil {
 				return err
 			}
 		}
-		list, err := ledger.Summaries(ctx, jobDefs(app, cfg), now)
+		log := newLogger(cfg, stderr)
+		schedules := jobs.NewSchedules(db, nil, log)
+		defs := jobDefs(app, cfg)
+		if sub == "schedule" {
+			// On PostgreSQL every running server hears of the change at once; on SQLite the server
+			// re-reads the schedules within DefaultSchedulePoll.
+			if schedules.Notifier, _, err = newNotifier(ctx, cfg, db, log); err != nil {
+				return err
+			}
+			return jobSchedule(ctx, schedules, defs, name, change, reset, asJSON, stdout, getenv)
+		}
+		scheds, err := schedules.Effective(ctx, defs)
+		if err != nil {
+			return err
+		}
+		list, err := ledger.Summaries(ctx, scheds, now)
 		if err != nil {
 			return err
 		}
@@ -191,21 +227,30 @@ func jobsCmd(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 			return json.NewEncoder(stdout).Encode(list)
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "JOB\tSCHEDULE\tLAST RUN\tTRIGGER\tOUTCOME\tINSTANCE")
+		fmt.Fprintln(tw, "JOB\tSCHEDULE\tNEXT RUN\tLAST RUN\tTRIGGER\tOUTCOME\tINSTANCE")
 		for _, s := range list {
 			sched := s.Schedule
 			if sched == "" {
 				sched = "-"
+			} else if !s.Enabled {
+				sched += " (disabled)"
+			}
+			if s.Source == jobs.FromDatabase {
+				sched += " (set at run time)"
 			}
 			if !s.Declared {
 				sched += " (not in the app directory)"
 			}
+			next := "-"
+			if s.NextRun != nil {
+				next = s.NextRun.Format(time.RFC3339)
+			}
 			if s.LastRun == nil {
-				fmt.Fprintf(tw, "%s\t%s\tnever\t\t\t\n", s.Name, sched)
+				fmt.Fprintf(tw, "%s\t%s\t%s\tnever\t\t\t\n", s.Name, sched, next)
 				continue
 			}
 			r := s.LastRun
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, sched, r.Started.Format(time.RFC3339), r.Kind, r.Outcome, r.Instance)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, sched, next, r.Started.Format(time.RFC3339), r.Kind, r.Outcome, r.Instance)
 		}
 		return tw.Flush()
 	}
@@ -229,4 +274,87 @@ func jobsCmd(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Started.Format(time.RFC3339), dur, r.Kind, slot, r.Instance, r.Outcome, r.Error)
 	}
 	return tw.Flush()
+}
+
+// scheduleFlags reads `jobs schedule`'s flags: none (show the schedule), --default alone, or --every
+// with at most one of --enable and --disable.
+func scheduleFlags(every string, disable, enable, reset bool) (jobs.Change, error) {
+	var ch jobs.Change
+	if reset {
+		if every != "" || disable || enable {
+			return ch, fmt.Errorf("%w: --default cannot be combined with --every, --enable or --disable", errUsage)
+		}
+		return ch, nil
+	}
+	if disable && enable {
+		return ch, fmt.Errorf("%w: give --enable or --disable, not both", errUsage)
+	}
+	if every != "" {
+		d, err := jobs.ParseEvery(every)
+		if err != nil {
+			return ch, fmt.Errorf("%w: --every: %s", errUsage, jobs.Message(err))
+		}
+		ch.Every = &d
+	}
+	if disable || enable {
+		ch.Enabled = &enable
+	}
+	return ch, nil
+}
+
+// jobSchedule shows a job's schedule, or changes it through the same code path as the console and the
+// admin API (validated, audited in its transaction as cli:<user>, announced to the running servers).
+func jobSchedule(ctx context.Context, schedules *jobs.Schedules, defs []jobs.Def, name string, ch jobs.Change, reset, asJSON bool,
+	stdout io.Writer, getenv func(string) string) error {
+	by := audit.Entry{Actor: cliActor(getenv), Via: audit.ViaCLI}
+	if h, err := os.Hostname(); err == nil {
+		by.Remote = h
+	}
+	var sc jobs.Schedule
+	var changed bool
+	var err error
+	switch {
+	case reset:
+		sc, changed, err = schedules.Reset(ctx, defs, name, by)
+	case ch.Every == nil && ch.Enabled == nil:
+		sc, err = schedules.Get(ctx, defs, name)
+	default:
+		sc, changed, err = schedules.Set(ctx, defs, name, ch, by)
+	}
+	if errors.Is(err, jobs.ErrUnknownJob) {
+		return fmt.Errorf("there is no job %s in the app directory (scheduler/%s.js)", name, name)
+	}
+	if errors.Is(err, jobs.ErrInvalidSchedule) {
+		return fmt.Errorf("%w: %s", errUsage, jobs.Message(err))
+	}
+	if err != nil {
+		return err
+	}
+	st := sc.State(time.Now())
+	if asJSON {
+		return json.NewEncoder(stdout).Encode(st)
+	}
+	what := "on demand only (no interval)"
+	if st.Every != "" {
+		what = "every " + st.Every
+		if !st.Enabled {
+			what += ", disabled"
+		}
+	}
+	src := "configured"
+	if st.Source == jobs.FromDatabase {
+		src = "set by " + st.UpdatedBy + " at " + st.UpdatedAt.Format(time.RFC3339)
+	}
+	fmt.Fprintf(stdout, "%s: %s (%s)\n", sc.Job, what, src)
+	if st.NextRun != nil {
+		fmt.Fprintf(stdout, "next run: %s\n", st.NextRun.Format(time.RFC3339))
+	}
+	if ch.Every != nil || ch.Enabled != nil || reset {
+		if changed {
+			fmt.Fprintln(stdout, "saved: running servers apply it within seconds.")
+		} else {
+			fmt.Fprintln(stdout, "unchanged.")
+		}
+	}
+	return nil
 }

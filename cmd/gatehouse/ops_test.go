@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -418,5 +419,89 @@ func TestServeOnNewerSchema(t *testing.T) {
 	db.Close()
 	if code, _, errs := runCmd(t, nil, "serve", "--listen", "127.0.0.1:0", "--data", data); code != 1 || !strings.Contains(errs, "migration 9001 (drop meta)") || !strings.Contains(errs, "not backward compatible") {
 		t.Fatalf("serve on a non-additively newer schema: %d %s", code, errs)
+	}
+}
+
+// TestJobScheduleThroughAdminAPIAndCLI: a schedule set with PUT /admin/jobs/{name}/schedule (master key
+// only) is taken up by the running server at once, a change made with `gatehouse jobs schedule` shows
+// in the server's GET /admin/jobs, and both are in the audit trail with their actor and surface.
+func TestJobScheduleThroughAdminAPIAndCLI(t *testing.T) {
+	app := t.TempDir()
+	os.MkdirAll(filepath.Join(app, "scheduler"), 0o755)
+	os.WriteFile(filepath.Join(app, "datamodel.json"), []byte(`{"jobs":[{"name":"tick"},{"name":"nightly"}]}`), 0o644)
+	os.WriteFile(filepath.Join(app, "scheduler", "tick.js"), []byte(`function tick() { console.log('tick'); }`), 0o644)
+	os.WriteFile(filepath.Join(app, "scheduler", "nightly.js"), []byte(`function nightly() { console.log('nightly'); }`), 0o644)
+	data := filepath.Join(t.TempDir(), "data")
+	env := map[string]string{"GATEHOUSE_JOBS": "nightly=24h", "USER": "opsuser"}
+	for k, v := range opsKeys {
+		env[k] = v
+	}
+	base, _, stop := startServer(t, []string{"--data", data, "--app", app}, env)
+	defer stop()
+	master := map[string]string{"X-ZUMO-MASTER": opsKeys["GATEHOUSE_MASTER_KEY"], "ZUMO-API-VERSION": "2.0.0"}
+	if code, _ := do(t, "PUT", base+"/admin/jobs/tick/schedule", `{"every":"1m"}`, nil); code != 401 {
+		t.Fatalf("PUT without the master key: %d", code)
+	}
+	if code, body := do(t, "PUT", base+"/admin/jobs/tick/schedule", `{"every":"10s"}`, master); code != 400 || body != `{"error":"The interval must be from 1m to 366d, not 10s."}` {
+		t.Fatalf("PUT 10s: %d %s", code, body)
+	}
+	if code, _ := do(t, "PUT", base+"/admin/jobs/nothere/schedule", `{"every":"1m"}`, master); code != 404 {
+		t.Fatalf("PUT unknown job: %d", code)
+	}
+	code, body := do(t, "PUT", base+"/admin/jobs/tick/schedule", `{"every":"1m"}`, master)
+	if code != 200 || !strings.Contains(body, `"source":"database"`) {
+		t.Fatalf("PUT: %d %s", code, body)
+	}
+	// tick had no schedule: the current minute's slot runs now, scheduled.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		_, body := do(t, "GET", base+"/admin/jobs/tick/runs", "", master)
+		if strings.Contains(body, `"trigger":"scheduled"`) && strings.Contains(body, `"outcome":"succeeded"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the new schedule did not run: %s", body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// The CLI: bad flags, an unknown job, then a change the server shows.
+	for _, args := range [][]string{{"--every", "30s"}, {"--default", "--every", "1h"}, {"--enable", "--disable"}} {
+		if code, _, errs := runCmd(t, env, append([]string{"jobs", "schedule", "nightly", "--data", data, "--app", app}, args...)...); code != 2 {
+			t.Fatalf("jobs schedule %v: %d %s", args, code, errs)
+		}
+	}
+	if code, _, errs := runCmd(t, env, "jobs", "schedule", "nightly", "--data", data, "--disable"); code != 2 || !strings.Contains(errs, "--app") {
+		t.Fatalf("without --app: %d %s", code, errs)
+	}
+	if code, _, errs := runCmd(t, env, "jobs", "schedule", "nothere", "--data", data, "--app", app, "--disable"); code != 1 || !strings.Contains(errs, "no job nothere") {
+		t.Fatalf("unknown job: %d %s", code, errs)
+	}
+	code, out, errs := runCmd(t, env, "jobs", "schedule", "nightly", "--data", data, "--app", app, "--disable")
+	if code != 0 || !strings.Contains(out, "nightly: every 1d, disabled (set by cli:") || !strings.Contains(out, "saved") {
+		t.Fatalf("jobs schedule --disable: %d %s %s", code, out, errs)
+	}
+	_, body = do(t, "GET", base+"/admin/jobs", "", master)
+	var list []map[string]any
+	json.Unmarshal([]byte(body), &list)
+	if len(list) != 2 || list[0]["name"] != "nightly" || list[0]["enabled"] != false || list[0]["source"] != "database" || list[1]["every"] != "1m" {
+		t.Fatalf("GET /admin/jobs after the CLI: %s", body)
+	}
+	code, out, _ = runCmd(t, env, "jobs", "list", "--data", data, "--app", app)
+	if code != 0 || !strings.Contains(out, "24h0m0s (disabled) (set at run time)") || !strings.Contains(out, "1m0s (set at run time)") {
+		t.Fatalf("jobs list: %s", out)
+	}
+	code, out, _ = runCmd(t, env, "jobs", "schedule", "nightly", "--data", data, "--app", app, "--default", "--json")
+	if code != 0 || !strings.Contains(out, `"source":"configuration"`) || !strings.Contains(out, `"enabled":true`) {
+		t.Fatalf("jobs schedule --default: %d %s", code, out)
+	}
+	code, body = do(t, "GET", base+"/admin/audit?action=job.schedule&order=asc", "", master)
+	var trail struct{ Entries []map[string]any }
+	json.Unmarshal([]byte(body), &trail)
+	var got []string
+	for _, e := range trail.Entries {
+		got = append(got, fmt.Sprint(e["target"], " ", e["actor"], " ", e["via"]))
+	}
+	if code != 200 || len(got) != 3 || got[0] != "tick master-key admin-api" || !strings.HasPrefix(got[1], "nightly cli:") || !strings.HasSuffix(got[2], " cli") {
+		t.Fatalf("audit: %d %v", code, got)
 	}
 }

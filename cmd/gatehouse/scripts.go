@@ -72,13 +72,13 @@ func currentScriptKeys(a *auth.Authenticator) func() script.Keys {
 const scriptsFollowInterval = 5 * time.Second
 
 // mountScripts connects the script engine: table scripts on the tables handler, /api, /jobs, the
-// startup hook, the job schedule, hot reload of the folder, the script edits (/admin/scripts, and
-// reloads when another instance changes them). It returns the scheduler and the editor the console
-// shares.
+// startup hook, the job schedules (configured, and set at run time cluster-wide), hot reload of the
+// folder, the script edits (/admin/scripts, and reloads when another instance changes them). It
+// returns the scheduler, the schedules and the editor the console shares.
 func mountScripts(ctx context.Context, srv *server.Server, cfg *config.Config, db *store.DB, n notify.Notifier, tables *table.Service, th *table.Handler,
-	engine *script.Engine, m *metrics.Metrics, log *slog.Logger) (*script.Scheduler, *scriptstore.Editor, error) {
+	engine *script.Engine, m *metrics.Metrics, log *slog.Logger) (*script.Scheduler, *jobs.Schedules, *scriptstore.Editor, error) {
 	if engine == nil {
-		return nil, nil, nil
+		return nil, nil, nil, nil
 	}
 	sqlsvc := script.NewSQL(db, tables)
 	sqlsvc.Role, sqlsvc.Timeout = cfg.Scripts.SQLRole, cfg.Scripts.SQLTimeout
@@ -87,16 +87,18 @@ func mountScripts(ctx context.Context, srv *server.Server, cfg *config.Config, d
 	}
 	engine.SetServices(&table.ScriptAPI{Service: tables}, sqlsvc)
 	if err := engine.Startup(ctx); err != nil {
-		return nil, nil, fmt.Errorf("app directory: %w", err)
+		return nil, nil, nil, fmt.Errorf("app directory: %w", err)
 	}
 	th.Scripts = &script.TableHook{Engine: engine}
 	jm := metrics.NewJobs(m.Registry)
+	schedules := jobs.NewSchedules(db, n, log.With("component", "scheduler"))
 	sched := &script.Scheduler{Engine: engine, DB: db, Holder: instanceID(), Log: log.With("component", "scheduler"),
+		Schedules: schedules.Store, Notifier: n,
 		OnRun: func(r jobs.Run) { jm.Run(r.Job, string(r.Outcome), r.Duration()) }}
 	srv.Mount("api", "/api/{name}", &script.APIHandler{Engine: engine})
 	srv.Mount("jobs", "/jobs/{job}", &script.JobHandler{Scheduler: sched, Context: ctx})
 	srv.Mount("/admin/jobs", "/admin/jobs", server.RequirePermission(auth.Admin, &jobs.AdminHandler{
-		Ledger: jobs.NewLedger(db), Defs: func() []jobs.Def { return jobDefs(engine.App(), cfg) }}))
+		Ledger: jobs.NewLedger(db), Schedules: schedules, Defs: func() []jobs.Def { return jobDefs(engine.App(), cfg) }}))
 	editor := &scriptstore.Editor{Store: scriptstore.NewSQL(db), Engine: engine, Audit: audit.NewStore(db), Notifier: n,
 		Reload: engine.Reload, Log: log.With("component", "scripts")}
 	srv.Mount("/admin/scripts", "/admin/scripts", server.RequirePermission(auth.Admin, &scriptstore.AdminHandler{Editor: editor, Log: log}))
@@ -105,7 +107,7 @@ func mountScripts(ctx context.Context, srv *server.Server, cfg *config.Config, d
 		go engine.Watch(ctx, cfg.Scripts.ReloadInterval)
 	}
 	go engine.Follow(ctx, n, scriptsFollowInterval)
-	return sched, editor, nil
+	return sched, schedules, editor, nil
 }
 
 // jobDefs lists the app's jobs with their configured schedule.

@@ -255,12 +255,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	if err != nil {
 		return err
 	}
-	sched, editor, err := mountScripts(ctx, srv, cfg, db, notifier, tables, th, engine, m, log)
+	sched, schedules, editor, err := mountScripts(ctx, srv, cfg, db, notifier, tables, th, engine, m, log)
 	if err != nil {
 		return err
 	}
 	consoleStore, err := mountConsole(ctx, srv, cfg, consoleDeps{db: db, authn: authn, tables: tables, rows: th, users: users,
-		accounts: accounts, engine: engine, scripts: editor, sched: sched, ring: ringStore, ringOpts: ringRotateOptions(cfg, notifier), activity: actStore}, log)
+		accounts: accounts, engine: engine, scripts: editor, sched: sched, schedules: schedules, ring: ringStore, ringOpts: ringRotateOptions(cfg, notifier), activity: actStore}, log)
 	if err != nil {
 		return err
 	}

@@ -354,6 +354,16 @@ func (c *Console) redirect(w http.ResponseWriter, r *http.Request, path, notice 
 	http.Redirect(w, r, u, http.StatusSeeOther)
 }
 
+// actor is the signed-in administrator as the author of a change recorded by a domain package in the
+// change's own transaction (Action, Target, Before and After are the package's).
+func (c *Console) actor(r *http.Request) audit.Entry {
+	e := audit.Entry{Time: c.now(), Via: audit.ViaConsole, Remote: clientIP(r), RequestID: httpx.InfoOf(r).RequestID}
+	if s := sessionOf(r.Context()); s != nil {
+		e.Actor = s.admin.Email
+	}
+	return e
+}
+
 // record writes one audit entry for the signed-in administrator. A failure to record is logged and
 // reported: the change itself has happened.
 func (c *Console) record(r *http.Request, action, target string, before, after any) {

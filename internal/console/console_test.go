@@ -20,6 +20,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/auth"
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/jobs"
 	"github.com/gatehouse/gatehouse/internal/metrics"
 	"github.com/gatehouse/gatehouse/internal/password"
 	"github.com/gatehouse/gatehouse/internal/script"
@@ -145,7 +146,9 @@ func newHarness(t testing.TB, db *store.DB) *harness {
 		Tables: svc, Rows: th, Audit: trail, AuditLog: trail, Scripts: editor, Activity: act,
 		Rules: account.Rules{Pair: account.Rule{Free: 3, Base: time.Minute, Max: time.Hour, PerHour: 100, Decay: time.Hour},
 			IP: account.Rule{Free: 50, Base: time.Second, Max: time.Minute, PerHour: 1000, Decay: time.Hour}},
-		InsecureLoopback: true, Now: ck.Now, Log: log})
+		InsecureLoopback: true, Now: ck.Now, Log: log,
+		Jobs: &Jobs{Ledger: jobs.NewLedger(db), Schedules: &jobs.Schedules{Store: jobs.NewScheduleStore(db), Audit: trail, Now: ck.Now},
+			Defs: func() []jobs.Def { return []jobs.Def{{Name: "cleanup", Every: time.Hour}} }}})
 	if err != nil {
 		t.Fatal(err)
 	}

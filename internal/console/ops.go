@@ -17,11 +17,13 @@ import (
 	"github.com/gatehouse/gatehouse/internal/user"
 )
 
-// Jobs is the job ledger and the scheduler's manual start (POST /jobs/{name} runs the same).
+// Jobs is the job ledger, the scheduler's manual start (POST /jobs/{name} runs the same) and the
+// schedules (PUT /admin/jobs/{name}/schedule and `gatehouse jobs schedule` change them the same way).
 type Jobs struct {
-	Ledger *jobs.Ledger
-	Defs   func() []jobs.Def
-	Start  func(ctx context.Context, name string) error
+	Ledger    *jobs.Ledger
+	Schedules *jobs.Schedules
+	Defs      func() []jobs.Def
+	Start     func(ctx context.Context, name string) error
 }
 
 // Users is the users directory and, when built-in accounts are on, the accounts service.
@@ -40,6 +42,8 @@ type jobsData struct {
 	Jobs []jobs.Summary
 	Runs []jobs.Run
 	Name string
+	// Editable: the schedules can be changed here.
+	Editable bool
 }
 
 func (c *Console) jobs(w http.ResponseWriter, r *http.Request, rest []string) {
@@ -62,6 +66,10 @@ func (c *Console) jobs(w http.ResponseWriter, r *http.Request, rest []string) {
 		}
 		name = n
 	}
+	if r.Method == http.MethodPost && len(rest) == 2 && rest[1] == "schedule" && j.Schedules != nil {
+		c.jobSchedule(w, r, defs, name)
+		return
+	}
 	if r.Method == http.MethodPost {
 		if name == "" || len(rest) != 2 || rest[1] != "run" || j.Start == nil {
 			c.notFound(w, r)
@@ -83,12 +91,20 @@ func (c *Console) jobs(w http.ResponseWriter, r *http.Request, rest []string) {
 		c.redirect(w, r, "/jobs/"+url.PathEscape(name), "Job "+name+" started.")
 		return
 	}
-	list, err := j.Ledger.Summaries(ctx, defs, c.now())
+	scheds := jobs.Resolve(defs, nil)
+	if j.Schedules != nil {
+		var err error
+		if scheds, err = j.Schedules.Effective(ctx, defs); err != nil {
+			c.unavailable(w, r, err)
+			return
+		}
+	}
+	list, err := j.Ledger.Summaries(ctx, scheds, c.now())
 	if err != nil {
 		c.unavailable(w, r, err)
 		return
 	}
-	d := jobsData{Jobs: list, Name: name}
+	d := jobsData{Jobs: list, Name: name, Editable: j.Schedules != nil}
 	if name != "" {
 		if d.Runs, err = j.Ledger.Runs(ctx, name, 50, time.Time{}, c.now()); err != nil {
 			c.unavailable(w, r, err)
@@ -100,6 +116,56 @@ func (c *Console) jobs(w http.ResponseWriter, r *http.Request, rest []string) {
 		title = "Job " + name
 	}
 	c.render(w, r, http.StatusOK, "jobs", view{Title: title, Nav: "jobs", Problem: r.URL.Query().Get("problem"), Data: d})
+}
+
+// jobSchedule saves the schedule form of a job (every: an interval, empty for the configured one;
+// enabled: the checkbox) or, with reset, returns the job to its configured schedule.
+func (c *Console) jobSchedule(w http.ResponseWriter, r *http.Request, defs []jobs.Def, name string) {
+	j := c.o.Jobs
+	ctx := r.Context()
+	var sc jobs.Schedule
+	var changed bool
+	var err error
+	if r.PostFormValue("reset") != "" {
+		sc, changed, err = j.Schedules.Reset(ctx, defs, name, c.actor(r))
+	} else {
+		var every time.Duration
+		if v := strings.TrimSpace(r.PostFormValue("every")); v != "" {
+			if every, err = jobs.ParseEvery(v); err != nil {
+				c.redirectProblem(w, r, "/jobs", "The schedule of "+name+" was not changed: "+jobs.Message(err))
+				return
+			}
+		}
+		enabled := r.PostFormValue("enabled") != ""
+		sc, changed, err = j.Schedules.Set(ctx, defs, name, jobs.Change{Every: &every, Enabled: &enabled}, c.actor(r))
+	}
+	switch {
+	case errors.Is(err, jobs.ErrUnknownJob):
+		c.notFound(w, r)
+		return
+	case errors.Is(err, jobs.ErrInvalidSchedule):
+		c.redirectProblem(w, r, "/jobs", "The schedule of "+name+" was not changed: "+jobs.Message(err))
+		return
+	case err != nil:
+		c.unavailable(w, r, err)
+		return
+	}
+	notice := "The schedule of " + sc.Job + " is unchanged."
+	if changed {
+		notice = "The schedule of " + sc.Job + " is saved: " + describeSchedule(sc, c.now()) + "."
+	}
+	c.redirect(w, r, "/jobs", notice)
+}
+
+// describeSchedule says what a schedule does, for a notice.
+func describeSchedule(sc jobs.Schedule, now time.Time) string {
+	switch {
+	case sc.Every == 0:
+		return "runs only when started"
+	case !sc.Enabled:
+		return "every " + jobs.FormatEvery(sc.Every) + ", disabled"
+	}
+	return "every " + jobs.FormatEvery(sc.Every) + ", next run " + sc.Next(now).Format("2006-01-02 15:04:05 UTC")
 }
 
 type usersData struct {

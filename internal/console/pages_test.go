@@ -3,6 +3,7 @@ package console
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"html"
 	"io"
 	"io/fs"
@@ -389,4 +390,76 @@ func attr(name, body string) []string {
 		m[1] = html.UnescapeString(m[1])
 	}
 	return m
+}
+
+// TestJobSchedules: the Jobs page's schedule form (CSRF-protected, labelled) sets a job's interval,
+// disables it, returns to the configured schedule; bad input is a problem notice; each change is one
+// audit entry by the administrator.
+func TestJobSchedules(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		h := newHarness(t, db)
+		b := h.signedIn()
+		p := b.get("/console/jobs")
+		for _, want := range []string{`action="/console/jobs/cleanup/schedule"`, `<label for="every-cleanup" class="sr">Interval of cleanup</label>`,
+			`placeholder="1h"`, `name="enabled" value="1" checked`, "Next run", "2026-12-04 13:00"} {
+			if !strings.Contains(p.body, want) {
+				t.Fatalf("jobs page lacks %s:\n%s", want, p.body)
+			}
+		}
+		effective := func() string {
+			t.Helper()
+			list, err := h.c.o.Jobs.Schedules.Effective(context.Background(), h.c.o.Jobs.Defs())
+			if err != nil {
+				t.Fatal(err)
+			}
+			return fmt.Sprintf("%v %v %s", list[0].Every, list[0].Enabled, list[0].Source)
+		}
+		// Without the form's token: refused, nothing changed.
+		if p := b.post("/console/jobs/cleanup/schedule", url.Values{"_csrf": {"forged"}, "every": {"15m"}, "enabled": {"1"}}); p.status != http.StatusForbidden {
+			t.Fatalf("forged: %d", p.status)
+		}
+		if p := b.post("/console/jobs/cleanup/schedule", url.Values{"every": {"15m"}, "enabled": {"1"}}); p.status != http.StatusSeeOther ||
+			!strings.Contains(p.header.Get("Location"), "notice=") || strings.Contains(p.header.Get("Location"), "problem") {
+			t.Fatalf("save: %d %s", p.status, p.header.Get("Location"))
+		}
+		if got := effective(); got != "15m0s true database" {
+			t.Fatalf("after save: %s", got)
+		}
+		p = b.get("/console/jobs")
+		if !strings.Contains(p.body, `value="15m"`) || !strings.Contains(p.body, "set by "+adminEmail) || !strings.Contains(p.body, "Use configured") {
+			t.Fatalf("page after save:\n%s", p.body)
+		}
+		if p := b.post("/console/jobs/cleanup/schedule", url.Values{"every": {"30s"}, "enabled": {"1"}}); p.status != http.StatusSeeOther ||
+			!strings.Contains(p.header.Get("Location"), "problem=") {
+			t.Fatalf("bad interval: %d %s", p.status, p.header.Get("Location"))
+		}
+		// Unchecked and empty: the configured interval, disabled.
+		if p := b.post("/console/jobs/cleanup/schedule", url.Values{"every": {""}}); p.status != http.StatusSeeOther {
+			t.Fatalf("disable: %d", p.status)
+		}
+		if got := effective(); got != "1h0m0s false database" {
+			t.Fatalf("after disable: %s", got)
+		}
+		if p := b.get("/console/jobs"); !strings.Contains(p.body, "every 1h, disabled") || strings.Contains(p.body, `value="1" checked`) {
+			t.Fatalf("page after disable:\n%s", p.body)
+		}
+		if p := b.post("/console/jobs/cleanup/schedule", url.Values{"reset": {"1"}}); p.status != http.StatusSeeOther {
+			t.Fatalf("reset: %d", p.status)
+		}
+		if got := effective(); got != "1h0m0s true configuration" {
+			t.Fatalf("after reset: %s", got)
+		}
+		if p := b.post("/console/jobs/nothere/schedule", url.Values{"every": {"1h"}}); p.status != http.StatusNotFound {
+			t.Fatalf("undeclared job: %d", p.status)
+		}
+		var sched []string
+		for _, a := range h.auditActions(t) {
+			if strings.HasPrefix(a, "job.schedule") {
+				sched = append(sched, a)
+			}
+		}
+		if len(sched) != 3 || sched[0] != "job.schedule cleanup by "+adminEmail {
+			t.Fatalf("audit: %v", sched)
+		}
+	})
 }

@@ -158,6 +158,19 @@ func (l *Ledger) PreviousSlot(ctx context.Context, job string, slot time.Time) (
 	return time.UnixMilli(v.Int64).UTC(), true, nil
 }
 
+// LatestSlot returns job's latest claimed (or missed) slot.
+func (l *Ledger) LatestSlot(ctx context.Context, job string) (time.Time, bool, error) {
+	var v sql.NullInt64
+	err := l.db.QueryRowContext(ctx, l.db.Rebind(`SELECT MAX(slot) FROM gatehouse_job_runs WHERE job = ?`), Key(job)).Scan(&v)
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("jobs: %w", err)
+	}
+	if !v.Valid {
+		return time.Time{}, false, nil
+	}
+	return time.UnixMilli(v.Int64).UTC(), true, nil
+}
+
 // RecordMissed records a gap of n unclaimed slots starting at first: one row at the first slot, so that
 // exactly one instance records (and logs) each gap. recorded is false when the row exists already.
 func (l *Ledger) RecordMissed(ctx context.Context, job string, first, last time.Time, n int64, instance string, now time.Time) (bool, error) {

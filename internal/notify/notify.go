@@ -19,6 +19,7 @@ const (
 	Revocations = "revocations" // per-user token revocation cut-offs
 	Keys        = "keys"        // the cluster key ring (and instance acknowledgements)
 	Scripts     = "scripts"     // script edits laid over the app folder (package scriptstore)
+	Jobs        = "jobs"        // job schedules set through the console, the admin API or the CLI
 )
 
 // Resync is the payload delivered to every subscriber when notifications may have been missed.

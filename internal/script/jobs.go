@@ -18,6 +18,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/auth"
 	"github.com/gatehouse/gatehouse/internal/httpx"
 	"github.com/gatehouse/gatehouse/internal/jobs"
+	"github.com/gatehouse/gatehouse/internal/notify"
 	"github.com/gatehouse/gatehouse/internal/store"
 )
 
@@ -31,6 +32,9 @@ var (
 
 // DefaultJobHistory is how long job run history is kept.
 const DefaultJobHistory = 30 * 24 * time.Hour
+
+// DefaultSchedulePoll is how often an instance re-reads the job schedules without a notify.Jobs hint.
+const DefaultSchedulePoll = 5 * time.Second
 
 // Scheduler runs scheduler/<job>.js (spec §5.4): on POST /jobs/<job> and on a schedule. With DB set,
 // every instance sharing the database runs the same schedule and the database decides: each
@@ -55,6 +59,17 @@ type Scheduler struct {
 	// OnClaim, when set, reports each attempt at claiming a slot: won, lost to another instance, or
 	// failed with err.
 	OnClaim func(job string, slot time.Time, won bool, err error)
+	// Schedules holds the schedules set at run time (console, admin API, CLI); nil runs the
+	// configured schedule only.
+	Schedules jobs.ScheduleStore
+	// Notifier delivers notify.Jobs hints: a changed schedule reaches this instance at once.
+	Notifier notify.Notifier
+	// Poll is how often the schedules are re-read without a hint (default DefaultSchedulePoll). It
+	// is wall-clock time: the fallback for lost hints, not part of the schedule.
+	Poll time.Duration
+	// OnSchedule, when set, is called whenever this instance (re)starts or stops a job's schedule:
+	// with the schedule now in force (Active false: stopped).
+	OnSchedule func(jobs.Schedule)
 
 	mu      sync.Mutex
 	running map[string]bool
@@ -274,7 +289,7 @@ func (s *Scheduler) end(c *claim) {
 // background. Every outcome short of a run is logged: a failed claim (database unreachable) as an
 // error, a slot skipped because the job is still running as a warning, a slot another instance won at
 // debug level.
-func (s *Scheduler) runSlot(ctx context.Context, name string, every time.Duration, slot time.Time) {
+func (s *Scheduler) runSlot(ctx context.Context, name string, every time.Duration, since, slot time.Time) {
 	c, err := s.resolve(name)
 	if err != nil {
 		s.Log.Warn("scheduled job does not exist in the app directory", "job", name)
@@ -300,7 +315,7 @@ func (s *Scheduler) runSlot(ctx context.Context, name string, every time.Duratio
 			return
 		}
 		c.run, c.saved = run, true
-		s.housekeeping(cctx, c.name, every, slot, now)
+		s.housekeeping(cctx, c.name, every, since, slot, now)
 	}
 	if !s.takeGuard(c) {
 		s.Log.Warn("scheduled job slot skipped: the previous run is still in progress on this instance", "job", c.name, "slot", slot)
@@ -333,13 +348,23 @@ func (s *Scheduler) runSlot(ctx context.Context, name string, every time.Duratio
 // housekeeping runs on the instance that won a slot: it records (and logs, once for the cluster) the
 // slots nobody ran since the previous claim, marks runs of dead instances abandoned and prunes old
 // history. Its failures are logged and do not stop the run.
-func (s *Scheduler) housekeeping(ctx context.Context, job string, every time.Duration, slot, now time.Time) {
+//
+// The slots counted as missed are those of the schedule in force, between the previous claimed slot
+// (of any earlier schedule) and this one, from the slot current when the schedule began (since; zero
+// for the configured schedule): a job re-timed or re-enabled has missed nothing before that.
+func (s *Scheduler) housekeeping(ctx context.Context, job string, every time.Duration, since, slot, now time.Time) {
 	prev, ok, err := s.ledger.PreviousSlot(ctx, job, slot)
 	if err != nil {
 		s.Log.Warn("checking for missed job slots failed", "job", job, "err", err)
 	} else if ok && every > 0 {
-		if n := int64(slot.Sub(prev)/every) - 1; n > 0 {
-			first, last := prev.Add(every), slot.Add(-every)
+		first := jobs.SlotOf(prev, every).Add(every)
+		if !since.IsZero() {
+			if s0 := jobs.SlotOf(since, every); s0.After(first) {
+				first = s0
+			}
+		}
+		if n := int64(slot.Sub(first) / every); n > 0 {
+			last := slot.Add(-every)
 			recorded, err := s.ledger.RecordMissed(ctx, job, first, last, n, s.Holder, now)
 			if err != nil {
 				s.Log.Warn("recording missed job slots failed", "job", job, "missed", n, "err", err)
@@ -363,41 +388,190 @@ func (s *Scheduler) housekeeping(ctx context.Context, job string, every time.Dur
 	}
 }
 
-// Schedule runs each job once per slot of its interval until ctx ends. Slots are aligned to the Unix
-// epoch, so all instances agree on them; the slot current at start is claimed at once (if no instance
-// ran it yet, it runs now). Missed slots are recorded and logged, not caught up.
-func (s *Scheduler) Schedule(ctx context.Context, every map[string]time.Duration) {
+// Schedule runs each scheduled job once per slot of its interval until ctx ends. Slots are aligned to
+// the Unix epoch, so all instances agree on them; the slot current when a job's schedule starts is
+// claimed at once (if no instance ran it yet, it runs now). Missed slots are recorded and logged, not
+// caught up.
+//
+// configured is the scripts.jobs schedule. With Schedules set, the schedules set at run time take
+// precedence, and they are re-read on every notify.Jobs hint and every Poll: a job whose interval
+// changed is re-timed, a disabled one stopped, a re-enabled one started, without a restart. A change
+// never runs a slot twice: a slot is still claimed once in the cluster, and a job re-timed after its
+// previous schedule ran a later slot than the new schedule's current one waits for the next slot of
+// the new interval. Until the schedules can be read, no job is scheduled (the slots could not be
+// claimed either).
+func (s *Scheduler) Schedule(ctx context.Context, configured map[string]time.Duration) {
 	s.init()
-	names := make([]string, 0, len(every))
-	for n := range every {
-		names = append(names, n)
+	var hints <-chan string
+	if s.Schedules != nil && s.Notifier != nil {
+		c, stop := s.Notifier.Subscribe(notify.Jobs)
+		defer stop()
+		hints = c
 	}
-	sort.Strings(names)
-	var wg sync.WaitGroup
-	for _, n := range names {
-		d := every[n]
-		if d <= 0 {
+	loops := map[string]*jobLoop{}
+	defer func() {
+		for _, l := range loops {
+			l.stop()
+		}
+	}()
+	poll := s.Poll
+	if poll <= 0 {
+		poll = DefaultSchedulePoll
+	}
+	var tick <-chan time.Time
+	if s.Schedules != nil {
+		t := time.NewTicker(poll)
+		defer t.Stop()
+		tick = t.C
+	}
+	known := false
+	for {
+		if err := s.reconcile(ctx, configured, loops); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			if known {
+				s.Log.Warn("reading the job schedules failed; the schedules in force stay until the next try", "err", err)
+			} else {
+				s.Log.Error("reading the job schedules failed; no job is scheduled until they can be read", "err", err)
+			}
+		} else {
+			known = true
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-hints:
+		case <-tick:
+		}
+	}
+}
+
+// jobLoop is one job's running schedule on this instance.
+type jobLoop struct {
+	sched  jobs.Schedule
+	since  time.Time
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// stop ends the loop and waits for it (a run it started goes on).
+func (l *jobLoop) stop() {
+	l.cancel()
+	<-l.done
+}
+
+// desired is the schedule each declared job should run now: the configured interval, overridden by
+// the schedules set at run time.
+func (s *Scheduler) desired(ctx context.Context, configured map[string]time.Duration) (map[string]jobs.Schedule, map[string]time.Time, error) {
+	app := s.Engine.Current().App
+	var defs []jobs.Def
+	for _, j := range app.Jobs() {
+		d := jobs.Def{Name: j.Name}
+		for name, every := range configured {
+			if jobs.Key(name) == jobs.Key(j.Name) {
+				d.Every = every
+			}
+		}
+		defs = append(defs, d)
+	}
+	var overrides map[string]jobs.Override
+	if s.Schedules != nil {
+		var err error
+		if overrides, err = s.Schedules.Overrides(ctx); err != nil {
+			return nil, nil, err
+		}
+	}
+	out, since := map[string]jobs.Schedule{}, map[string]time.Time{}
+	for _, sc := range jobs.Resolve(defs, overrides) {
+		if sc.Active() {
+			k := jobs.Key(sc.Job)
+			out[k] = sc
+			if o, ok := overrides[k]; ok {
+				since[k] = o.UpdatedAt
+			}
+		}
+	}
+	return out, since, nil
+}
+
+// reconcile starts, re-times and stops the per-job loops to match the schedules in force.
+func (s *Scheduler) reconcile(ctx context.Context, configured map[string]time.Duration, loops map[string]*jobLoop) error {
+	want, since, err := s.desired(ctx, configured)
+	if err != nil {
+		return err
+	}
+	keys := make([]string, 0, len(loops)+len(want))
+	for k := range loops {
+		keys = append(keys, k)
+	}
+	for k := range want {
+		if _, ok := loops[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		l, running := loops[k]
+		sc, wanted := want[k]
+		if running && wanted && l.sched.Every == sc.Every && l.since.Equal(since[k]) {
 			continue
 		}
-		wg.Add(1)
-		go func(name string) {
-			defer wg.Done()
-			var last time.Time
-			for {
-				slot := jobs.SlotOf(s.Clock.Now(), d)
-				if slot.After(last) {
-					s.runSlot(ctx, name, d, slot)
-					last = slot
-				}
-				select {
-				case <-ctx.Done():
-					return
-				case <-s.Clock.After(last.Add(d).Sub(s.Clock.Now())):
+		if running {
+			l.stop()
+			delete(loops, k)
+			if !wanted {
+				s.Log.Info("job schedule stopped", "job", l.sched.Job)
+				if s.OnSchedule != nil {
+					stopped := l.sched
+					stopped.Enabled = false
+					s.OnSchedule(stopped)
 				}
 			}
-		}(n)
+		}
+		if !wanted {
+			continue
+		}
+		lctx, cancel := context.WithCancel(ctx)
+		l = &jobLoop{sched: sc, since: since[k], cancel: cancel, done: make(chan struct{})}
+		loops[k] = l
+		if running {
+			s.Log.Info("job schedule changed", "job", sc.Job, "every", sc.Every.String(), "source", sc.Source)
+		}
+		go func(l *jobLoop) {
+			defer close(l.done)
+			s.loop(ctx, lctx, l.sched.Job, l.sched.Every, l.since)
+		}(l)
+		if s.OnSchedule != nil {
+			s.OnSchedule(sc)
+		}
 	}
-	wg.Wait()
+	return nil
+}
+
+// loop claims job's slots until lctx ends; runs start under ctx (a re-timing does not cancel them).
+func (s *Scheduler) loop(ctx, lctx context.Context, name string, every time.Duration, since time.Time) {
+	var last time.Time
+	if s.ledger != nil {
+		// The previous schedule (before a re-timing, or before a restart with another interval) may
+		// have run a slot that began after the current slot of this one: that slot is served.
+		cur := jobs.SlotOf(s.Clock.Now(), every)
+		if latest, ok, err := s.ledger.LatestSlot(lctx, name); err == nil && ok && latest.After(cur) {
+			last = cur
+		}
+	}
+	for {
+		slot := jobs.SlotOf(s.Clock.Now(), every)
+		if slot.After(last) {
+			s.runSlot(ctx, name, every, since, slot)
+			last = slot
+		}
+		select {
+		case <-lctx.Done():
+			return
+		case <-s.Clock.After(last.Add(every).Sub(s.Clock.Now())):
+		}
+	}
 }
 
 // JobHandler serves POST /jobs/<job>: the master key, or a system-key token minted for this job

@@ -357,6 +357,19 @@ CREATE TABLE gatehouse_script_edits (path TEXT PRIMARY KEY, revision BIGINT NOT 
 CREATE TABLE gatehouse_script_revision (id INTEGER PRIMARY KEY CHECK (id = 1), n BIGINT NOT NULL);
 INSERT INTO gatehouse_script_revision (id, n) VALUES (1, 0)`,
 	},
+	{
+		// Job schedules set at run time (package jobs): per job, an interval (every_ms; 0 keeps the
+		// configured scripts.jobs interval) and whether scheduled runs are off. A row whose every_ms is 0
+		// and disabled 0 is the configured default, kept for updated_at: the schedule in force since then
+		// is the one the missed-slot accounting measures against. Times are Unix milliseconds.
+		Version:  120,
+		Name:     "job schedules",
+		Additive: true,
+		SQLite: `CREATE TABLE gatehouse_job_schedules (job TEXT PRIMARY KEY, every_ms INTEGER NOT NULL DEFAULT 0,
+	disabled INTEGER NOT NULL DEFAULT 0, updated_at INTEGER NOT NULL, updated_by TEXT NOT NULL)`,
+		Postgres: `CREATE TABLE gatehouse_job_schedules (job TEXT PRIMARY KEY, every_ms BIGINT NOT NULL DEFAULT 0,
+	disabled INTEGER NOT NULL DEFAULT 0, updated_at BIGINT NOT NULL, updated_by TEXT NOT NULL)`,
+	},
 }
 
 // Migrations returns the schema history (for tests and `gatehouse version`).

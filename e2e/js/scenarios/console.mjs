@@ -204,6 +204,13 @@ export async function run({ browser, args, log }) {
     await page.waitForTimeout(250);
   }
 
+  step('schedule a job');
+  await page.goto(base + '/console/jobs');
+  await page.fill('#every-cleanup', '15m');
+  await page.click('form[action$="/jobs/cleanup/schedule"] button:not([name])');
+  await page.waitForURL(/notice=The\+schedule/);
+  out.jobSchedule = JSON.parse((await api('GET', '/admin/jobs/cleanup/schedule', { master: true })).body);
+
   step('disable a user');
   await page.goto(base + '/console/users');
   await check('users');
