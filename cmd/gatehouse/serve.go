@@ -237,7 +237,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	srv.Mount("tables", "/tables/{table}", th)
 	srv.Mount("/admin/tables", "/admin/tables", &table.AdminHandler{Service: tables})
 	go tables.Run(ctx, 5*time.Second)
-	users, err := mountLogin(ctx, srv, cfg, db, authn, notifier, m, log)
+	users, err := newUsers(ctx, cfg, db, authn, notifier, log)
 	if err != nil {
 		return err
 	}
@@ -246,6 +246,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	accounts, err := mountAccounts(ctx, srv, cfg, db, authn, newMinter(cfg, authn),
 		account.UserDirectory{Dir: users, Refresh: cfg.Login.RefreshTokens}, log)
 	if err != nil {
+		return err
+	}
+	if err := mountLogin(ctx, srv, cfg, users, accounts, authn, m, log); err != nil {
 		return err
 	}
 	if engine != nil && users != nil {

@@ -210,14 +210,12 @@ func (c *Console) userAction(w http.ResponseWriter, r *http.Request, id, action 
 	var notice string
 	switch action {
 	case "disable", "enable":
-		disable := action == "disable"
-		if acct != nil {
-			// The account and its user in the directory change together.
-			err = u.Accounts.SetDisabled(ctx, acct.ID, disable)
-		} else if disable {
-			err = u.Directory.Disable(ctx, id)
-		} else {
-			err = u.Directory.Enable(ctx, id)
+		// The decision `gatehouse users disable|enable` and the admin APIs make: an account and its
+		// user change together, any other user in the directory alone.
+		_, err = account.SetUserDisabled(ctx, u.Accounts, u.Directory, id, action == "disable")
+		if errors.Is(err, account.ErrNoUser) {
+			c.notFound(w, r)
+			return
 		}
 		notice = "User " + id + " " + action + "d."
 	case "revoke":
