@@ -144,7 +144,12 @@ func (h *AdminHandler) serve(w http.ResponseWriter, r *http.Request) {
 			httpx.Error(w, r, http.StatusBadRequest, errText(err))
 			return
 		}
-		httpx.JSON(w, http.StatusOK, h.Service.Import(ctx, rows))
+		sum := h.Service.Import(ctx, rows)
+		// The audit entry (account.import) carries the counts, never a row.
+		audit.Annotate(ctx, func(e *audit.Entry) {
+			e.After = audit.Snapshot(map[string]int{"rows": len(sum.Rows), "created": sum.Created, "exists": sum.Exists, "failed": sum.Errors})
+		})
+		httpx.JSON(w, http.StatusOK, sum)
 		return
 	}
 	refEsc, action, _ := strings.Cut(rest, "/")

@@ -26,6 +26,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/server"
 	"github.com/gatehouse/gatehouse/internal/store"
 	"github.com/gatehouse/gatehouse/internal/table"
+	"github.com/gatehouse/gatehouse/internal/user"
 )
 
 const (
@@ -85,6 +86,8 @@ type harness struct {
 	tables   *table.Service
 	setup    string // the setup token
 	activity *fakeActivity
+	users    *user.Directory
+	accounts *account.Service
 }
 
 func newHarness(t testing.TB, db *store.DB) *harness {
@@ -134,11 +137,20 @@ func newHarness(t testing.TB, db *store.DB) *harness {
 		t.Fatal(err)
 	}
 	ck := &clock{t: time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)}
+	dirUsers, err := user.NewDirectory(user.NewSQL(db), user.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	accounts, err := account.NewService(account.Options{Store: account.NewSQL(db), Hasher: h, Users: account.UserDirectory{Dir: dirUsers}, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
 	st := NewSQL(db)
 	trail := audit.NewStore(db)
 	act := &fakeActivity{}
 	c, err := New(Options{Path: "/console", Store: st, Keys: authn.Secrets, Hasher: h, Throttle: account.NewSQL(db),
 		Tables: svc, Rows: th, Audit: trail, AuditLog: trail, Scripts: engine, Activity: act,
+		Users: &Users{Directory: dirUsers, Accounts: accounts},
 		Rules: account.Rules{Pair: account.Rule{Free: 3, Base: time.Minute, Max: time.Hour, PerHour: 100, Decay: time.Hour},
 			IP: account.Rule{Free: 50, Base: time.Second, Max: time.Minute, PerHour: 1000, Decay: time.Hour}},
 		InsecureLoopback: true, Now: ck.Now, Log: log})
@@ -152,7 +164,8 @@ func newHarness(t testing.TB, db *store.DB) *harness {
 	if err != nil || tok == "" {
 		t.Fatalf("setup link: %q %v", tok, err)
 	}
-	return &harness{t: t, db: db, ts: ts, c: c, st: st, clock: ck, trail: trail, appDir: dir, authn: authn, tables: svc, setup: tok, activity: act}
+	return &harness{t: t, db: db, ts: ts, c: c, st: st, clock: ck, trail: trail, appDir: dir, authn: authn, tables: svc, setup: tok, activity: act,
+		users: dirUsers, accounts: accounts}
 }
 
 // browser is a client with a cookie jar that never follows redirects (the tests look at them).
