@@ -18,6 +18,7 @@ const (
 	Tables      = "tables"      // the table catalogue (permissions, columns, options)
 	Revocations = "revocations" // per-user token revocation cut-offs
 	Keys        = "keys"        // the cluster key ring (and instance acknowledgements)
+	Activity    = "activity"    // an instance wrote a batch of activity events (payload: the highest id)
 )
 
 // Resync is the payload delivered to every subscriber when notifications may have been missed.
