@@ -26,12 +26,13 @@ const (
 // Cursor is a live tail's position in the events table: the highest id read and the ids below it
 // that were not visible yet when it passed them. The zero Cursor starts after the newest event.
 type Cursor struct {
-	After int64
-	holes map[int64]time.Time // id → when it was first missed
+	After   int64
+	started bool
+	holes   map[int64]time.Time // id → when it was first missed
 }
 
 // NewCursor starts after the given id (a client's Last-Event-ID; 0: after the newest event).
-func NewCursor(after int64) *Cursor { return &Cursor{After: after} }
+func NewCursor(after int64) *Cursor { return &Cursor{After: max(after, 0), started: after > 0} }
 
 // Follow returns the events f selects that became visible since the cursor's last step, oldest
 // first (events that committed late come first), and moves the cursor. f.AfterID and f.Limit are
@@ -40,10 +41,11 @@ func NewCursor(after int64) *Cursor { return &Cursor{After: after} }
 // Every event of every instance is returned once: an id skipped because its batch had not committed
 // yet is re-checked at each step for HoleTTL.
 func (s *Store) Follow(ctx context.Context, f Filter, cur *Cursor, now time.Time) (events []Event, more bool, err error) {
-	if cur.After <= 0 {
+	if !cur.started {
 		if err := s.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(id), 0) FROM gatehouse_activity`).Scan(&cur.After); err != nil {
 			return nil, false, fmt.Errorf("activity: follow: %w", err)
 		}
+		cur.started = true
 		return nil, false, nil
 	}
 	if cur.holes == nil {

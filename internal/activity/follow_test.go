@@ -24,11 +24,19 @@ func TestFollow(t *testing.T) {
 		defer stop()
 		a := activity.NewRecorder(st, activity.Options{Instance: "inst-a", Log: quiet(), Notify: n})
 		b := activity.NewRecorder(st, activity.Options{Instance: "inst-b", Log: quiet(), Notify: n})
+		// A cursor started on an empty table returns the first event.
+		empty := activity.NewCursor(0)
+		if ev, _, err := st.Follow(ctx, activity.Filter{}, empty, now); err != nil || len(ev) != 0 {
+			t.Fatalf("empty table: %v %v", ev, err)
+		}
 		a.Request(activity.Request{RequestID: "old", Method: "GET", Route: "/tables/{table}", Path: "/tables/x", Status: 200})
 		if err := a.Flush(ctx); err != nil {
 			t.Fatal(err)
 		}
 		<-hints
+		if ev, _, err := st.Follow(ctx, activity.Filter{}, empty, now); err != nil || len(ev) != 1 || ev[0].RequestID != "old" {
+			t.Fatalf("the first event after an empty start: %v %v", ev, err)
+		}
 		all := activity.NewCursor(0)
 		if ev, _, err := st.Follow(ctx, activity.Filter{}, all, now); err != nil || len(ev) != 0 || all.After == 0 {
 			t.Fatalf("a new cursor starts after the newest event: %v %v %+v", ev, err, all)

@@ -67,6 +67,26 @@ func (f *fakeActivity) Tail(_ context.Context, ef EventFilter) ([]Event, error) 
 	return out, nil
 }
 
+// Follower returns the fixed events after after, once.
+func (f *fakeActivity) Follower(ef EventFilter, after int64) Follower {
+	return &fakeFollower{f: f, ef: ef, after: after}
+}
+
+type fakeFollower struct {
+	f     *fakeActivity
+	ef    EventFilter
+	after int64
+}
+
+func (ff *fakeFollower) Next(ctx context.Context) ([]Event, bool, error) {
+	ff.ef.AfterID = ff.after
+	ev, _ := ff.f.Tail(ctx, ff.ef)
+	for _, e := range ev {
+		ff.after = max(ff.after, e.ID)
+	}
+	return ev, false, nil
+}
+
 func (f *fakeActivity) Stats(context.Context, time.Duration) (Stats, error) {
 	return Stats{Window: time.Hour, Requests: 120, PerSecond: 120.0 / 3600, P99: 12 * time.Millisecond,
 		Instances: []Instance{{ID: "i-1", Requests: 120, LastSeen: time.Now()}},
