@@ -229,7 +229,6 @@ func drain(s *sse) []string {
 	}
 }
 
-
 // TestLiveTailLimits: at most MaxPerSession streams per session (429 beyond) and MaxTotal on the
 // instance (503 beyond); a closed stream frees its slot.
 func TestLiveTailLimits(t *testing.T) {
