@@ -36,6 +36,9 @@ type StreamOptions struct {
 	SessionCheck time.Duration
 	// WriteTimeout bounds one write to a slow client (default 10 s).
 	WriteTimeout time.Duration
+	// MinInterval is the shortest time between two reads of a stream: hints from many instances
+	// arriving close together make one read (default 250 ms).
+	MinInterval time.Duration
 }
 
 func (o *StreamOptions) defaults() {
@@ -56,6 +59,9 @@ func (o *StreamOptions) defaults() {
 	}
 	if o.WriteTimeout <= 0 {
 		o.WriteTimeout = 10 * time.Second
+	}
+	if o.MinInterval <= 0 {
+		o.MinInterval = 250 * time.Millisecond
 	}
 }
 
@@ -108,6 +114,11 @@ func (c *Console) Streams(r *http.Request) bool { return c.streamPath(r) }
 // Stream.Poll otherwise, with the event id for the browser's Last-Event-ID on reconnection. It ends
 // with the request (the client left, the server shuts down) and when the session ends.
 func (c *Console) stream(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", "GET")
+		http.Error(w, "Method Not Allowed", http.StatusMethodNotAllowed)
+		return
+	}
 	if c.o.Activity == nil {
 		http.Error(w, "Activity recording is not enabled on this server.", http.StatusNotFound)
 		return
@@ -155,7 +166,9 @@ func (c *Console) stream(w http.ResponseWriter, r *http.Request) {
 		return rc.Flush() == nil
 	}
 	var buf bytes.Buffer
+	var lastRead time.Time
 	send := func() bool {
+		lastRead = time.Now()
 		for {
 			events, more, err := fl.Next(ctx)
 			if err != nil {
@@ -193,8 +206,14 @@ func (c *Console) stream(w http.ResponseWriter, r *http.Request) {
 	defer beat.Stop()
 	check := time.NewTicker(o.SessionCheck)
 	defer check.Stop()
+	var due <-chan time.Time // a read postponed to MinInterval after the last one
 	for {
 		select {
+		case <-due:
+			due = nil
+			if !send() {
+				return
+			}
 		case <-ctx.Done():
 			return
 		case <-c.o.Done:
@@ -203,6 +222,12 @@ func (c *Console) stream(w http.ResponseWriter, r *http.Request) {
 		case _, ok := <-hints:
 			if !ok {
 				hints = nil
+				continue
+			}
+			if wait := o.MinInterval - time.Since(lastRead); wait > 0 {
+				if due == nil {
+					due = time.After(wait)
+				}
 				continue
 			}
 			if !send() {
