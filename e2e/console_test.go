@@ -42,6 +42,8 @@ type consoleResult struct {
 	Audit               string                       `json:"audit"`
 	PhoneOverflow       bool                         `json:"phoneOverflow"`
 	AfterSignOut        string                       `json:"afterSignOut"`
+	ImportReport        string                       `json:"importReport"`
+	LiveTailMs          float64                      `json:"liveTailMs"`
 	Axe                 map[string][]json.RawMessage `json:"axe"`
 	Pages               map[string]struct {
 		Bytes       float64  `json:"bytes"`
@@ -138,9 +140,15 @@ func TestConsole(t *testing.T) {
 	check(strings.Contains(out.JobHistory, "succeeded"), "job history %q", out.JobHistory)
 	check(out.JobSchedule["every"] == "15m" && out.JobSchedule["source"] == "database" && out.JobSchedule["updatedBy"] != "", "job schedule %v", out.JobSchedule)
 	check(out.UserBefore == 200 && out.UserAfter == 401, "user token before %d after %d", out.UserBefore, out.UserAfter)
-	for _, a := range []string{"table.create", "row.insert", "row.update", "row.delete", "table.permissions", "script.save", "script.revert", "job.run", "user.disable"} {
+	for _, a := range []string{"table.create", "row.insert", "row.update", "row.delete", "table.permissions", "script.save", "script.revert", "job.run", "user.disable", "user.import"} {
 		check(strings.Contains(out.Audit, a), "audit lacks %s", a)
 	}
+	check(strings.Contains(out.ImportReport, "Import of people.csv") && regexp.MustCompile(`Created\s*1`).MatchString(out.ImportReport) &&
+		regexp.MustCompile(`Already present \(skipped\)\s*1`).MatchString(out.ImportReport) && strings.Contains(out.ImportReport, "email:"),
+		"import report %q", out.ImportReport)
+	// Activity is flushed every second and pushed at once: well under the old 2 s poll plus a flush.
+	check(out.LiveTailMs >= 0 && out.LiveTailMs < 2500, "live tail: the request appeared after %v ms", out.LiveTailMs)
+	t.Logf("live tail: a request appeared on the Logs page %v ms after it was made", out.LiveTailMs)
 	check(!out.PhoneOverflow, "the data page overflows a phone's width")
 	check(strings.Contains(out.AfterSignOut, "/console/signin"), "after sign-out: %s", out.AfterSignOut)
 	for page, v := range out.Axe {

@@ -229,32 +229,30 @@ func accountUsersCmd(ctx context.Context, args []string, stdin io.Reader, stdout
 		if ref == "" {
 			return true, fmt.Errorf("%w: gatehouse users %s USER (account id, email address or user id)", errUsage, sub)
 		}
-		a, err := svc.Find(ctx, ref)
-		if sub != "set-password" && errors.Is(err, account.ErrNotFound) {
-			// Not an account: a user of the users directory (a provider login such as Google:1234).
-			change, done := dir.Enable, "enabled; tokens issued before now stay revoked"
-			if sub == "disable" {
-				change, done = dir.Disable, "disabled; running servers refuse its tokens within seconds"
+		if sub != "set-password" {
+			// An account and its user in the directory change together; any other user id is a user
+			// of the directory (a provider login such as Google:1234).
+			sw, err := account.SetUserDisabled(ctx, svc, dir, ref, sub == "disable")
+			if errors.Is(err, account.ErrNoUser) {
+				return true, fmt.Errorf("no account or user %q (see 'gatehouse users list')", ref)
 			}
-			if err := change(ctx, ref); err != nil {
-				if errors.Is(err, user.ErrNotFound) {
-					return true, fmt.Errorf("no account or user %q (see 'gatehouse users list')", ref)
-				}
+			if err != nil {
 				return true, err
+			}
+			if sw.Account != nil {
+				fmt.Fprintf(stdout, "account %s (%s) %sd\n", sw.Account.ID, sw.Account.Email, sub)
+				return true, nil
+			}
+			done := "enabled; tokens issued before now stay revoked"
+			if sub == "disable" {
+				done = "disabled; running servers refuse its tokens within seconds"
 			}
 			fmt.Fprintf(stdout, "user %s %s\n", ref, done)
 			return true, nil
 		}
+		a, err := svc.Find(ctx, ref)
 		if err != nil {
 			return true, fmt.Errorf("%s: %w", ref, err)
-		}
-		if sub != "set-password" {
-			// The account and its user in the directory change together.
-			if err := svc.SetDisabled(ctx, a.ID, sub == "disable"); err != nil {
-				return true, err
-			}
-			fmt.Fprintf(stdout, "account %s (%s) %sd\n", a.ID, a.Email, sub)
-			return true, nil
 		}
 		pw, err := readPassword()
 		if err != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/console"
 	"github.com/gatehouse/gatehouse/internal/jobs"
 	"github.com/gatehouse/gatehouse/internal/keyring"
+	"github.com/gatehouse/gatehouse/internal/notify"
 	"github.com/gatehouse/gatehouse/internal/password"
 	"github.com/gatehouse/gatehouse/internal/script"
 	"github.com/gatehouse/gatehouse/internal/scriptstore"
@@ -46,6 +47,7 @@ type consoleDeps struct {
 	ring      *keyring.Store
 	ringOpts  keyring.RotateOptions
 	activity  *activity.Store
+	notifier  notify.Notifier
 }
 
 // mountConsole serves the admin console at console.path (unless console.enabled is false).
@@ -71,8 +73,10 @@ func mountConsole(ctx context.Context, srv *server.Server, cfg *config.Config, d
 		o.Scripts = d.scripts
 	}
 	if d.activity != nil {
-		o.Activity = consoleActivity{st: d.activity}
+		o.Activity = console.NewActivity(d.activity)
 	}
+	// Live tails wake on every instance's new-events hint and end when the server shuts down.
+	o.Notifier, o.Done = d.notifier, ctx.Done()
 	if d.sched != nil {
 		engine := d.engine
 		o.Jobs = &console.Jobs{Ledger: jobs.NewLedger(d.db), Schedules: d.schedules, Defs: func() []jobs.Def { return jobDefs(engine.App(), cfg) },
@@ -206,55 +210,4 @@ func readAdminPassword(stdin *os.File, stderr io.Writer) (string, error) {
 		return "", fmt.Errorf("%w: no password on standard input", errUsage)
 	}
 	return line, nil
-}
-
-// consoleActivity reads package activity's cluster-wide events and aggregates for the console.
-type consoleActivity struct{ st *activity.Store }
-
-func (a consoleActivity) Tail(ctx context.Context, f console.EventFilter) ([]console.Event, error) {
-	af := activity.Filter{Status: f.Status, Route: f.Route, User: f.UserID, RequestID: f.RequestID, Kind: activity.Kind(f.Kind),
-		AfterID: f.AfterID, Limit: f.Limit}
-	source := strings.TrimSuffix(f.Source, ".js")
-	if source != "" {
-		af.Kind, af.Limit = activity.KindScript, 1000
-	}
-	list, err := a.st.Tail(ctx, af)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]console.Event, 0, len(list))
-	// Newest first for the page.
-	for i := len(list) - 1; i >= 0; i-- {
-		e := list[i]
-		if source != "" && !strings.EqualFold(e.Source, source) {
-			continue
-		}
-		out = append(out, console.Event{ID: e.ID, Time: e.Time, Instance: e.Instance, Kind: string(e.Kind), RequestID: e.RequestID,
-			Method: e.Method, Route: e.Route, Path: e.Path, Status: e.Status, Duration: e.Duration, UserID: e.UserID,
-			Level: e.Level, Source: e.Source, Message: e.Message})
-		if f.Limit > 0 && len(out) >= f.Limit {
-			break
-		}
-	}
-	return out, nil
-}
-
-func (a consoleActivity) Stats(ctx context.Context, window time.Duration) (console.Stats, error) {
-	now := time.Now()
-	s, err := a.st.Stats(ctx, now.Add(-window), now)
-	if err != nil {
-		return console.Stats{}, err
-	}
-	out := console.Stats{Window: window, Requests: s.Requests, PerSecond: s.RequestsPerSecond, P99: s.P99}
-	if s.Requests > 0 {
-		out.ErrorRate = 100 * float64(s.Errors5xx) / float64(s.Requests)
-		out.ClientErrors = 100 * float64(s.Errors4xx) / float64(s.Requests)
-	}
-	for _, m := range s.Minutes {
-		out.Minutes = append(out.Minutes, console.Minute{Start: m.Start, Requests: m.Requests, Errors: m.Errors4xx + m.Errors5xx, P99: m.P99})
-	}
-	for _, in := range s.Instances {
-		out.Instances = append(out.Instances, console.Instance{ID: in.ID, LastSeen: in.LastSeen, Requests: in.Requests})
-	}
-	return out, nil
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -313,12 +314,15 @@ func TestSeparateMetricsListener(t *testing.T) {
 // users directory, gets a refresh token when they are on, and logout everywhere revokes its tokens.
 func TestServedAccountsAreUsers(t *testing.T) {
 	data := t.TempDir()
-	env := map[string]string{"GATEHOUSE_ACCOUNTS_ENABLED": "true", "GATEHOUSE_LOGIN_REFRESH_TOKENS": "true"}
+	env := map[string]string{"GATEHOUSE_ACCOUNTS_ENABLED": "true", "GATEHOUSE_LOGIN_REFRESH_TOKENS": "true", "GATEHOUSE_MASTER_KEY": importTestMaster}
 	base, stderr, _ := startServer(t, []string{"--data", data}, env)
 	post := func(path, token, body string) (int, string) {
 		req, _ := http.NewRequest("POST", base+path, strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
-		if token != "" {
+		switch {
+		case token == importTestMaster:
+			req.Header.Set("X-ZUMO-MASTER", token)
+		case token != "":
 			req.Header.Set("X-ZUMO-AUTH", token)
 		}
 		res, err := http.DefaultClient.Do(req)
@@ -361,5 +365,25 @@ func TestServedAccountsAreUsers(t *testing.T) {
 			t.Fatal("token still accepted after logout everywhere")
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+	// /admin/users disables an account's user and the account together (account.SetUserDisabled, the
+	// decision of the CLI and the console), and enables both again.
+	if code, body := post("/admin/users/"+url.PathEscape(login.User.UserID)+"/disable", importTestMaster, ""); code != 200 || !strings.Contains(body, `"disabled":true`) {
+		t.Fatalf("disable through /admin/users: %d %s", code, body)
+	}
+	if code, body := get(t, base+"/admin/accounts/ann@example.com", map[string]string{"X-ZUMO-MASTER": importTestMaster}); code != 200 || !strings.Contains(body, `"disabled":true`) {
+		t.Fatalf("the account is not disabled with its user: %d %s", code, body)
+	}
+	if code, body := post("/.auth/login/custom", "", `{"email":"ann@example.com","password":"correct horse battery"}`); code == 200 {
+		t.Fatalf("a disabled account logged in: %s", body)
+	}
+	if code, body := post("/admin/users/"+url.PathEscape(login.User.UserID)+"/enable", importTestMaster, ""); code != 200 {
+		t.Fatalf("enable through /admin/users: %d %s", code, body)
+	}
+	if code, body := post("/.auth/login/custom", "", `{"email":"ann@example.com","password":"correct horse battery"}`); code != 200 {
+		t.Fatalf("the re-enabled account: %d %s", code, body)
+	}
+	if code, _ := post("/admin/users/custom:nobody/disable", importTestMaster, ""); code != 404 {
+		t.Fatalf("unknown user: %d", code)
 	}
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/keyring"
 	"github.com/gatehouse/gatehouse/internal/keys"
 	"github.com/gatehouse/gatehouse/internal/metrics"
+	"github.com/gatehouse/gatehouse/internal/notify"
 	"github.com/gatehouse/gatehouse/internal/odata"
 	"github.com/gatehouse/gatehouse/internal/outage"
 	"github.com/gatehouse/gatehouse/internal/server"
@@ -176,7 +177,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 
 	m := metrics.New(version)
 	// Activity (requests and script output, cluster-wide) and the audit trail.
-	act, stopActivity := startActivity(ctx, cfg, db, ks, log)
+	act, stopActivity := startActivity(ctx, cfg, db, ks, notifier, log)
 	defer stopActivity()
 	scriptLog := log
 	if act != nil {
@@ -237,7 +238,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	srv.Mount("tables", "/tables/{table}", th)
 	srv.Mount("/admin/tables", "/admin/tables", &table.AdminHandler{Service: tables})
 	go tables.Run(ctx, 5*time.Second)
-	users, err := mountLogin(ctx, srv, cfg, db, authn, notifier, m, log)
+	users, err := newUsers(ctx, cfg, db, authn, notifier, log)
 	if err != nil {
 		return err
 	}
@@ -246,6 +247,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	accounts, err := mountAccounts(ctx, srv, cfg, db, authn, newMinter(cfg, authn),
 		account.UserDirectory{Dir: users, Refresh: cfg.Login.RefreshTokens}, log)
 	if err != nil {
+		return err
+	}
+	if err := mountLogin(ctx, srv, cfg, users, accounts, authn, m, log); err != nil {
 		return err
 	}
 	if engine != nil && users != nil {
@@ -260,7 +264,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		return err
 	}
 	consoleStore, err := mountConsole(ctx, srv, cfg, consoleDeps{db: db, authn: authn, tables: tables, rows: th, users: users,
-		accounts: accounts, engine: engine, scripts: editor, sched: sched, schedules: schedules, ring: ringStore, ringOpts: ringRotateOptions(cfg, notifier), activity: actStore}, log)
+		accounts: accounts, engine: engine, scripts: editor, sched: sched, schedules: schedules, ring: ringStore, ringOpts: ringRotateOptions(cfg, notifier), activity: actStore, notifier: notifier}, log)
 	if err != nil {
 		return err
 	}
@@ -438,7 +442,7 @@ func parseInterspersed(fs *flag.FlagSet, args []string) error {
 
 // startActivity starts this instance's activity recorder (nil when activity.enabled is off); stop
 // flushes what is pending, after the HTTP server has drained.
-func startActivity(ctx context.Context, cfg *config.Config, db *store.DB, ks *keySetup, log *slog.Logger) (*activity.Recorder, func()) {
+func startActivity(ctx context.Context, cfg *config.Config, db *store.DB, ks *keySetup, n notify.Notifier, log *slog.Logger) (*activity.Recorder, func()) {
 	if !cfg.Activity.Enabled {
 		return nil, func() {}
 	}
@@ -447,7 +451,7 @@ func startActivity(ctx context.Context, cfg *config.Config, db *store.DB, ks *ke
 		id = ks.agent.Instance.ID
 	}
 	rec := activity.NewRecorder(activity.NewStore(db), activity.Options{Instance: id, Window: cfg.Activity.Window,
-		MaxEvents: cfg.Activity.MaxEvents, Log: log.With("component", "activity")})
+		MaxEvents: cfg.Activity.MaxEvents, Notify: n, Log: log.With("component", "activity")})
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan struct{})
 	go func() { defer close(done); rec.Run(rctx) }()

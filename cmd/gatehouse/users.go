@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/account"
 	"github.com/gatehouse/gatehouse/internal/auth"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/keyset"
@@ -145,18 +146,12 @@ func publishRevocation(apply func(user.Revocation), n notify.Notifier, log *slog
 	}
 }
 
-// mountLogin builds the users directory, the revocation list, the identity providers and the login
-// handlers, mounts /login, /.auth/login, /.auth/refresh, /.auth/logout and /admin/users, and returns
-// the users directory (shared with accounts).
-func mountLogin(ctx context.Context, srv *server.Server, cfg *config.Config, db *store.DB, authn *auth.Authenticator, n notify.Notifier, m *metrics.Metrics, log *slog.Logger) (*user.Directory, error) {
-	// Both sealers read the master keys from the authenticator at every use, so `keys rotate` (and
-	// --revoke-previous) reach them with the same reload that reaches token verification.
+// newUsers builds the users directory (shared by logins, accounts and the console) and the
+// revocation list the authenticator enforces, kept current until ctx ends.
+func newUsers(ctx context.Context, cfg *config.Config, db *store.DB, authn *auth.Authenticator, n notify.Notifier, log *slog.Logger) (*user.Directory, error) {
+	// The sealer reads the master keys from the authenticator at every use, so `keys rotate` (and
+	// --revoke-previous) reach it with the same reload that reaches token verification.
 	tokSealer, err := user.NewRotatingSealer("provider tokens", authn, user.SealerOptions{})
-	if err != nil {
-		return nil, err
-	}
-	// A flow cookie lives StateTTL: a retired key opens flow cookies only that long after it retired.
-	flowSealer, err := user.NewRotatingSealer("login flow", authn, user.SealerOptions{MaxAge: cfg.Login.StateTTL + time.Minute})
 	if err != nil {
 		return nil, err
 	}
@@ -180,10 +175,21 @@ func mountLogin(ctx context.Context, srv *server.Server, cfg *config.Config, db 
 	}
 	authn.SetRevocations(revs)
 	go revs.Run(ctx)
+	return dir, nil
+}
 
+// mountLogin builds the identity providers and the login handlers and mounts /login, /.auth/login,
+// /.auth/refresh, /.auth/logout and /admin/users (whose disable and enable run accounts' decision:
+// account.SetUserDisabled; accounts may be nil).
+func mountLogin(ctx context.Context, srv *server.Server, cfg *config.Config, dir *user.Directory, accounts *account.Service, authn *auth.Authenticator, m *metrics.Metrics, log *slog.Logger) error {
+	// A flow cookie lives StateTTL: a retired key opens flow cookies only that long after it retired.
+	flowSealer, err := user.NewRotatingSealer("login flow", authn, user.SealerOptions{MaxAge: cfg.Login.StateTTL + time.Minute})
+	if err != nil {
+		return err
+	}
 	obs, err := keyset.NewPrometheusObserver(m.Registry)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	client := keyset.NewHTTPClient(0, 0)
 	reg, warnings, err := provider.FromConfig(cfg, provider.Deps{
@@ -193,23 +199,27 @@ func mountLogin(ctx context.Context, srv *server.Server, cfg *config.Config, db 
 		Run: ctx,
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	for _, w := range warnings {
 		log.Warn(w)
 	}
 	h, err := login.New(login.Options{
 		Providers: reg, Users: dir, Minter: newMinter(cfg, authn),
+		SetDisabled: func(ctx context.Context, id string, disabled bool) error {
+			_, err := account.SetUserDisabled(ctx, accounts, dir, id, disabled)
+			return err
+		},
 		Sealer: flowSealer, PublicURL: cfg.PublicURL, AllowOrigin: srv.OriginAllowed, AllowedRedirects: cfg.Login.AllowedRedirectURLs,
 		PackageSID: cfg.Providers.MicrosoftPackageSID, StateTTL: cfg.Login.StateTTL, RefreshTokens: cfg.Login.RefreshTokens, Log: log,
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	h.MountOn(srv)
 	log.Info("login providers", "enabled", reg.Enabled(), "public_url", cfg.PublicURL)
 	if cfg.PublicURL == "" && len(reg.Names()) > 0 {
 		log.Warn("public_url is not set: server-flow login is refused (client-flow login works)")
 	}
-	return dir, nil
+	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -343,7 +344,7 @@ func (s *Service) importRow(ctx context.Context, row ImportRow) ImportResult {
 			hash, err = s.o.Hasher.Import(rec)
 		}
 		if err != nil {
-			res.Error = errText(err)
+			res.Error = redactSecrets(errText(err), row.Cols)
 			return res
 		}
 	}
@@ -376,6 +377,33 @@ func (s *Service) importRow(ctx context.Context, row ImportRow) ImportResult {
 	}
 	res.Status, res.AccountID = "created", a.ID
 	return res
+}
+
+// secretColumns are the import columns whose values are (parts of) credentials: a report never
+// repeats them.
+var secretColumns = []string{"hash", "salt", "signer_key", "salt_separator"}
+
+var quoted = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
+
+// redactSecrets replaces each quoted part of msg that repeats a piece of a credential column of the
+// row (a parser quoting the start of a malformed hash, say) with "(redacted)".
+func redactSecrets(msg string, cols map[string]string) string {
+	return quoted.ReplaceAllStringFunc(msg, func(q string) string {
+		v, err := strconv.Unquote(q)
+		if err != nil {
+			return `"(redacted)"`
+		}
+		v = strings.TrimSuffix(v, "...")
+		if len(v) < 3 {
+			return q
+		}
+		for _, c := range secretColumns {
+			if strings.Contains(cols[c], v) {
+				return `"(redacted)"`
+			}
+		}
+		return q
+	})
 }
 
 // errText is an error's message without the package prefix.

@@ -144,7 +144,12 @@ func (h *AdminHandler) serve(w http.ResponseWriter, r *http.Request) {
 			httpx.Error(w, r, http.StatusBadRequest, errText(err))
 			return
 		}
-		httpx.JSON(w, http.StatusOK, h.Service.Import(ctx, rows))
+		sum := h.Service.Import(ctx, rows)
+		// The audit entry (account.import) carries the counts, never a row.
+		audit.Annotate(ctx, func(e *audit.Entry) {
+			e.After = audit.Snapshot(map[string]int{"rows": len(sum.Rows), "created": sum.Created, "exists": sum.Exists, "failed": sum.Errors})
+		})
+		httpx.JSON(w, http.StatusOK, sum)
 		return
 	}
 	refEsc, action, _ := strings.Cut(rest, "/")
@@ -170,7 +175,9 @@ func (h *AdminHandler) serve(w http.ResponseWriter, r *http.Request) {
 			httpx.MethodNotAllowed(w, r, "POST")
 			return
 		}
-		if err := h.Service.SetDisabled(ctx, a.ID, action == "disable"); err != nil {
+		// The account and its user in the directory change together (the decision of the CLI and the
+		// console; the directory is the one the service links accounts into).
+		if _, err := SetUserDisabled(ctx, h.Service, nil, a.ID, action == "disable"); err != nil {
 			h.fail(w, r, err)
 			return
 		}
@@ -223,7 +230,7 @@ func (h *AdminHandler) serve(w http.ResponseWriter, r *http.Request) {
 func (h *AdminHandler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var pe *password.PolicyError
 	switch {
-	case errors.Is(err, ErrNotFound):
+	case errors.Is(err, ErrNotFound), errors.Is(err, ErrNoUser):
 		httpx.Error(w, r, http.StatusNotFound, "No such account.")
 	case errors.Is(err, ErrDuplicate):
 		httpx.Error(w, r, http.StatusConflict, "An account with this email address already exists.")

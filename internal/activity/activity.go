@@ -16,10 +16,13 @@ package activity
 import (
 	"context"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/gatehouse/gatehouse/internal/notify"
 )
 
 // Kind of an event.
@@ -92,8 +95,11 @@ type Options struct {
 	// SkipRoutes are routes counted in the statistics but kept out of the event ring (probes, and the
 	// activity endpoints themselves, which a live tail polls).
 	SkipRoutes []string
-	Log        *slog.Logger
-	Now        func() time.Time
+	// Notify, when set, receives a hint on notify.Activity after every flush that wrote events (the
+	// payload is the highest event id): live tails on every instance wake and read the new events.
+	Notify notify.Notifier
+	Log    *slog.Logger
+	Now    func() time.Time
 }
 
 // DefaultSkipRoutes are the routes Options.SkipRoutes defaults to.
@@ -285,7 +291,10 @@ func (r *Recorder) Flush(ctx context.Context) error {
 		e.Source, e.Route, e.Method = clip(e.Source, MaxPath), clip(e.Route, maxShort), clip(e.Method, maxShort)
 		e.UserID, e.RequestID, e.Level = clip(e.UserID, MaxPath), clip(e.RequestID, maxShort), clip(e.Level, maxShort)
 	}
-	err := r.st.write(ctx, events, mins)
+	last, err := r.st.write(ctx, events, mins)
+	if err == nil && len(events) > 0 && r.opt.Notify != nil {
+		r.publish(ctx, last) // outside r.mu: Request never waits for the database
+	}
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -318,6 +327,16 @@ func (r *Recorder) Flush(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// publish sends the new-events hint (on PostgreSQL one pg_notify on the pool, bounded to 2 s). A lost
+// hint delays live tails until their next poll.
+func (r *Recorder) publish(ctx context.Context, last int64) {
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	if err := r.opt.Notify.Publish(pctx, notify.Activity, strconv.FormatInt(last, 10)); err != nil {
+		r.logThrottled("activity: publishing the new-events hint failed; live tails fall back to polling", err)
+	}
 }
 
 // stripQuery drops anything from the first '?' (a raw request URI given by mistake).

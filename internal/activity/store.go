@@ -42,14 +42,14 @@ type MinuteRow struct {
 const eventColumns = `at, instance, kind, request_id, method, route, path, status, duration_us, user_id, bytes, level, source, message`
 
 // write stores a batch of events and replaces this instance's rows of the given minutes, in one
-// transaction.
-func (s *Store) write(ctx context.Context, events []Event, mins []MinuteRow) error {
+// transaction. last is the highest event id after the batch (0 when it had no events).
+func (s *Store) write(ctx context.Context, events []Event, mins []MinuteRow) (last int64, err error) {
 	if len(events) == 0 && len(mins) == 0 {
-		return nil
+		return 0, nil
 	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("activity: write: %w", err)
+		return 0, fmt.Errorf("activity: write: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // no-op after commit
 	const per = 14
@@ -68,7 +68,7 @@ func (s *Store) write(ctx context.Context, events []Event, mins []MinuteRow) err
 				e.Duration.Microseconds(), e.UserID, e.Bytes, e.Level, e.Source, e.Message)
 		}
 		if _, err := tx.ExecContext(ctx, s.db.Rebind(sb.String()), args...); err != nil {
-			return fmt.Errorf("activity: write events: %w", err)
+			return 0, fmt.Errorf("activity: write events: %w", err)
 		}
 	}
 	for _, m := range mins {
@@ -76,13 +76,18 @@ func (s *Store) write(ctx context.Context, events []Event, mins []MinuteRow) err
 			VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (minute, instance) DO UPDATE SET requests = excluded.requests,
 			errors_4xx = excluded.errors_4xx, errors_5xx = excluded.errors_5xx, latency = excluded.latency`),
 			m.Minute, m.Instance, m.Requests, m.Errors4xx, m.Errors5xx, m.Latency.String()); err != nil {
-			return fmt.Errorf("activity: write minute: %w", err)
+			return 0, fmt.Errorf("activity: write minute: %w", err)
+		}
+	}
+	if len(events) > 0 {
+		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(id), 0) FROM gatehouse_activity`).Scan(&last); err != nil {
+			return 0, fmt.Errorf("activity: write: %w", err)
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("activity: write: %w", err)
+		return 0, fmt.Errorf("activity: write: %w", err)
 	}
-	return nil
+	return last, nil
 }
 
 // Prune deletes events older than cutoff or beyond the newest keep, and minute rows older than
@@ -113,6 +118,8 @@ type Filter struct {
 	Kind Kind
 	// Instance matches exactly.
 	Instance string
+	// Source matches a script event's source ("api/hello"), ignoring case.
+	Source string
 	// AfterID returns the events after a previous Tail's last one (the live tail's cursor); without it
 	// Tail returns the newest Limit events.
 	AfterID int64
@@ -123,15 +130,23 @@ type Filter struct {
 // Tail returns the events f selects, oldest first: the newest Limit ones, or with AfterID the next
 // Limit after it (poll with the last event's ID to follow the tail).
 func (s *Store) Tail(ctx context.Context, f Filter) ([]Event, error) {
+	return s.tail(ctx, f, "")
+}
+
+// tail is Tail with one more condition (with its arguments inlined: ids only).
+func (s *Store) tail(ctx context.Context, f Filter, extra string) ([]Event, error) {
 	if f.Limit <= 0 {
 		f.Limit = 100
 	}
-	if f.Limit > 1000 {
-		f.Limit = 1000
+	if f.Limit > maxTail && extra == "" { // Follow's reads are bounded by the ids they name
+		f.Limit = maxTail
 	}
 	var where []string
 	var args []any
 	add := func(cond string, v ...any) { where = append(where, cond); args = append(args, v...) }
+	if extra != "" {
+		add(extra)
+	}
 	switch {
 	case f.Status >= 1 && f.Status <= 5:
 		add("status >= ? AND status < ?", f.Status*100, f.Status*100+100)
@@ -153,6 +168,9 @@ func (s *Store) Tail(ctx context.Context, f Filter) ([]Event, error) {
 	if f.Instance != "" {
 		add("instance = ?", f.Instance)
 	}
+	if f.Source != "" {
+		add("LOWER(source) = LOWER(?)", f.Source)
+	}
 	if f.AfterID > 0 {
 		add("id > ?", f.AfterID)
 	}
@@ -160,7 +178,7 @@ func (s *Store) Tail(ctx context.Context, f Filter) ([]Event, error) {
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
-	if f.AfterID > 0 {
+	if f.AfterID > 0 || extra != "" {
 		q += fmt.Sprintf(" ORDER BY id LIMIT %d", f.Limit)
 	} else {
 		q += fmt.Sprintf(" ORDER BY id DESC LIMIT %d", f.Limit)
@@ -185,7 +203,7 @@ func (s *Store) Tail(ctx context.Context, f Filter) ([]Event, error) {
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("activity: tail: %w", err)
 	}
-	if f.AfterID == 0 {
+	if f.AfterID == 0 && extra == "" {
 		for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
 			out[i], out[j] = out[j], out[i]
 		}

@@ -28,6 +28,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/auth"
 	"github.com/gatehouse/gatehouse/internal/httpx"
+	"github.com/gatehouse/gatehouse/internal/notify"
 	"github.com/gatehouse/gatehouse/internal/password"
 	"github.com/gatehouse/gatehouse/internal/table"
 )
@@ -76,15 +77,24 @@ type Options struct {
 	InsecureLoopback bool
 	// MaxUpload bounds an import file (bytes).
 	MaxUpload int64
-	Now       func() time.Time
-	Log       *slog.Logger
+	// Notifier, when set, wakes live tails when an instance wrote events (notify.Activity); without
+	// it they poll every Stream.Poll.
+	Notifier notify.Notifier
+	// Stream bounds the live-tail streams.
+	Stream StreamOptions
+	// Done ends every live-tail stream when closed (the server is shutting down: http.Server.Shutdown
+	// waits for open requests, and a stream never ends on its own).
+	Done <-chan struct{}
+	Now  func() time.Time
+	Log  *slog.Logger
 }
 
 // Console serves the console.
 type Console struct {
-	o      Options
-	pages  map[string]*template.Template
-	static http.Handler
+	o       Options
+	pages   map[string]*template.Template
+	static  http.Handler
+	streams streams
 }
 
 // New builds the console.
@@ -108,6 +118,7 @@ func New(o Options) (*Console, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	o.Stream.defaults()
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
@@ -267,6 +278,12 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s, err := c.authenticate(r)
+	if errors.Is(err, errNoSession) && c.streamPath(r) {
+		// The browser's EventSource stops on an error status (a redirect to the sign-in page would
+		// make it retry forever).
+		http.Error(w, "Your session has ended. Sign in again.", http.StatusUnauthorized)
+		return
+	}
 	if errors.Is(err, errNoSession) {
 		if r.Method == http.MethodGet || r.Method == http.MethodHead {
 			target := c.o.Path + "/signin"

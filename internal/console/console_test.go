@@ -28,6 +28,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/server"
 	"github.com/gatehouse/gatehouse/internal/store"
 	"github.com/gatehouse/gatehouse/internal/table"
+	"github.com/gatehouse/gatehouse/internal/user"
 )
 
 const (
@@ -68,6 +69,26 @@ func (f *fakeActivity) Tail(_ context.Context, ef EventFilter) ([]Event, error) 
 	return out, nil
 }
 
+// Follower returns the fixed events after after, once.
+func (f *fakeActivity) Follower(ef EventFilter, after int64) Follower {
+	return &fakeFollower{f: f, ef: ef, after: after}
+}
+
+type fakeFollower struct {
+	f     *fakeActivity
+	ef    EventFilter
+	after int64
+}
+
+func (ff *fakeFollower) Next(ctx context.Context) ([]Event, bool, error) {
+	ff.ef.AfterID = ff.after
+	ev, _ := ff.f.Tail(ctx, ff.ef)
+	for _, e := range ev {
+		ff.after = max(ff.after, e.ID)
+	}
+	return ev, false, nil
+}
+
 func (f *fakeActivity) Stats(context.Context, time.Duration) (Stats, error) {
 	return Stats{Window: time.Hour, Requests: 120, PerSecond: 120.0 / 3600, P99: 12 * time.Millisecond,
 		Instances: []Instance{{ID: "i-1", Requests: 120, LastSeen: time.Now()}},
@@ -87,6 +108,8 @@ type harness struct {
 	tables   *table.Service
 	setup    string // the setup token
 	activity *fakeActivity
+	users    *user.Directory
+	accounts *account.Service
 }
 
 func newHarness(t testing.TB, db *store.DB) *harness {
@@ -138,12 +161,21 @@ func newHarness(t testing.TB, db *store.DB) *harness {
 		t.Fatal(err)
 	}
 	ck := &clock{t: time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)}
+	dirUsers, err := user.NewDirectory(user.NewSQL(db), user.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	accounts, err := account.NewService(account.Options{Store: account.NewSQL(db), Hasher: h, Users: account.UserDirectory{Dir: dirUsers}, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
 	st := NewSQL(db)
 	trail := audit.NewStore(db)
 	act := &fakeActivity{}
 	editor := &scriptstore.Editor{Store: edits, Engine: engine, Audit: trail, Reload: engine.Reload, Log: log}
 	c, err := New(Options{Path: "/console", Store: st, Keys: authn.Secrets, Hasher: h, Throttle: account.NewSQL(db),
 		Tables: svc, Rows: th, Audit: trail, AuditLog: trail, Scripts: editor, Activity: act,
+		Users: &Users{Directory: dirUsers, Accounts: accounts},
 		Rules: account.Rules{Pair: account.Rule{Free: 3, Base: time.Minute, Max: time.Hour, PerHour: 100, Decay: time.Hour},
 			IP: account.Rule{Free: 50, Base: time.Second, Max: time.Minute, PerHour: 1000, Decay: time.Hour}},
 		InsecureLoopback: true, Now: ck.Now, Log: log,
@@ -159,7 +191,8 @@ func newHarness(t testing.TB, db *store.DB) *harness {
 	if err != nil || tok == "" {
 		t.Fatalf("setup link: %q %v", tok, err)
 	}
-	return &harness{t: t, db: db, ts: ts, c: c, st: st, clock: ck, trail: trail, appDir: dir, authn: authn, tables: svc, setup: tok, activity: act}
+	return &harness{t: t, db: db, ts: ts, c: c, st: st, clock: ck, trail: trail, appDir: dir, authn: authn, tables: svc, setup: tok, activity: act,
+		users: dirUsers, accounts: accounts}
 }
 
 // browser is a client with a cookie jar that never follows redirects (the tests look at them).

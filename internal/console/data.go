@@ -809,23 +809,33 @@ func parseCSV(data []byte) ([]map[string]any, error) {
 	return out, nil
 }
 
+// upload reads the posted form's "file" (the console parsed the multipart form, bounded by
+// console.max_upload) and its name. problem is what to tell the administrator when it is missing or
+// larger than MaxUpload.
+func (c *Console) upload(r *http.Request) (data []byte, filename, problem string) {
+	f, hdr, err := r.FormFile("file")
+	if err != nil {
+		return nil, "", "Choose a CSV or JSON file to import."
+	}
+	defer f.Close()
+	data, err = io.ReadAll(io.LimitReader(f, c.o.MaxUpload+1))
+	if err != nil || int64(len(data)) > c.o.MaxUpload {
+		return nil, "", "The file is too large."
+	}
+	return data, clip(hdr.Filename), ""
+}
+
 // importRows inserts the rows of an uploaded CSV or JSON file (bounded by console.max_upload), each
 // through the /tables handler; CSV cells are converted to the columns' types.
 func (c *Console) importRows(w http.ResponseWriter, r *http.Request, s *table.Schema) {
 	back := "/data/" + url.PathEscape(s.Name)
-	f, hdr, err := r.FormFile("file")
-	if err != nil {
-		c.redirectProblem(w, r, back, "Choose a CSV or JSON file to import.")
-		return
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, c.o.MaxUpload+1))
-	if err != nil || int64(len(data)) > c.o.MaxUpload {
-		c.redirectProblem(w, r, back, "The file is too large.")
+	data, filename, problem := c.upload(r)
+	if problem != "" {
+		c.redirectProblem(w, r, back, problem)
 		return
 	}
 	format := ""
-	if strings.HasSuffix(strings.ToLower(hdr.Filename), ".json") {
+	if strings.HasSuffix(strings.ToLower(filename), ".json") {
 		format = "json"
 	}
 	items, err := parseImport(data, format)
@@ -867,7 +877,7 @@ func (c *Console) importRows(w http.ResponseWriter, r *http.Request, s *table.Sc
 		ok++
 	}
 	sort.Strings(failures)
-	c.record(r, "rows.import", s.Name, nil, map[string]any{"inserted": ok, "failed": len(failures), "file": hdr.Filename})
+	c.record(r, "rows.import", s.Name, nil, map[string]any{"inserted": ok, "failed": len(failures), "file": filename})
 	if len(failures) > 0 {
 		msg := fmt.Sprintf("%d rows imported, %d failed: %s", ok, len(failures), strings.Join(failures[:min(3, len(failures))], "; "))
 		c.redirectProblem(w, r, back, msg)

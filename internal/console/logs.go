@@ -71,6 +71,8 @@ type Instance struct {
 type Activity interface {
 	Tail(ctx context.Context, f EventFilter) ([]Event, error)
 	Stats(ctx context.Context, window time.Duration) (Stats, error)
+	// Follower starts a live tail after the event id after (0: after the newest event).
+	Follower(f EventFilter, after int64) Follower
 }
 
 // event is what the templates show.
@@ -98,7 +100,10 @@ func readEventFilter(q map[string][]string) EventFilter {
 		}
 		return ""
 	}
-	f := EventFilter{Route: get("route"), UserID: get("user"), RequestID: get("request"), Kind: get("kind"), Limit: 200}
+	f := EventFilter{Route: get("route"), UserID: get("user"), RequestID: get("request"), Kind: get("kind"), Source: get("source"), Limit: 200}
+	if f.Kind != "request" && f.Kind != "script" {
+		f.Kind = ""
+	}
 	if s := get("status"); s != "" {
 		if n, err := strconv.Atoi(strings.TrimSuffix(strings.ToLower(s), "xx")); err == nil {
 			f.Status = n
@@ -110,11 +115,15 @@ func readEventFilter(q map[string][]string) EventFilter {
 	return f
 }
 
-// logs is the live tail (filtered; the script polls /logs/tail for newer events) and the health
-// figures of the last hour.
+// logs is the live tail (filtered; the script follows /logs/stream, Server-Sent Events, or polls
+// /logs/tail for newer events where EventSource is missing) and the health figures of the last hour.
 func (c *Console) logs(w http.ResponseWriter, r *http.Request, rest []string) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		c.notFound(w, r)
+		return
+	}
+	if len(rest) == 1 && rest[0] == "stream" {
+		c.stream(w, r)
 		return
 	}
 	d := logsData{Enabled: c.o.Activity != nil, Filter: readEventFilter(r.URL.Query())}

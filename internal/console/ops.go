@@ -1,10 +1,12 @@
 package console
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"sort"
@@ -176,7 +178,23 @@ type usersData struct {
 	Identities []user.Identity
 	Accounts   bool
 	Next       string
+	Import     *importReport
 }
+
+// importReport is the outcome of an account import for the page: the counts and the rows that were
+// skipped or failed, each with its line and reason (never a password hash: account.Service.Import
+// reports none).
+type importReport struct {
+	File    string
+	Created int
+	Exists  int
+	Errors  int
+	Failed  []account.ImportResult
+	More    int // failed rows not listed
+}
+
+// maxReportRows bounds the failed rows listed on the page (the counts cover every row).
+const maxReportRows = 500
 
 // users: search and list users (and accounts), a user's identities; disable, enable, revoke sessions,
 // send a password-reset link. Each action is the one `gatehouse users …` runs.
@@ -187,6 +205,11 @@ func (c *Console) users(w http.ResponseWriter, r *http.Request, rest []string) {
 	}
 	u := c.o.Users
 	ctx := r.Context()
+	if len(rest) == 1 && rest[0] == "import" && r.Method == http.MethodPost {
+		// "import" is never a user id: those have a provider prefix (Google:…, custom:…).
+		c.importUsers(w, r)
+		return
+	}
 	if len(rest) >= 1 && rest[0] != "" {
 		id, err := url.PathUnescape(rest[0])
 		if err != nil {
@@ -254,6 +277,54 @@ func (c *Console) users(w http.ResponseWriter, r *http.Request, rest []string) {
 	c.render(w, r, http.StatusOK, "users", view{Title: "Users", Nav: "users", Problem: r.URL.Query().Get("problem"), Data: d})
 }
 
+// importUsers creates built-in accounts from an uploaded CSV or JSON file: the parser and the
+// idempotent import `gatehouse users import` and POST /admin/accounts/import run (a row whose address
+// has an account already changes nothing), then shows the counts and each failed row's reason.
+func (c *Console) importUsers(w http.ResponseWriter, r *http.Request) {
+	svc := c.o.Users.Accounts
+	if svc == nil {
+		c.redirectProblem(w, r, "/users", "Built-in accounts are not enabled on this server (accounts.enabled).")
+		return
+	}
+	data, filename, problem := c.upload(r)
+	if problem != "" {
+		c.redirectProblem(w, r, "/users", problem)
+		return
+	}
+	format := r.PostFormValue("format")
+	switch format {
+	case "", "csv", "json":
+	default:
+		c.redirectProblem(w, r, "/users", "Choose CSV or JSON (or let the console detect it).")
+		return
+	}
+	rows, err := account.ParseImportFile(bytes.NewReader(data), format)
+	if err != nil {
+		c.redirectProblem(w, r, "/users", "The file could not be read: "+strings.TrimPrefix(err.Error(), "account: import: "))
+		return
+	}
+	// The rows already read are imported even if the administrator leaves: no half-reported import.
+	sum := svc.Import(context.WithoutCancel(r.Context()), rows)
+	rep := &importReport{File: filename, Created: sum.Created, Exists: sum.Exists, Errors: sum.Errors}
+	for _, row := range sum.Rows {
+		if row.Status != "error" {
+			continue
+		}
+		if len(rep.Failed) == maxReportRows {
+			rep.More++
+			continue
+		}
+		rep.Failed = append(rep.Failed, row)
+	}
+	c.record(r, "user.import", filename, nil, map[string]any{"rows": len(sum.Rows), "created": sum.Created, "exists": sum.Exists, "failed": sum.Errors})
+	v := view{Title: "Users", Nav: "users", Data: usersData{Accounts: true, Import: rep},
+		Notice: fmt.Sprintf("%d accounts created, %d already present, %d failed.", sum.Created, sum.Exists, sum.Errors)}
+	if sum.Errors > 0 {
+		v.Notice, v.Problem = "", fmt.Sprintf("%d accounts created, %d already present, %d failed: fix those rows and import the file again (rows already imported are skipped).", sum.Created, sum.Exists, sum.Errors)
+	}
+	c.render(w, r, http.StatusOK, "users", v)
+}
+
 func (c *Console) userAction(w http.ResponseWriter, r *http.Request, id, action string) {
 	u := c.o.Users
 	ctx := r.Context()
@@ -276,14 +347,12 @@ func (c *Console) userAction(w http.ResponseWriter, r *http.Request, id, action 
 	var notice string
 	switch action {
 	case "disable", "enable":
-		disable := action == "disable"
-		if acct != nil {
-			// The account and its user in the directory change together.
-			err = u.Accounts.SetDisabled(ctx, acct.ID, disable)
-		} else if disable {
-			err = u.Directory.Disable(ctx, id)
-		} else {
-			err = u.Directory.Enable(ctx, id)
+		// The decision `gatehouse users disable|enable` and the admin APIs make: an account and its
+		// user change together, any other user in the directory alone.
+		_, err = account.SetUserDisabled(ctx, u.Accounts, u.Directory, id, action == "disable")
+		if errors.Is(err, account.ErrNoUser) {
+			c.notFound(w, r)
+			return
 		}
 		notice = "User " + id + " " + action + "d."
 	case "revoke":

@@ -56,6 +56,9 @@ type Info struct {
 	RequestID string
 	Route     string // low-cardinality route name for metrics and logs
 	UserID    string // the authenticated user's id ("" without a valid token), for the activity log
+	// Stream marks a long-lived streamed response (Server-Sent Events): not buffered by the timeout
+	// middleware, left out of latency metrics and activity statistics.
+	Stream bool
 }
 
 // WithInfo attaches request bookkeeping.

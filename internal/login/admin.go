@@ -119,10 +119,14 @@ func (h *Handler) Admin() http.Handler {
 		}
 		var err error
 		switch action {
-		case "disable":
-			err = h.o.Users.Disable(ctx, id)
-		case "enable":
-			err = h.o.Users.Enable(ctx, id)
+		case "disable", "enable":
+			if h.o.SetDisabled != nil {
+				err = h.o.SetDisabled(ctx, id, action == "disable")
+			} else if action == "disable" {
+				err = h.o.Users.Disable(ctx, id)
+			} else {
+				err = h.o.Users.Enable(ctx, id)
+			}
 		case "revoke":
 			if _, err = h.o.Users.Get(ctx, id); err == nil {
 				err = h.o.Users.RevokeAll(ctx, id)

@@ -46,7 +46,11 @@ type Minter interface {
 type Options struct {
 	Providers *provider.Registry
 	Users     *user.Directory
-	Minter    Minter
+	// SetDisabled, when set, is what POST /admin/users/{id}/disable|enable runs (the wiring passes
+	// account.SetUserDisabled, which changes a built-in account with its user; an unknown id is an
+	// error matching user.ErrNotFound). Nil: the directory's Disable and Enable.
+	SetDisabled func(ctx context.Context, id string, disabled bool) error
+	Minter      Minter
 	// Sealer seals the flow cookie (purpose "login flow").
 	Sealer *user.Sealer
 	// PublicURL is the external base URL (config public_url); the server flow is refused without it.

@@ -20,6 +20,7 @@ const (
 	Keys        = "keys"        // the cluster key ring (and instance acknowledgements)
 	Scripts     = "scripts"     // script edits laid over the app folder (package scriptstore)
 	Jobs        = "jobs"        // job schedules set through the console, the admin API or the CLI
+	Activity    = "activity"    // an instance wrote a batch of activity events (payload: the highest id)
 )
 
 // Resync is the payload delivered to every subscriber when notifications may have been missed.

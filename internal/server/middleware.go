@@ -73,6 +73,9 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		info := &httpx.Info{RequestID: newRequestID(), Route: "not_found"}
 		if m, ok := s.lookup(r.URL.Path); ok {
 			info.Route = m.route
+			if st, ok := m.h.(Streamer); ok {
+				info.Stream = st.Streams(r)
+			}
 		}
 		client := s.proxies.Resolve(r)
 		ctx, span := s.startSpan(r, info, client)
@@ -103,7 +106,9 @@ func (s *Server) observe(next http.Handler) http.Handler {
 			if status == 0 {
 				status = http.StatusOK
 			}
-			s.metrics.Observe(info.Route, r.Method, status, d)
+			if !info.Stream { // a stream's duration is its viewer's patience, not latency
+				s.metrics.Observe(info.Route, r.Method, status, d)
+			}
 			if status == http.StatusTooManyRequests && isLoginRoute(info.Route) {
 				s.metrics.LoginThrottled(info.Route)
 			}
@@ -116,7 +121,7 @@ func (s *Server) observe(next http.Handler) http.Handler {
 			case status >= 500:
 				level = slog.LevelError
 			}
-			if s.act != nil {
+			if s.act != nil && !info.Stream {
 				s.act.Request(activity.Request{Time: start.Add(d), RequestID: info.RequestID, Method: r.Method, Route: info.Route,
 					Path: r.URL.Path, Status: status, Duration: d, UserID: info.UserID, Bytes: sw.bytes})
 			}
@@ -293,8 +298,14 @@ func (s *Server) limitBody(next http.Handler) http.Handler {
 // saves a goroutine start and a stack copy per request, a measurable share of a table read. The timer
 // answers 503 at the deadline even if the handler ignores its context; the handler's later output is
 // discarded.
+//
+// A Streamer's streamed requests pass through unbuffered and unbounded: the handler bounds them.
 func (s *Server) timeout(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if httpx.InfoOf(r).Stream {
+			next.ServeHTTP(w, r)
+			return
+		}
 		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
 		defer cancel()
 		tw := &timeoutWriter{w: w, h: make(http.Header), dialect: httpx.DialectOf(r), outage: s.outage}
@@ -322,6 +333,14 @@ func (s *Server) timeout(next http.Handler) http.Handler {
 		}()
 		next.ServeHTTP(tw, r.WithContext(ctx))
 	})
+}
+
+// Streamer is implemented by a mounted handler that serves some of its requests as long-lived
+// streams (Server-Sent Events). For those the timeout middleware neither buffers nor bounds the
+// response and the request stays out of the latency metrics and activity statistics; the handler
+// bounds the stream itself (its own limits, the request context, http.ResponseController deadlines).
+type Streamer interface {
+	Streams(r *http.Request) bool
 }
 
 // timeoutWriter buffers a response until the handler returns or the deadline passes, whichever is

@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -10,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -501,5 +503,57 @@ func TestPrefixMounts(t *testing.T) {
 	}
 	if r := e.do(t, "POST", "/admin/tokens", map[string]string{"X-ZUMO-MASTER": masterKey}, `{"userId":"a:b"}`); r.status != 200 {
 		t.Errorf("exact mount shadowed: %d", r.status)
+	}
+}
+
+// streamer serves /test/stream as a stream: a line at once, another after 1.5 s (past the request
+// timeout); everything else under it as an ordinary request.
+type streamer struct{}
+
+func (streamer) Streams(r *http.Request) bool { return r.URL.Path == "/test/stream" }
+
+func (streamer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/event-stream")
+	rc := http.NewResponseController(w)
+	for i := range 2 {
+		if i > 0 {
+			select {
+			case <-r.Context().Done():
+				return
+			case <-time.After(1500 * time.Millisecond):
+			}
+		}
+		if _, err := io.WriteString(w, "data: "+strconv.Itoa(i)+"\n\n"); err != nil {
+			return
+		}
+		if err := rc.Flush(); err != nil && (streamer{}).Streams(r) {
+			panic(err) // every middleware writer of a stream must unwrap to the connection's flusher
+		}
+	}
+}
+
+// TestStreamBypassesTimeout: a Streamer's stream is neither buffered nor cut at the request
+// timeout; the handler's other requests still are.
+func TestStreamBypassesTimeout(t *testing.T) {
+	e := newEnv(t, func(c *config.Config) { c.RequestTimeout = time.Second }, nil)
+	e.srv.Mount("/test/stream", "/test/stream", streamer{})
+	start := time.Now()
+	res, err := http.Get(e.ts.URL + "/test/stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	br := bufio.NewReader(res.Body)
+	line, err := br.ReadString('\n')
+	if err != nil || line != "data: 0\n" || time.Since(start) > time.Second {
+		t.Fatalf("first event: %q %v after %v (buffered?)", line, err, time.Since(start))
+	}
+	rest, err := io.ReadAll(br)
+	if err != nil || !strings.Contains(string(rest), "data: 1") || res.StatusCode != 200 || res.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("after the request timeout: %d %q %v", res.StatusCode, rest, err)
+	}
+	// Not a stream: buffered and cut at the timeout as before.
+	if r := e.do(t, "GET", "/test/stream/other", nil, ""); r.status != 503 {
+		t.Fatalf("an ordinary request of the streamer: %d %s", r.status, r.body)
 	}
 }

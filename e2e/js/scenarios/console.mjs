@@ -225,11 +225,32 @@ export async function run({ browser, args, log }) {
     await page.waitForTimeout(250);
   }
 
+  step('import accounts');
+  await page.goto(base + '/console/users');
+  await page.click('summary:has-text("Import accounts")');
+  await page.setInputFiles('#file', { name: 'people.csv', mimeType: 'text/csv',
+    buffer: Buffer.from('email,email_verified\nimported@example.com,true\nann@example.com,\nnot an address,\n') });
+  await page.click('form[action$="/users/import"] button[type=submit]');
+  await page.waitForSelector('#import-h');
+  out.importReport = await page.locator('main').textContent();
+  await check('users-import');
+
   step('keys, logs, account');
   await page.goto(base + '/console/keys');
   await check('keys');
   await page.goto(base + '/console/logs');
   await check('logs');
+  // The live tail is pushed: a request made now appears without reloading.
+  await page.waitForFunction(() => /Following/.test(document.getElementById('tail-state').textContent), null, { timeout: 10000 });
+  const marker = '/tables/LiveTail' + Date.now();
+  const sent = Date.now();
+  await api('GET', marker);
+  try {
+    await page.waitForFunction((m) => document.getElementById('tail').textContent.includes(m), marker, { timeout: 10000 });
+    out.liveTailMs = Date.now() - sent;
+  } catch (err) {
+    out.liveTailMs = -1;
+  }
   await page.goto(base + '/console/account');
   await check('account');
 

@@ -58,37 +58,71 @@
     try { src.setSelectionRange(pos, pos + 1); } catch (err) { /* ignore */ }
   }
 
-  // Live tail of the logs page.
+  // Live tail of the logs page: Server-Sent Events from /logs/stream (pushed when any instance
+  // records events; the browser reconnects with Last-Event-ID), or polling /logs/tail every 2 s where
+  // EventSource is missing. Text goes through textContent; at most 500 lines are kept.
   var tail = document.getElementById('tail');
-  if (tail && window.fetch) {
+  if (tail) {
     var after = parseInt(tail.dataset.after, 10) || 0;
     var live = document.getElementById('live');
+    var state = document.getElementById('tail-state');
     var params = new URLSearchParams(window.location.search);
-    var poll = function () {
-      if (live && !live.checked) return;
-      params.set('after', String(after));
-      fetch(tail.dataset.tail + '?' + params.toString(), { credentials: 'same-origin', headers: { 'Accept': 'application/json' } })
-        .then(function (r) { return r.ok ? r.json() : []; })
-        .then(function (events) {
-          for (var i = events.length - 1; i >= 0; i--) {
-            var ev = events[i];
-            if (ev.id <= after) continue;
-            after = ev.id;
-            var li = document.createElement('li');
-            li.className = 'lvl-' + String(ev.level || '').replace(/[^a-z]/g, '');
-            var time = document.createElement('time');
-            time.textContent = String(ev.time || '').replace('T', ' ').replace(/\.\d+/, '');
-            li.appendChild(time);
-            var text = ev.kind === 'request'
-              ? ' ' + ev.status + ' ' + ev.method + ' ' + ev.path + '  ' + ev.route + ' · ' + (ev.duration / 1e6).toFixed(1) + 'ms · ' + (ev.userId || '') + ' · ' + ev.requestId + ' · ' + ev.instance
-              : ' ' + ev.level + ' ' + ev.source + ': ' + ev.message + ' ' + (ev.requestId || '');
-            li.appendChild(document.createTextNode(text));
-            tail.insertBefore(li, tail.firstChild);
-          }
-          while (tail.children.length > 500) tail.removeChild(tail.lastChild);
-        })
-        .catch(function () { /* the next poll retries */ });
+    params.delete('after');
+    var say = function (text) { if (state) state.textContent = text; };
+    var show = function (ev) {
+      if (!ev || typeof ev.id !== 'number' || ev.id <= after) return;
+      after = ev.id;
+      var li = document.createElement('li');
+      li.className = 'lvl-' + String(ev.level || '').replace(/[^a-z]/g, '');
+      var time = document.createElement('time');
+      time.textContent = String(ev.time || '').replace('T', ' ').replace(/\.\d+/, '');
+      li.appendChild(time);
+      var text = ev.kind === 'request'
+        ? ' ' + ev.status + ' ' + ev.method + ' ' + ev.path + '  ' + ev.route + ' · ' + (ev.duration / 1e6).toFixed(1) + 'ms · ' + (ev.userId || '') + ' · ' + ev.requestId + ' · ' + ev.instance
+        : ' ' + ev.level + ' ' + ev.source + ': ' + ev.message + ' ' + (ev.requestId || '');
+      li.appendChild(document.createTextNode(text));
+      tail.insertBefore(li, tail.firstChild);
+      while (tail.children.length > 500) tail.removeChild(tail.lastChild);
     };
-    setInterval(poll, 2000);
+    var source = null;
+    var follow = function () {
+      if (source || (live && !live.checked)) return;
+      params.set('after', String(after));
+      source = new window.EventSource(tail.dataset.stream + '?' + params.toString());
+      source.onopen = function () { say('Following (live).'); };
+      source.onmessage = function (m) {
+        try { show(JSON.parse(m.data)); } catch (err) { /* not an event */ }
+      };
+      source.addEventListener('end', function (m) {
+        stop();
+        say(m.data === 'session' ? 'Your session has ended: sign in again to follow.' : 'The server is restarting: reload to follow again.');
+      });
+      source.onerror = function () {
+        // The browser reconnects by itself (with Last-Event-ID) unless the server refused the
+        // stream (session ended, too many tails open).
+        if (source && source.readyState === window.EventSource.CLOSED) {
+          stop();
+          say('Live tail stopped: reload the page to follow again.');
+        } else {
+          say('Reconnecting…');
+        }
+      };
+    };
+    var stop = function () { if (source) { source.close(); source = null; } };
+    if (window.EventSource && tail.dataset.stream) {
+      follow();
+      if (live) live.addEventListener('change', function () {
+        if (live.checked) { follow(); } else { stop(); say('Paused.'); }
+      });
+    } else if (window.fetch) {
+      setInterval(function () {
+        if (live && !live.checked) return;
+        params.set('after', String(after));
+        fetch(tail.dataset.tail + '?' + params.toString(), { credentials: 'same-origin', headers: { 'Accept': 'application/json' } })
+          .then(function (r) { return r.ok ? r.json() : []; })
+          .then(function (events) { for (var i = events.length - 1; i >= 0; i--) show(events[i]); })
+          .catch(function () { /* the next poll retries */ });
+      }, 2000);
+    }
   }
 })();
