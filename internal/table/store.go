@@ -318,7 +318,11 @@ func (st *SQL) Create(ctx context.Context, s *Schema) error {
 		return fmt.Errorf("table: create %s: %w", s.Name, err)
 	}
 	if s.Options.PerUser {
-		if _, err := tx.ExecContext(ctx, fmt.Sprintf(`CREATE INDEX %s ON %s (%s)`, quote(userIndex(s)), quote(s.SQLName), quote(physicalColumn(UserIDColumn)))); err != nil {
+		keys, err := st.userIndexKeys()
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf(`CREATE INDEX %s ON %s (%s)`, quote(userIndex(s)), quote(s.SQLName), strings.Join(keys, ", "))); err != nil {
 			return fmt.Errorf("table: create %s: %w", s.Name, err)
 		}
 	}
@@ -420,7 +424,11 @@ func (st *SQL) AddColumns(ctx context.Context, s *Schema, cols []Column, maxColu
 // updatedIndex and userIndex name a table's own indexes (within PostgreSQL's 63 bytes, so that it
 // never truncates one name into another).
 func updatedIndex(s *Schema) string { return physical("", s.SQLName+"_updated") }
-func userIndex(s *Schema) string    { return physical("", s.SQLName+"_user") }
+func userIndex(s *Schema) string    { return physical("", s.SQLName+"_user_id") }
+
+// legacyUserIndex is the index on the user id alone of per-user tables created by earlier versions,
+// replaced by userIndex (see upgradeUserIndex).
+func legacyUserIndex(s *Schema) string { return physical("", s.SQLName+"_user") }
 
 // indexName names the index of a declared column.
 func indexName(s *Schema, c Column) string { return legacyPhysical(s.SQLName+"_ix_", c.Name) }
@@ -1076,26 +1084,65 @@ func (st *SQL) CreateIndex(ctx context.Context, s *Schema, spec string) error {
 	if len(cols) == 1 {
 		legacy = indexName(s, cols[0])
 	}
+	err = st.buildIndex(ctx, s, name, keys, legacy, func() error { return nameCollision("column", cols[len(cols)-1].Name, "") })
+	var ie *InputError
+	if err != nil && !errors.As(err, &ie) {
+		return fmt.Errorf("table: index %s (%s): %w", s.Name, spec, err)
+	}
+	return err
+}
+
+// upgradeUserIndex gives a per-user table created by an earlier version the index on (user id, id)
+// that serves its reads (every non-admin read filters on the user and orders by id last) in place
+// of the one on the user id alone (which made every page sort all of the user's rows first).
+func (st *SQL) upgradeUserIndex(ctx context.Context, s *Schema) error {
+	if !s.Options.PerUser {
+		return nil
+	}
+	keys, err := st.userIndexKeys()
+	if err != nil {
+		return err
+	}
+	return st.buildIndex(ctx, s, userIndex(s), keys, legacyUserIndex(s), func() error {
+		return fmt.Errorf("table: index %s: the name is taken", userIndex(s))
+	})
+}
+
+// userIndexKeys are the keys of a per-user table's own index: the user id column keyed as its
+// equality compares it, then id, the last key of every $orderby.
+func (st *SQL) userIndexKeys() ([]string, error) {
+	k, err := odata.EqualityIndexKey(st.d, physicalColumn(UserIDColumn))
+	if err != nil {
+		return nil, err
+	}
+	return []string{k, colID}, nil
+}
+
+// buildIndex creates the index name on keys unless it exists, then drops the index legacy (when
+// not "") that it replaces. taken is the error when name belongs to something other than an index.
+// On PostgreSQL the build is CONCURRENTLY, one at a time across instances, and an unfinished one is
+// dropped and built again (see CreateIndex).
+func (st *SQL) buildIndex(ctx context.Context, s *Schema, name string, keys []string, legacy string, taken func() error) error {
 	if !st.pg() {
-		if err := st.checkIndexName(ctx, st.db, s, cols, name); err != nil {
+		if err := st.checkIndexName(ctx, st.db, name, taken); err != nil {
 			return err
 		}
 		q := fmt.Sprintf("CREATE INDEX IF NOT EXISTS %s ON %s (%s)", quote(name), quote(s.SQLName), strings.Join(keys, ", "))
 		if _, err := st.db.ExecContext(ctx, q); err != nil {
-			return fmt.Errorf("table: index %s (%s): %w", s.Name, spec, err)
+			return err
 		}
 		return st.dropLegacyIndex(ctx, st.db, legacy, "")
 	}
 	conn, err := st.db.Conn(ctx)
 	if err != nil {
-		return fmt.Errorf("table: index %s (%s): %w", s.Name, spec, err)
+		return err
 	}
 	defer conn.Close()
 	if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, indexLockID); err != nil {
-		return fmt.Errorf("table: index %s (%s): lock: %w", s.Name, spec, err)
+		return fmt.Errorf("lock: %w", err)
 	}
 	defer conn.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, indexLockID) //nolint:errcheck
-	if err := st.checkIndexName(ctx, conn, s, cols, name); err != nil {
+	if err := st.checkIndexName(ctx, conn, name, taken); err != nil {
 		return err
 	}
 	var valid bool
@@ -1104,17 +1151,17 @@ func (st *SQL) CreateIndex(ctx context.Context, s *Schema, spec string) error {
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 	case err != nil:
-		return fmt.Errorf("table: index %s (%s): %w", s.Name, spec, err)
+		return err
 	case valid:
 		return st.dropLegacyIndex(ctx, conn, legacy, " CONCURRENTLY")
 	default: // a build that did not finish
 		if _, err := conn.ExecContext(ctx, "DROP INDEX CONCURRENTLY IF EXISTS "+quote(name)); err != nil {
-			return fmt.Errorf("table: index %s (%s): drop the unfinished build: %w", s.Name, spec, err)
+			return fmt.Errorf("drop the unfinished build: %w", err)
 		}
 	}
 	q := fmt.Sprintf("CREATE INDEX CONCURRENTLY %s ON %s (%s)", quote(name), quote(s.SQLName), strings.Join(keys, ", "))
 	if _, err := conn.ExecContext(ctx, q); err != nil {
-		return fmt.Errorf("table: index %s (%s): %w", s.Name, spec, err)
+		return err
 	}
 	return st.dropLegacyIndex(ctx, conn, legacy, " CONCURRENTLY")
 }
@@ -1128,14 +1175,14 @@ type queryRower interface {
 }
 
 // checkIndexName refuses an index whose name is taken by something other than an index (IF NOT
-// EXISTS would skip the index silently).
-func (st *SQL) checkIndexName(ctx context.Context, q queryRower, s *Schema, cols []Column, name string) error {
+// EXISTS would skip the index silently): the error is taken's.
+func (st *SQL) checkIndexName(ctx context.Context, q queryRower, name string, taken func() error) error {
 	kind, err := st.relation(ctx, q, name)
 	if err != nil {
-		return fmt.Errorf("table: index %s: %w", s.Name, err)
+		return err
 	}
 	if kind != "" && kind != "index" {
-		return nameCollision("column", cols[len(cols)-1].Name, "")
+		return taken()
 	}
 	return nil
 }
