@@ -386,7 +386,13 @@ func (q *request) read() error {
 	if r := q.restrict(); r != nil {
 		oq.Restrict(r)
 	}
-	rows, count, err := q.h.Service.st.Query(q.ctx(), q.s, oq)
+	query := q.h.Service.st.Query
+	if o, ok := q.h.Service.st.(interface {
+		queryOrdered(context.Context, *Schema, *odata.Query) ([]*Row, int64, error)
+	}); ok {
+		query = o.queryOrdered // the rows are only rendered
+	}
+	rows, count, err := query(q.ctx(), q.s, oq)
 	if err != nil {
 		return err
 	}

@@ -45,6 +45,17 @@ type Row struct {
 	Deleted   bool
 	// Values holds user columns by lower-cased name: nil, string, float64, bool or time.Time.
 	Values map[string]any
+	// ordered, set instead of Values by a read for rendering only (SQL.queryOrdered), holds the
+	// same values in the schema's column order (Schema.order).
+	ordered []any
+}
+
+// value is the user column at index i of the schema's column order, named k.
+func (r *Row) value(i int, k string) any {
+	if r.ordered != nil {
+		return r.ordered[i]
+	}
+	return r.Values[k]
 }
 
 // Store keeps tables: their catalogue and their rows. SQL implements it for SQLite and PostgreSQL;
@@ -515,6 +526,10 @@ type scanBuf struct {
 	vals []any
 	// rows, when it has room, holds the Rows of a multi-row read: one allocation instead of one each.
 	rows []Row
+	// ordered, when it has room, holds the values of rows read for rendering (Row.ordered) one after
+	// another; orderedMode says that rows get them instead of a Values map.
+	ordered     []any
+	orderedMode bool
 }
 
 func newScanBuf(s *Schema) *scanBuf {
@@ -544,7 +559,21 @@ func (st *SQL) scan(b *scanBuf, sc scanner) (*Row, error) {
 	} else {
 		r = &Row{}
 	}
-	r.Values = make(map[string]any, len(cols))
+	// A map per row costs two allocations (its header and its slots); a read that only renders its
+	// rows takes the values in column order instead, from one slice for the whole page.
+	set := func(i int, v any) { r.Values[b.keys[i]] = v }
+	if b.orderedMode {
+		n := len(b.ordered)
+		if n+len(cols) > cap(b.ordered) {
+			b.ordered = make([]any, 0, max(len(cols), 10*len(cols)))
+			n = 0
+		}
+		b.ordered = b.ordered[:n+len(cols)]
+		r.ordered = b.ordered[n : n+len(cols) : n+len(cols)]
+		set = func(i int, v any) { r.ordered[i] = v }
+	} else {
+		r.Values = make(map[string]any, len(cols))
+	}
 	// Values the driver returns already boxed in the type a Row holds are stored as they are, so
 	// they are not boxed a second time.
 	switch id := vals[0].(type) {
@@ -567,7 +596,7 @@ func (st *SQL) scan(b *scanBuf, sc scanner) (*Row, error) {
 	for i, c := range cols {
 		v := vals[5+i]
 		if v == nil {
-			r.Values[b.keys[i]] = nil
+			set(i, nil)
 			continue
 		}
 		switch c.Type {
@@ -576,26 +605,26 @@ func (st *SQL) scan(b *scanBuf, sc scanner) (*Row, error) {
 			if err != nil {
 				return nil, err
 			}
-			r.Values[b.keys[i]] = t
+			set(i, t)
 		case Boolean:
-			r.Values[b.keys[i]] = toBool(v)
+			set(i, toBool(v))
 		case Number:
 			switch x := v.(type) {
 			case float64:
-				r.Values[b.keys[i]] = v
+				set(i, v)
 			case int64:
-				r.Values[b.keys[i]] = float64(x)
+				set(i, float64(x))
 			default:
 				return nil, fmt.Errorf("table: column %s holds %T", c.Name, v)
 			}
 		default:
 			switch x := v.(type) {
 			case string:
-				r.Values[b.keys[i]] = v
+				set(i, v)
 			case []byte:
-				r.Values[b.keys[i]] = string(x)
+				set(i, string(x))
 			default:
-				r.Values[b.keys[i]] = fmt.Sprint(x)
+				set(i, fmt.Sprint(x))
 			}
 		}
 	}
@@ -648,6 +677,16 @@ func (st *SQL) arg(v any) any {
 
 // Query runs a compiled read and returns its rows (and the total count when asked).
 func (st *SQL) Query(ctx context.Context, s *Schema, q *odata.Query) ([]*Row, int64, error) {
+	return st.read(ctx, s, q, false)
+}
+
+// queryOrdered is Query for a read whose rows are only rendered (appendRow): their values come in
+// column order (Row.ordered), without a map per row.
+func (st *SQL) queryOrdered(ctx context.Context, s *Schema, q *odata.Query) ([]*Row, int64, error) {
+	return st.read(ctx, s, q, true)
+}
+
+func (st *SQL) read(ctx context.Context, s *Schema, q *odata.Query, ordered bool) ([]*Row, int64, error) {
 	c, err := odata.Compile(q, s.odata, st.d, 1)
 	if err != nil {
 		return nil, 0, err
@@ -665,9 +704,13 @@ func (st *SQL) Query(ctx context.Context, s *Schema, q *odata.Query) ([]*Row, in
 	var out []*Row
 	var size int64
 	buf := newScanBuf(s)
+	buf.orderedMode = ordered
 	if c.Limit > 0 {
 		buf.rows = make([]Row, 0, min(c.Limit, 64))
 		out = make([]*Row, 0, min(c.Limit, 64))
+		if ordered {
+			buf.ordered = make([]any, 0, min(c.Limit, 64)*len(buf.cols))
+		}
 	}
 	for rows.Next() {
 		r, err := st.scan(buf, rows)
@@ -675,7 +718,7 @@ func (st *SQL) Query(ctx context.Context, s *Schema, q *odata.Query) ([]*Row, in
 			return nil, 0, err
 		}
 		if q.MaxBytes > 0 {
-			if size += rowSize(r); size > q.MaxBytes {
+			if size += rowSize(r, buf.keys); size > q.MaxBytes {
 				return nil, 0, resultTooLarge(q.MaxBytes)
 			}
 		}
@@ -716,13 +759,19 @@ func resultTooLarge(maxBytes int64) error {
 
 // rowSize approximates the bytes a row takes in memory and in a response: every value read (also of
 // columns $select leaves out, which are read all the same), plus a fixed overhead per value.
-func rowSize(r *Row) int64 {
+func rowSize(r *Row, keys []string) int64 {
 	n := int64(128 + len(r.Version))
 	if id, ok := r.ID.(string); ok {
 		n += int64(len(id))
 	}
 	for k, v := range r.Values {
 		n += int64(len(k)) + 16
+		if s, ok := v.(string); ok {
+			n += int64(len(s))
+		}
+	}
+	for i, v := range r.ordered {
+		n += int64(len(keys[i])) + 16
 		if s, ok := v.(string); ok {
 			n += int64(len(s))
 		}
