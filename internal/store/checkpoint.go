@@ -125,3 +125,24 @@ func (db *DB) Close() error {
 	}
 	return nil
 }
+
+// LockWriter queues this process's SQLite writers in Go: a writer that takes it around its write
+// transaction waits for the previous one exactly as long as that one writes. Without it, a writer
+// that finds the write lock taken waits in SQLite's busy handler, which sleeps 1, 2, 5, 10, 15, 20,
+// 25, 25, 25, 50, 50, 100 … ms between retries, so a writer can go on sleeping up to 100 ms after
+// the lock was released (measured: the activity log's flush once a second stalled the group commit
+// of table writes for 80–130 ms, the p99 of inserts). Writers that do not take it (short ones,
+// other processes) still meet the busy handler, as before. The returned function releases it. On
+// PostgreSQL, where writers do not exclude each other, it does nothing.
+func (db *DB) LockWriter(ctx context.Context) (func(), error) {
+	if db.writer == nil {
+		return func() {}, nil
+	}
+	select {
+	case db.writer <- struct{}{}:
+		var once sync.Once
+		return func() { once.Do(func() { <-db.writer }) }, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("store: wait to write: %w", ctx.Err())
+	}
+}

@@ -51,6 +51,7 @@ type DB struct {
 
 	migrations []Migration
 	ckpt       *checkpointer // SQLite: the background checkpoints (checkpoint.go)
+	writer     chan struct{} // SQLite: held by this process's queued writer (LockWriter)
 }
 
 // SchemaPolicy is what opening a database does about its schema.
@@ -236,7 +237,7 @@ func openSQLite(path string, opt Options) (*DB, error) {
 	// Readers run in parallel under WAL; SQLite allows one writer at a time and busy_timeout queues them.
 	db.SetMaxOpenConns(8)
 	db.SetMaxIdleConns(8)
-	return &DB{DB: db, Dialect: SQLite, Location: path, ckpt: startCheckpointer(db, path)}, nil
+	return &DB{DB: db, Dialect: SQLite, Location: path, ckpt: startCheckpointer(db, path), writer: make(chan struct{}, 1)}, nil
 }
 
 // limitConnector sets SQLite's run-time limits on every connection it opens. There is no pragma for
