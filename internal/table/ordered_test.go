@@ -19,14 +19,7 @@ func TestOrderedReadRendersLikeValues(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
 		st := NewSQL(db)
-		s, err := NewSchema("Mixed", StringID, Options{}, map[string]ColumnType{"title": String, "n": Number, "when": Date, "ok": Boolean})
-		if err != nil {
-			t.Fatal(err)
-		}
-		s.Source = "admin"
-		if err := st.Create(ctx, s); err != nil {
-			t.Fatal(err)
-		}
+		s := createTable(t, st, "Mixed", StringID, Options{}, map[string]ColumnType{"title": String, "n": Number, "when": Date, "ok": Boolean})
 		var rows []*Row
 		for i := range 75 { // more than one page of the ordered values' first chunk
 			v := map[string]any{"title": fmt.Sprintf("t\"%d\u00e9", i), "n": float64(i) / 4, "when": time.UnixMilli(int64(i) * 86400001).UTC(), "ok": i%2 == 0}

@@ -23,14 +23,7 @@ func TestPerUserReadsWalkUserIndex(t *testing.T) {
 		st := NewSQL(db)
 		for _, idType := range []IDType{StringID, IntegerID} {
 			t.Run(string(idType), func(t *testing.T) {
-				s, err := NewSchema("Diary"+string(idType), idType, Options{PerUser: true, SoftDelete: true}, map[string]ColumnType{"text": String})
-				if err != nil {
-					t.Fatal(err)
-				}
-				s.Source = "admin"
-				if err := st.Create(ctx, s); err != nil {
-					t.Fatal(err)
-				}
+				s := createTable(t, st, "Diary"+string(idType), idType, Options{PerUser: true, SoftDelete: true}, map[string]ColumnType{"text": String})
 				var rows []*Row
 				var want []string // alice's live rows in id order
 				for i := 0; i < 120; i++ {
@@ -106,4 +99,18 @@ func TestPerUserReadsWalkUserIndex(t *testing.T) {
 			})
 		}
 	})
+}
+
+// createTable creates a table as the admin API would.
+func createTable(t *testing.T, st *SQL, name string, id IDType, o Options, cols map[string]ColumnType) *Schema {
+	t.Helper()
+	s, err := NewSchema(name, id, o, cols)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Source = "admin"
+	if err := st.Create(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
