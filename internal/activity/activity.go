@@ -258,7 +258,8 @@ func (r *Recorder) logThrottled(msg string, err error) {
 	r.opt.Log.Warn(msg, "err", err)
 }
 
-// Flush writes the pending events and the changed minutes in one transaction. On failure they stay
+// Flush writes the pending events and the changed minutes (in transactions of at most flushTx
+// events, the minutes in the last). On failure the events not yet stored and the minutes stay
 // pending (bounded by MaxPending) and are retried at the next flush.
 func (r *Recorder) Flush(ctx context.Context) error {
 	now := r.opt.Now()
@@ -291,16 +292,16 @@ func (r *Recorder) Flush(ctx context.Context) error {
 		e.Source, e.Route, e.Method = clip(e.Source, MaxPath), clip(e.Route, maxShort), clip(e.Method, maxShort)
 		e.UserID, e.RequestID, e.Level = clip(e.UserID, MaxPath), clip(e.RequestID, maxShort), clip(e.Level, maxShort)
 	}
-	last, err := r.st.write(ctx, events, mins)
-	if err == nil && len(events) > 0 && r.opt.Notify != nil {
+	written, last, err := r.st.write(ctx, events, mins)
+	if written > 0 && r.opt.Notify != nil {
 		r.publish(ctx, last) // outside r.mu: Request never waits for the database
 	}
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if err != nil {
-		// Put the batch back in front (bounded), and mark the minutes dirty again.
-		keep := events
+		// Put the events not stored back in front (bounded), and mark the minutes dirty again.
+		keep := events[written:]
 		if room := r.opt.MaxPending - len(r.pending); len(keep) > room {
 			if room < 0 {
 				room = 0

@@ -2,8 +2,10 @@ package activity
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -41,12 +43,48 @@ type MinuteRow struct {
 
 const eventColumns = `at, instance, kind, request_id, method, route, path, status, duration_us, user_id, bytes, level, source, message`
 
-// write stores a batch of events and replaces this instance's rows of the given minutes, in one
-// transaction. last is the highest event id after the batch (0 when it had no events).
-func (s *Store) write(ctx context.Context, events []Event, mins []MinuteRow) (last int64, err error) {
+// flushTx bounds the events one write transaction stores. A transaction holds the database's only
+// write lock on SQLite (about 8 µs per event there), so a flush at thousands of requests per
+// second is cut into transactions of a few milliseconds each, between which the table writes
+// queued behind it (store.DB.LockWriter) go on, instead of one of tens of milliseconds.
+const flushTx = 500
+
+// write stores a batch of events, flushTx per transaction, and replaces this instance's rows of the
+// given minutes in the last one. It returns how many events are stored (on an error, the ones
+// before the failed transaction) and the highest event id after the last stored one (0 when none was).
+func (s *Store) write(ctx context.Context, events []Event, mins []MinuteRow) (done int, lastID int64, err error) {
 	if len(events) == 0 && len(mins) == 0 {
-		return 0, nil
+		return 0, 0, nil
 	}
+	for {
+		part := events[done:min(done+flushTx, len(events))]
+		final := done+len(part) == len(events)
+		var m []MinuteRow
+		if final {
+			m = mins
+		}
+		id, err := s.writeTx(ctx, part, m)
+		if err != nil {
+			return done, lastID, err
+		}
+		done += len(part)
+		if id > 0 {
+			lastID = id
+		}
+		if final {
+			return done, lastID, nil
+		}
+	}
+}
+
+// writeTx stores events and minute rows in one transaction. last is the highest event id after
+// them (0 when there were no events).
+func (s *Store) writeTx(ctx context.Context, events []Event, mins []MinuteRow) (last int64, err error) {
+	unlock, err := s.db.LockWriter(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("activity: write: %w", err)
+	}
+	defer unlock()
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, fmt.Errorf("activity: write: %w", err)
@@ -90,19 +128,53 @@ func (s *Store) write(ctx context.Context, events []Event, mins []MinuteRow) (la
 	return last, nil
 }
 
+// pruneTx bounds the events one pruning statement deletes: like a flush, pruning is cut into short
+// transactions so that the writes queued behind it are not held up (at thousands of requests per
+// second a minute's prune deletes hundreds of thousands of events).
+const pruneTx = 2000
+
 // Prune deletes events older than cutoff or beyond the newest keep, and minute rows older than
 // minutesCutoff.
 func (s *Store) Prune(ctx context.Context, cutoff time.Time, keep int, minutesCutoff time.Time) error {
-	if _, err := s.db.ExecContext(ctx, s.db.Rebind(`DELETE FROM gatehouse_activity WHERE at < ?`), cutoff.UnixMilli()); err != nil {
+	var maxID sql.NullInt64
+	if err := s.db.QueryRowContext(ctx, `SELECT MAX(id) FROM gatehouse_activity`).Scan(&maxID); err != nil {
 		return fmt.Errorf("activity: prune: %w", err)
 	}
-	if _, err := s.db.ExecContext(ctx, s.db.Rebind(`DELETE FROM gatehouse_activity WHERE id <= (SELECT MAX(id) FROM gatehouse_activity) - ?`), keep); err != nil {
-		return fmt.Errorf("activity: prune: %w", err)
+	step := strconv.Itoa(pruneTx)
+	for _, d := range []struct {
+		where string
+		arg   int64
+	}{{"at < ?", cutoff.UnixMilli()}, {"id <= ?", maxID.Int64 - int64(keep)}} {
+		q := s.db.Rebind(`DELETE FROM gatehouse_activity WHERE id IN (SELECT id FROM gatehouse_activity WHERE ` + d.where + ` ORDER BY id LIMIT ` + step + `)`)
+		for {
+			n, err := s.exec(ctx, q, d.arg)
+			if err != nil {
+				return fmt.Errorf("activity: prune: %w", err)
+			}
+			if n < pruneTx {
+				break
+			}
+		}
 	}
-	if _, err := s.db.ExecContext(ctx, s.db.Rebind(`DELETE FROM gatehouse_activity_minutes WHERE minute < ?`), minutesCutoff.UnixMilli()); err != nil {
+	if _, err := s.exec(ctx, s.db.Rebind(`DELETE FROM gatehouse_activity_minutes WHERE minute < ?`), minutesCutoff.UnixMilli()); err != nil {
 		return fmt.Errorf("activity: prune: %w", err)
 	}
 	return nil
+}
+
+// exec runs one write statement queued behind this process's other writers (store.DB.LockWriter)
+// and returns the rows it changed.
+func (s *Store) exec(ctx context.Context, q string, args ...any) (int64, error) {
+	unlock, err := s.db.LockWriter(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer unlock()
+	res, err := s.db.ExecContext(ctx, q, args...)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
 }
 
 // Filter selects events for Tail. Zero fields match everything.

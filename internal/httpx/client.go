@@ -26,8 +26,12 @@ func WithClient(ctx context.Context, c Client) context.Context {
 // ClientOf returns the resolved client; without the server's middleware (tests, tools), the TCP
 // peer with no forwarding header believed.
 func ClientOf(r *http.Request) Client {
-	if c, ok := r.Context().Value(clientKey{}).(Client); ok {
+	ctx := r.Context()
+	if c, ok := ctx.Value(clientKey{}).(Client); ok {
 		return c
+	}
+	if i, ok := ctx.Value(infoKey).(*Info); ok && i.hasClient {
+		return i.client
 	}
 	peer := PeerAddr(r)
 	return Client{IP: peer, Peer: peer, HTTPS: r.TLS != nil, Host: r.Host}

@@ -59,6 +59,27 @@ type Info struct {
 	// Stream marks a long-lived streamed response (Server-Sent Events): not buffered by the timeout
 	// middleware, left out of latency metrics and activity statistics.
 	Stream bool
+
+	// The request's client and dialect, set once by the server's middleware (SetClient, SetDialect):
+	// kept here rather than in context values of their own, which would cost a context and a copy
+	// of the request each. WithClient and WithDialect on a derived context take precedence.
+	client     Client
+	hasClient  bool
+	dialect    Dialect
+	hasDialect bool
+}
+
+// SetClient records the request's resolved client (see ClientOf).
+func (i *Info) SetClient(c Client) { i.client, i.hasClient = c, true }
+
+// SetDialect records the request's dialect in its bookkeeping (see DialectOf); a request without
+// bookkeeping gets a context carrying the dialect instead.
+func SetDialect(r *http.Request, d Dialect) *http.Request {
+	if i, ok := r.Context().Value(infoKey).(*Info); ok {
+		i.dialect, i.hasDialect = d, true
+		return r
+	}
+	return r.WithContext(WithDialect(r.Context(), d))
 }
 
 // WithInfo attaches request bookkeeping.
@@ -88,8 +109,14 @@ func WithDialect(ctx context.Context, d Dialect) context.Context {
 
 // DialectOf returns the request's dialect.
 func DialectOf(r *http.Request) Dialect {
-	d, _ := r.Context().Value(dialectKey).(Dialect)
-	return d
+	ctx := r.Context()
+	if d, ok := ctx.Value(dialectKey).(Dialect); ok {
+		return d
+	}
+	if i, ok := ctx.Value(infoKey).(*Info); ok && i.hasDialect {
+		return i.dialect
+	}
+	return V1
 }
 
 // WithCaller records the authenticated caller.

@@ -30,6 +30,14 @@ type statusWriter struct {
 	http.ResponseWriter
 	status int
 	bytes  int64
+	consts *constHeaders
+}
+
+// constHeaders are header values built once per server and shared by every response, under their
+// canonical keys: net/http never modifies a value slice (Set replaces it; Add appends to a full
+// slice, which copies it), so sharing them saves allocating and canonicalising them each time.
+type constHeaders struct {
+	json, noCache []string
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -38,11 +46,11 @@ func (w *statusWriter) WriteHeader(code int) {
 	}
 	w.status = code
 	h := w.Header()
-	if h.Get("Content-Type") == "" && code != http.StatusNoContent && code != http.StatusNotModified {
-		h.Set("Content-Type", "application/json")
+	if len(h["Content-Type"]) == 0 && code != http.StatusNoContent && code != http.StatusNotModified {
+		h["Content-Type"] = w.consts.json
 	}
-	if h.Get("Cache-Control") == "" {
-		h.Set("Cache-Control", "no-cache")
+	if len(h["Cache-Control"]) == 0 {
+		h["Cache-Control"] = w.consts.noCache
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
@@ -68,9 +76,16 @@ func newRequestID() string {
 // metrics. The log has the path but never the query string (it may carry codes or state) and never a
 // header value.
 func (s *Server) observe(next http.Handler) http.Handler {
+	consts := &constHeaders{json: []string{"application/json"}, noCache: []string{"no-cache"}}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		info := &httpx.Info{RequestID: newRequestID(), Route: "not_found"}
+		// The request's bookkeeping, its response writer and its X-Request-Id value in one allocation.
+		st := &struct {
+			info httpx.Info
+			sw   statusWriter
+			id   [1]string
+		}{info: httpx.Info{RequestID: newRequestID(), Route: "not_found"}}
+		info := &st.info
 		if m, ok := s.lookup(r.URL.Path); ok {
 			info.Route = m.route
 			if st, ok := m.h.(Streamer); ok {
@@ -79,9 +94,12 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		}
 		client := s.proxies.Resolve(r)
 		ctx, span := s.startSpan(r, info, client)
-		r = r.WithContext(httpx.WithClient(httpx.WithInfo(ctx, info), client))
-		sw := &statusWriter{ResponseWriter: w}
-		sw.Header().Set("X-Request-Id", info.RequestID)
+		info.SetClient(client)
+		r = r.WithContext(httpx.WithInfo(ctx, info))
+		st.sw = statusWriter{ResponseWriter: w, consts: consts}
+		sw := &st.sw
+		st.id[0] = info.RequestID
+		sw.Header()["X-Request-Id"] = st.id[:]
 		s.metrics.InFlight(1)
 		defer func() {
 			s.metrics.InFlight(-1)
@@ -239,7 +257,7 @@ func (s *Server) dialect(next http.Handler) http.Handler {
 		if v != "" {
 			d = httpx.V2
 		}
-		r = r.WithContext(httpx.WithDialect(r.Context(), d))
+		r = httpx.SetDialect(r, d)
 		if v != "" && !s.cfg.SkipVersionCheck && !validAPIVersion.MatchString(v) && versionChecked(r.URL.Path) {
 			httpx.ErrorDialect(w, httpx.V2, http.StatusBadRequest, "An invalid API version was specified in the request, this request needs to specify a ZUMO-API-VERSION of 2.0.0.")
 			return
@@ -343,6 +361,10 @@ type Streamer interface {
 	Streams(r *http.Request) bool
 }
 
+// chunkingSize is net/http's bufferBeforeChunkingSize: a response body that fits and is written
+// before the handler returns gets its Content-Length from net/http.
+const chunkingSize = 2048
+
 // timeoutWriter buffers a response until the handler returns or the deadline passes, whichever is
 // first; the loser's output is dropped.
 type timeoutWriter struct {
@@ -436,7 +458,9 @@ func (tw *timeoutWriter) finish() {
 	if code == 0 {
 		code = http.StatusOK
 	}
-	if code != http.StatusNoContent && code != http.StatusNotModified {
+	if code != http.StatusNoContent && code != http.StatusNotModified && tw.buf.Len() >= chunkingSize {
+		// A shorter body is written before the handler returns, and net/http then sets its
+		// Content-Length itself (without allocating); a longer one would be sent chunked.
 		dst.Set("Content-Length", strconv.Itoa(tw.buf.Len()))
 	}
 	tw.w.WriteHeader(code)

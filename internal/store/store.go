@@ -50,6 +50,8 @@ type DB struct {
 	Newer []Applied
 
 	migrations []Migration
+	ckpt       *checkpointer // SQLite: the background checkpoints (checkpoint.go)
+	writer     chan struct{} // SQLite: held by this process's queued writer (LockWriter)
 }
 
 // SchemaPolicy is what opening a database does about its schema.
@@ -200,7 +202,8 @@ const pgMaxConns = 32
 
 // openSQLite opens a SQLite file in WAL mode with full synchronous writes (a committed write survives
 // a crash or power loss), a busy timeout instead of immediate SQLITE_BUSY, foreign keys on, and
-// BEGIN IMMEDIATE transactions so writers queue instead of deadlocking on lock upgrades.
+// BEGIN IMMEDIATE transactions so writers queue instead of deadlocking on lock upgrades. Checkpoints
+// run in the background, off the write path (checkpoint.go).
 func openSQLite(path string, opt Options) (*DB, error) {
 	create := opt.Schema == Migrate || opt.CreateDatabase
 	if err := registerSQLite(); err != nil {
@@ -218,7 +221,8 @@ func openSQLite(path string, opt Options) (*DB, error) {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
 	q := url.Values{}
-	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(FULL)", "foreign_keys(1)"} {
+	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(FULL)", "foreign_keys(1)",
+		fmt.Sprintf("wal_autocheckpoint(%d)", autoCheckpointPages)} {
 		q.Add("_pragma", p)
 	}
 	q.Set("_txlock", "immediate")
@@ -233,7 +237,7 @@ func openSQLite(path string, opt Options) (*DB, error) {
 	// Readers run in parallel under WAL; SQLite allows one writer at a time and busy_timeout queues them.
 	db.SetMaxOpenConns(8)
 	db.SetMaxIdleConns(8)
-	return &DB{DB: db, Dialect: SQLite, Location: path}, nil
+	return &DB{DB: db, Dialect: SQLite, Location: path, ckpt: startCheckpointer(db, path), writer: make(chan struct{}, 1)}, nil
 }
 
 // limitConnector sets SQLite's run-time limits on every connection it opens. There is no pragma for

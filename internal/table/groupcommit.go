@@ -192,6 +192,11 @@ func (c *committer) single(op *writeOp) {
 // batch runs the writes in one transaction. It returns an error when nothing of the batch is
 // committed: errRetrySingly, or the error of the transaction itself (which every write reports).
 func (c *committer) batch(ctx context.Context, ops []*writeOp) error {
+	unlock, err := c.db.LockWriter(ctx) // SQLite: queue behind this process's other writers in Go
+	if err != nil {
+		return fmt.Errorf("table: write batch: %w", err)
+	}
+	defer unlock()
 	tx, err := c.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("table: begin write batch: %w", err)

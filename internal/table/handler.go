@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/gatehouse/gatehouse/internal/appdir"
 	"github.com/gatehouse/gatehouse/internal/auth"
@@ -27,6 +28,23 @@ type Handler struct {
 	// Scripts, when set, runs the app's table scripts (package script); nil serves every operation
 	// directly.
 	Scripts TableScripts
+
+	consts   sync.Once
+	constHdr constHeaders
+}
+
+// constHeaders are the constant header values of the handler's answers, built once and shared by
+// every response under their canonical keys (net/http never modifies a value slice: Set replaces
+// it, Add appends to a full slice, which copies it).
+type constHeaders struct {
+	json, expires, pragma []string
+}
+
+func (h *Handler) headers() *constHeaders {
+	h.consts.Do(func() {
+		h.constHdr = constHeaders{json: []string{"application/json"}, expires: []string{"0"}, pragma: []string{"no-cache"}}
+	})
+	return &h.constHdr
 }
 
 // TableScripts runs table scripts. The handler hands an operation that has a script over after the
@@ -386,7 +404,13 @@ func (q *request) read() error {
 	if r := q.restrict(); r != nil {
 		oq.Restrict(r)
 	}
-	rows, count, err := q.h.Service.st.Query(q.ctx(), q.s, oq)
+	query := q.h.Service.st.Query
+	if o, ok := q.h.Service.st.(interface {
+		queryOrdered(context.Context, *Schema, *odata.Query) ([]*Row, int64, error)
+	}); ok {
+		query = o.queryOrdered // the rows are only rendered
+	}
+	rows, count, err := query(q.ctx(), q.s, oq)
 	if err != nil {
 		return err
 	}
@@ -434,11 +458,11 @@ func contains(list []string, s string) bool {
 }
 
 func (q *request) write(status int, body []byte) {
-	h := q.w.Header()
-	h.Set("Content-Type", "application/json")
+	h, c := q.w.Header(), q.h.headers()
+	h["Content-Type"] = c.json
 	if q.v2 {
-		h.Set("Expires", "0")
-		h.Set("Pragma", "no-cache")
+		h["Expires"] = c.expires
+		h["Pragma"] = c.pragma
 	}
 	q.w.WriteHeader(status)
 	q.w.Write(body) //nolint:errcheck

@@ -35,14 +35,7 @@ func TestDeclaredIndexesServeOrderBy(t *testing.T) {
 		for _, perUser := range []bool{false, true} {
 			t.Run(fmt.Sprintf("perUser=%v", perUser), func(t *testing.T) {
 				name := map[bool]string{false: "Films", true: "MyFilms"}[perUser]
-				s, err := NewSchema(name, StringID, Options{PerUser: perUser}, map[string]ColumnType{"title": String, "year": Number, "rating": String})
-				if err != nil {
-					t.Fatal(err)
-				}
-				s.Source = "admin"
-				if err := st.Create(ctx, s); err != nil {
-					t.Fatal(err)
-				}
+				s := createTable(t, st, name, StringID, Options{PerUser: perUser}, map[string]ColumnType{"title": String, "year": Number, "rating": String})
 				var rows []*Row
 				for i, w := range append(slices.Clone(indexWords), "<null>") {
 					for y := 0; y < 3; y++ {

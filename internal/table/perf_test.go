@@ -6,10 +6,12 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -231,6 +233,63 @@ func TestConcurrentConflicts(t *testing.T) {
 					t.Fatalf("%s: conflict body %v, want the winner's item %v", mode, got, winner)
 				}
 			}
+		}
+	})
+}
+
+// BenchmarkInsertLatency is the in-process view of bench/all.sh's insert scenario: 32 clients each
+// inserting one row per request through the whole middleware chain into a table without declared
+// indexes, reporting the latency distribution a client sees (p50, p99, max) and the inserts per
+// second. Run it with a fixed count so the rounds compare, e.g.
+// CI=true go test -run xxx -bench InsertLatency -benchtime 20000x ./internal/table
+func BenchmarkInsertLatency(b *testing.B) {
+	eachDB(b, func(b *testing.B, db *store.DB, _ *atomic.Int64) {
+		e := newEnvTB(b, db)
+		h, tok := e.srv.Handler(), e.token("custom:bench")
+		const clients = 32
+		lat := make([]time.Duration, b.N)
+		var next atomic.Int64
+		b.ReportAllocs()
+		b.ResetTimer()
+		start := time.Now()
+		var wg sync.WaitGroup
+		for range clients {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					i := next.Add(1) - 1
+					if i >= int64(b.N) {
+						return
+					}
+					req := httptest.NewRequest("POST", "/tables/Strict", strings.NewReader(`{"title":"Bench","n":2001}`))
+					req.Header.Set("X-ZUMO-AUTH", tok)
+					req.Header.Set("ZUMO-API-VERSION", "2.0.0")
+					w := httptest.NewRecorder()
+					t0 := time.Now()
+					h.ServeHTTP(w, req)
+					lat[i] = time.Since(t0)
+					if w.Code != http.StatusCreated {
+						b.Errorf("status %d: %s", w.Code, w.Body)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		elapsed := time.Since(start)
+		b.StopTimer()
+		slices.Sort(lat)
+		q := func(p float64) float64 { return float64(lat[min(len(lat)-1, int(p*float64(len(lat))))]) / 1e6 }
+		b.ReportMetric(q(0.50), "p50-ms")
+		b.ReportMetric(q(0.99), "p99-ms")
+		b.ReportMetric(q(1), "max-ms")
+		b.ReportMetric(float64(b.N)/elapsed.Seconds(), "inserts/s")
+		if db.Dialect == store.SQLite {
+			// The checkpoints the writes no longer wait for (store/checkpoint.go).
+			cs := db.CheckpointStats()
+			b.ReportMetric(float64(cs.Runs), "checkpoints")
+			b.ReportMetric(float64(cs.Longest)/1e6, "checkpoint-max-ms")
 		}
 	})
 }

@@ -108,12 +108,12 @@ func appendRow(b []byte, s *Schema, r *Row, v view) []byte {
 		field(names[3])
 		b = appendValue(b, r.Deleted)
 	}
-	for _, k := range s.order {
+	for i, k := range s.order {
 		if v.cols != nil && !v.cols[k] {
 			continue
 		}
 		field(s.columns[k].Name)
-		b = appendValue(b, r.Values[k])
+		b = appendValue(b, r.value(i, k))
 	}
 	return append(b, '}')
 }

@@ -97,6 +97,7 @@ func NewService(ctx context.Context, st Store, app *appdir.App, d Defaults, log 
 	if err := svc.reload(ctx); err != nil {
 		return nil, err
 	}
+	svc.upgradeIndexes(ctx)
 	if app == nil {
 		return svc, nil
 	}
@@ -106,6 +107,29 @@ func NewService(ctx context.Context, st Store, app *appdir.App, d Defaults, log 
 		}
 	}
 	return svc, svc.reload(ctx)
+}
+
+// upgradeIndexes brings the own indexes of tables created by earlier versions up to date (see
+// SQL.upgradeUserIndex). A table that cannot be upgraded keeps its index, which answers the same
+// rows, only slower: that is logged, not fatal.
+func (svc *Service) upgradeIndexes(ctx context.Context) {
+	up, ok := svc.st.(interface {
+		upgradeUserIndex(ctx context.Context, s *Schema) error
+	})
+	if !ok {
+		return
+	}
+	svc.mu.RLock()
+	tables := make([]*Schema, 0, len(svc.tables))
+	for _, s := range svc.tables {
+		tables = append(tables, s)
+	}
+	svc.mu.RUnlock()
+	for _, s := range tables {
+		if err := up.upgradeUserIndex(ctx, s); err != nil {
+			svc.log.Warn("the per-user index of a table could not be upgraded; its reads sort the user's rows", "table", s.Name, "err", err)
+		}
+	}
 }
 
 // Store is the data store the service and handlers use.

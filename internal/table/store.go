@@ -45,6 +45,17 @@ type Row struct {
 	Deleted   bool
 	// Values holds user columns by lower-cased name: nil, string, float64, bool or time.Time.
 	Values map[string]any
+	// ordered, set instead of Values by a read for rendering only (SQL.queryOrdered), holds the
+	// same values in the schema's column order (Schema.order).
+	ordered []any
+}
+
+// value is the user column at index i of the schema's column order, named k.
+func (r *Row) value(i int, k string) any {
+	if r.ordered != nil {
+		return r.ordered[i]
+	}
+	return r.Values[k]
 }
 
 // Store keeps tables: their catalogue and their rows. SQL implements it for SQLite and PostgreSQL;
@@ -318,7 +329,11 @@ func (st *SQL) Create(ctx context.Context, s *Schema) error {
 		return fmt.Errorf("table: create %s: %w", s.Name, err)
 	}
 	if s.Options.PerUser {
-		if _, err := tx.ExecContext(ctx, fmt.Sprintf(`CREATE INDEX %s ON %s (%s)`, quote(userIndex(s)), quote(s.SQLName), quote(physicalColumn(UserIDColumn)))); err != nil {
+		keys, err := st.userIndexKeys()
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf(`CREATE INDEX %s ON %s (%s)`, quote(userIndex(s)), quote(s.SQLName), strings.Join(keys, ", "))); err != nil {
 			return fmt.Errorf("table: create %s: %w", s.Name, err)
 		}
 	}
@@ -420,7 +435,11 @@ func (st *SQL) AddColumns(ctx context.Context, s *Schema, cols []Column, maxColu
 // updatedIndex and userIndex name a table's own indexes (within PostgreSQL's 63 bytes, so that it
 // never truncates one name into another).
 func updatedIndex(s *Schema) string { return physical("", s.SQLName+"_updated") }
-func userIndex(s *Schema) string    { return physical("", s.SQLName+"_user") }
+func userIndex(s *Schema) string    { return physical("", s.SQLName+"_user_id") }
+
+// legacyUserIndex is the index on the user id alone of per-user tables created by earlier versions,
+// replaced by userIndex (see upgradeUserIndex).
+func legacyUserIndex(s *Schema) string { return physical("", s.SQLName+"_user") }
 
 // indexName names the index of a declared column.
 func indexName(s *Schema, c Column) string { return legacyPhysical(s.SQLName+"_ix_", c.Name) }
@@ -507,6 +526,10 @@ type scanBuf struct {
 	vals []any
 	// rows, when it has room, holds the Rows of a multi-row read: one allocation instead of one each.
 	rows []Row
+	// ordered, when it has room, holds the values of rows read for rendering (Row.ordered) one after
+	// another; orderedMode says that rows get them instead of a Values map.
+	ordered     []any
+	orderedMode bool
 }
 
 func newScanBuf(s *Schema) *scanBuf {
@@ -536,7 +559,21 @@ func (st *SQL) scan(b *scanBuf, sc scanner) (*Row, error) {
 	} else {
 		r = &Row{}
 	}
-	r.Values = make(map[string]any, len(cols))
+	// A map per row costs two allocations (its header and its slots); a read that only renders its
+	// rows takes the values in column order instead, from one slice for the whole page.
+	set := func(i int, v any) { r.Values[b.keys[i]] = v }
+	if b.orderedMode {
+		n := len(b.ordered)
+		if n+len(cols) > cap(b.ordered) {
+			b.ordered = make([]any, 0, max(len(cols), 10*len(cols)))
+			n = 0
+		}
+		b.ordered = b.ordered[:n+len(cols)]
+		r.ordered = b.ordered[n : n+len(cols) : n+len(cols)]
+		set = func(i int, v any) { r.ordered[i] = v }
+	} else {
+		r.Values = make(map[string]any, len(cols))
+	}
 	// Values the driver returns already boxed in the type a Row holds are stored as they are, so
 	// they are not boxed a second time.
 	switch id := vals[0].(type) {
@@ -559,7 +596,7 @@ func (st *SQL) scan(b *scanBuf, sc scanner) (*Row, error) {
 	for i, c := range cols {
 		v := vals[5+i]
 		if v == nil {
-			r.Values[b.keys[i]] = nil
+			set(i, nil)
 			continue
 		}
 		switch c.Type {
@@ -568,26 +605,26 @@ func (st *SQL) scan(b *scanBuf, sc scanner) (*Row, error) {
 			if err != nil {
 				return nil, err
 			}
-			r.Values[b.keys[i]] = t
+			set(i, t)
 		case Boolean:
-			r.Values[b.keys[i]] = toBool(v)
+			set(i, toBool(v))
 		case Number:
 			switch x := v.(type) {
 			case float64:
-				r.Values[b.keys[i]] = v
+				set(i, v)
 			case int64:
-				r.Values[b.keys[i]] = float64(x)
+				set(i, float64(x))
 			default:
 				return nil, fmt.Errorf("table: column %s holds %T", c.Name, v)
 			}
 		default:
 			switch x := v.(type) {
 			case string:
-				r.Values[b.keys[i]] = v
+				set(i, v)
 			case []byte:
-				r.Values[b.keys[i]] = string(x)
+				set(i, string(x))
 			default:
-				r.Values[b.keys[i]] = fmt.Sprint(x)
+				set(i, fmt.Sprint(x))
 			}
 		}
 	}
@@ -640,6 +677,16 @@ func (st *SQL) arg(v any) any {
 
 // Query runs a compiled read and returns its rows (and the total count when asked).
 func (st *SQL) Query(ctx context.Context, s *Schema, q *odata.Query) ([]*Row, int64, error) {
+	return st.read(ctx, s, q, false)
+}
+
+// queryOrdered is Query for a read whose rows are only rendered (appendRow): their values come in
+// column order (Row.ordered), without a map per row.
+func (st *SQL) queryOrdered(ctx context.Context, s *Schema, q *odata.Query) ([]*Row, int64, error) {
+	return st.read(ctx, s, q, true)
+}
+
+func (st *SQL) read(ctx context.Context, s *Schema, q *odata.Query, ordered bool) ([]*Row, int64, error) {
 	c, err := odata.Compile(q, s.odata, st.d, 1)
 	if err != nil {
 		return nil, 0, err
@@ -657,9 +704,13 @@ func (st *SQL) Query(ctx context.Context, s *Schema, q *odata.Query) ([]*Row, in
 	var out []*Row
 	var size int64
 	buf := newScanBuf(s)
+	buf.orderedMode = ordered
 	if c.Limit > 0 {
 		buf.rows = make([]Row, 0, min(c.Limit, 64))
 		out = make([]*Row, 0, min(c.Limit, 64))
+		if ordered {
+			buf.ordered = make([]any, 0, min(c.Limit, 64)*len(buf.cols))
+		}
 	}
 	for rows.Next() {
 		r, err := st.scan(buf, rows)
@@ -667,7 +718,7 @@ func (st *SQL) Query(ctx context.Context, s *Schema, q *odata.Query) ([]*Row, in
 			return nil, 0, err
 		}
 		if q.MaxBytes > 0 {
-			if size += rowSize(r); size > q.MaxBytes {
+			if size += rowSize(r, buf.keys); size > q.MaxBytes {
 				return nil, 0, resultTooLarge(q.MaxBytes)
 			}
 		}
@@ -708,13 +759,19 @@ func resultTooLarge(maxBytes int64) error {
 
 // rowSize approximates the bytes a row takes in memory and in a response: every value read (also of
 // columns $select leaves out, which are read all the same), plus a fixed overhead per value.
-func rowSize(r *Row) int64 {
+func rowSize(r *Row, keys []string) int64 {
 	n := int64(128 + len(r.Version))
 	if id, ok := r.ID.(string); ok {
 		n += int64(len(id))
 	}
 	for k, v := range r.Values {
 		n += int64(len(k)) + 16
+		if s, ok := v.(string); ok {
+			n += int64(len(s))
+		}
+	}
+	for i, v := range r.ordered {
+		n += int64(len(keys[i])) + 16
 		if s, ok := v.(string); ok {
 			n += int64(len(s))
 		}
@@ -1076,26 +1133,65 @@ func (st *SQL) CreateIndex(ctx context.Context, s *Schema, spec string) error {
 	if len(cols) == 1 {
 		legacy = indexName(s, cols[0])
 	}
+	err = st.buildIndex(ctx, s, name, keys, legacy, func() error { return nameCollision("column", cols[len(cols)-1].Name, "") })
+	var ie *InputError
+	if err != nil && !errors.As(err, &ie) {
+		return fmt.Errorf("table: index %s (%s): %w", s.Name, spec, err)
+	}
+	return err
+}
+
+// upgradeUserIndex gives a per-user table created by an earlier version the index on (user id, id)
+// that serves its reads (every non-admin read filters on the user and orders by id last) in place
+// of the one on the user id alone (which made every page sort all of the user's rows first).
+func (st *SQL) upgradeUserIndex(ctx context.Context, s *Schema) error {
+	if !s.Options.PerUser {
+		return nil
+	}
+	keys, err := st.userIndexKeys()
+	if err != nil {
+		return err
+	}
+	return st.buildIndex(ctx, s, userIndex(s), keys, legacyUserIndex(s), func() error {
+		return fmt.Errorf("table: index %s: the name is taken", userIndex(s))
+	})
+}
+
+// userIndexKeys are the keys of a per-user table's own index: the user id column keyed as its
+// equality compares it, then id, the last key of every $orderby.
+func (st *SQL) userIndexKeys() ([]string, error) {
+	k, err := odata.EqualityIndexKey(st.d, physicalColumn(UserIDColumn))
+	if err != nil {
+		return nil, err
+	}
+	return []string{k, colID}, nil
+}
+
+// buildIndex creates the index name on keys unless it exists, then drops the index legacy (when
+// not "") that it replaces. taken is the error when name belongs to something other than an index.
+// On PostgreSQL the build is CONCURRENTLY, one at a time across instances, and an unfinished one is
+// dropped and built again (see CreateIndex).
+func (st *SQL) buildIndex(ctx context.Context, s *Schema, name string, keys []string, legacy string, taken func() error) error {
 	if !st.pg() {
-		if err := st.checkIndexName(ctx, st.db, s, cols, name); err != nil {
+		if err := st.checkIndexName(ctx, st.db, name, taken); err != nil {
 			return err
 		}
 		q := fmt.Sprintf("CREATE INDEX IF NOT EXISTS %s ON %s (%s)", quote(name), quote(s.SQLName), strings.Join(keys, ", "))
 		if _, err := st.db.ExecContext(ctx, q); err != nil {
-			return fmt.Errorf("table: index %s (%s): %w", s.Name, spec, err)
+			return err
 		}
 		return st.dropLegacyIndex(ctx, st.db, legacy, "")
 	}
 	conn, err := st.db.Conn(ctx)
 	if err != nil {
-		return fmt.Errorf("table: index %s (%s): %w", s.Name, spec, err)
+		return err
 	}
 	defer conn.Close()
 	if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, indexLockID); err != nil {
-		return fmt.Errorf("table: index %s (%s): lock: %w", s.Name, spec, err)
+		return fmt.Errorf("lock: %w", err)
 	}
 	defer conn.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, indexLockID) //nolint:errcheck
-	if err := st.checkIndexName(ctx, conn, s, cols, name); err != nil {
+	if err := st.checkIndexName(ctx, conn, name, taken); err != nil {
 		return err
 	}
 	var valid bool
@@ -1104,17 +1200,17 @@ func (st *SQL) CreateIndex(ctx context.Context, s *Schema, spec string) error {
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 	case err != nil:
-		return fmt.Errorf("table: index %s (%s): %w", s.Name, spec, err)
+		return err
 	case valid:
 		return st.dropLegacyIndex(ctx, conn, legacy, " CONCURRENTLY")
 	default: // a build that did not finish
 		if _, err := conn.ExecContext(ctx, "DROP INDEX CONCURRENTLY IF EXISTS "+quote(name)); err != nil {
-			return fmt.Errorf("table: index %s (%s): drop the unfinished build: %w", s.Name, spec, err)
+			return fmt.Errorf("drop the unfinished build: %w", err)
 		}
 	}
 	q := fmt.Sprintf("CREATE INDEX CONCURRENTLY %s ON %s (%s)", quote(name), quote(s.SQLName), strings.Join(keys, ", "))
 	if _, err := conn.ExecContext(ctx, q); err != nil {
-		return fmt.Errorf("table: index %s (%s): %w", s.Name, spec, err)
+		return err
 	}
 	return st.dropLegacyIndex(ctx, conn, legacy, " CONCURRENTLY")
 }
@@ -1128,14 +1224,14 @@ type queryRower interface {
 }
 
 // checkIndexName refuses an index whose name is taken by something other than an index (IF NOT
-// EXISTS would skip the index silently).
-func (st *SQL) checkIndexName(ctx context.Context, q queryRower, s *Schema, cols []Column, name string) error {
+// EXISTS would skip the index silently): the error is taken's.
+func (st *SQL) checkIndexName(ctx context.Context, q queryRower, name string, taken func() error) error {
 	kind, err := st.relation(ctx, q, name)
 	if err != nil {
-		return fmt.Errorf("table: index %s: %w", s.Name, err)
+		return err
 	}
 	if kind != "" && kind != "index" {
-		return nameCollision("column", cols[len(cols)-1].Name, "")
+		return taken()
 	}
 	return nil
 }
