@@ -422,17 +422,12 @@ func (g *Gatehouse) get(t testing.TB, path string, headers map[string]string) (i
 	return res.StatusCode, string(b)
 }
 
-// runNode runs `node js/SCRIPT ARGS...` in e2e/ with env added to the environment, bounded by
+// runNodeAtLeast runs `node js/SCRIPT ARGS...` in e2e/ with env added to the environment, bounded by
 // GATEHOUSE_E2E_LIMIT, and decodes the last line of its stdout as JSON into out (when out is not
 // nil). It returns the exit code; it fails the test if node cannot start, runs out of time, or
 // prints no JSON. Its stderr goes to the test log if the test fails.
-func runNode(t testing.TB, env map[string]string, out any, script string, args ...string) int {
-	t.Helper()
-	return runNodeAtLeast(t, 0, env, out, script, args...)
-}
-
-// runNodeAtLeast is runNode with a time limit of at least least: for the long scenarios (the console
-// walks every page) that a loaded 2-core machine takes longer than the default for.
+// The limit is at least least: the long scenarios (the console walks every page) take longer than
+// the default on a loaded 2-core machine.
 func runNodeAtLeast(t testing.TB, least time.Duration, env map[string]string, out any, script string, args ...string) int {
 	t.Helper()
 	needTools(t, false)
@@ -522,9 +517,14 @@ func (r *BrowserRun) requestsTo(prefix string) []BrowserRequest {
 // runBrowser opens pageURL in headless Chromium and runs js/scenarios/SCENARIO.mjs there with args
 // (any JSON value); the scenario's result is decoded into result. The test fails if the scenario
 // throws or the page reports an uncaught error.
-// scenarioLimits are the scenarios that need more than the default time limit: the console walks
-// every page (with an accessibility check on each) and takes 60-100 s on a loaded 2-core machine.
-var scenarioLimits = map[string]time.Duration{"console": 240 * time.Second}
+// scenarioLimit is the least time limit of a scenario: the console walks every page (with an
+// accessibility check on each) and takes 60-100 s on a loaded 2-core machine.
+func scenarioLimit(scenario string) time.Duration {
+	if scenario == "console" {
+		return 240 * time.Second
+	}
+	return 0
+}
 
 func runBrowser(t testing.TB, scenario, pageURL, gatehouseURL string, args, result any) *BrowserRun {
 	t.Helper()
@@ -534,7 +534,7 @@ func runBrowser(t testing.TB, scenario, pageURL, gatehouseURL string, args, resu
 		t.Fatal(err)
 	}
 	var run BrowserRun
-	code := runNodeAtLeast(t, scenarioLimits[scenario], map[string]string{
+	code := runNodeAtLeast(t, scenarioLimit(scenario), map[string]string{
 		"GATEHOUSE_PAGE_URL": pageURL,
 		"GATEHOUSE_URL":      gatehouseURL,
 		"GATEHOUSE_ARGS":     string(a),
