@@ -81,6 +81,21 @@ func (m *Middleware) record(ctx context.Context, e Entry) {
 	}
 }
 
+// EntryFor is the entry of a change a request makes through the admin HTTP surfaces, for handlers
+// that record their own (in the change's transaction): who (the console's administrator when the
+// console acts for one, else the master key), from where, and the request id.
+func EntryFor(r *http.Request) Entry {
+	p, ok := PrincipalOf(r.Context())
+	if !ok {
+		p = Principal{Actor: ActorMasterKey, Via: ViaAdminAPI}
+	}
+	e := Entry{Actor: p.Actor, Via: p.Via, RequestID: httpx.InfoOf(r).RequestID}
+	if ip := httpx.ClientOf(r).IP; ip.IsValid() {
+		e.Remote = ip.String()
+	}
+	return e
+}
+
 // LogLost logs an entry that could not be written, with every field but before and after, at error
 // level: the change it describes has committed.
 func LogLost(log *slog.Logger, e Entry, err error) {

@@ -199,9 +199,9 @@ func (h *AdminHandler) schedule(w http.ResponseWriter, r *http.Request, defs []D
 			httpx.Error(w, r, http.StatusBadRequest, Message(perr))
 			return
 		}
-		sc, _, err = h.Schedules.Set(r.Context(), defs, name, ch, byRequest(r))
+		sc, _, err = h.Schedules.Set(r.Context(), defs, name, ch, audit.EntryFor(r))
 	case http.MethodDelete:
-		sc, _, err = h.Schedules.Reset(r.Context(), defs, name, byRequest(r))
+		sc, _, err = h.Schedules.Reset(r.Context(), defs, name, audit.EntryFor(r))
 	}
 	switch {
 	case err == nil:
@@ -214,20 +214,6 @@ func (h *AdminHandler) schedule(w http.ResponseWriter, r *http.Request, defs []D
 		w.Header().Set("Retry-After", "5")
 		httpx.Error(w, r, http.StatusServiceUnavailable, msgUnavailable)
 	}
-}
-
-// byRequest is who makes a change through the admin API: the console's administrator when the
-// console set the principal, else the master key.
-func byRequest(r *http.Request) audit.Entry {
-	p, ok := audit.PrincipalOf(r.Context())
-	if !ok {
-		p = audit.Principal{Actor: audit.ActorMasterKey, Via: audit.ViaAdminAPI}
-	}
-	e := audit.Entry{Actor: p.Actor, Via: p.Via, RequestID: httpx.InfoOf(r).RequestID}
-	if ip := httpx.ClientOf(r).IP; ip.IsValid() {
-		e.Remote = ip.String()
-	}
-	return e
 }
 
 // ParseChange reads the body of PUT /admin/jobs/{name}/schedule: "every" (an interval string, or

@@ -11,6 +11,7 @@ package notify
 import (
 	"context"
 	"sync"
+	"time"
 )
 
 // Channels used by Gatehouse's subsystems.
@@ -97,5 +98,27 @@ func (l *Local) deliver(channel, payload string) {
 func (l *Local) deliverAll(payload string) {
 	for _, ch := range l.channels() {
 		l.deliver(ch, payload)
+	}
+}
+
+// Follow calls reload whenever channel carries a hint (any payload, Resync included) and every
+// interval as the fallback for lost hints, until ctx ends. n may be nil: polling only.
+func Follow(ctx context.Context, n Notifier, channel string, interval time.Duration, reload func(context.Context)) {
+	var hints <-chan string
+	if n != nil {
+		c, stop := n.Subscribe(channel)
+		defer stop()
+		hints = c
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-hints:
+		}
+		reload(ctx)
 	}
 }

@@ -132,3 +132,50 @@ func TestPostgres(t *testing.T) {
 		t.Fatal("b reports disconnected")
 	}
 }
+
+func TestFollowReloadsOnHintAndInterval(t *testing.T) {
+	n := notify.NewLocal()
+	reloads := make(chan struct{}, 16)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		notify.Follow(ctx, n, notify.Tables, time.Hour, func(context.Context) { reloads <- struct{}{} })
+		close(done)
+	}()
+	// The subscription is made inside Follow: publish until the first hint arrives.
+	deadline := time.After(5 * time.Second)
+	for got := false; !got; {
+		_ = n.Publish(ctx, notify.Tables, "x")
+		select {
+		case <-reloads:
+			got = true
+		case <-time.After(10 * time.Millisecond):
+		case <-deadline:
+			t.Fatal("a hint did not cause a reload")
+		}
+	}
+	_ = n.Publish(ctx, notify.Keys, "other channel")
+	select {
+	case <-reloads:
+		t.Fatal("a hint on another channel caused a reload")
+	case <-time.After(50 * time.Millisecond):
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Follow did not return when its context ended")
+	}
+
+	// Without a notifier it polls.
+	ctx, cancel = context.WithCancel(context.Background())
+	defer cancel()
+	go notify.Follow(ctx, nil, notify.Tables, 5*time.Millisecond, func(context.Context) { reloads <- struct{}{} })
+	for range 3 {
+		select {
+		case <-reloads:
+		case <-time.After(5 * time.Second):
+			t.Fatal("no reload at the interval")
+		}
+	}
+}

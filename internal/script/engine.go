@@ -267,23 +267,9 @@ func (e *Engine) Follow(ctx context.Context, n notify.Notifier, interval time.Du
 	if e.opt.Overlay == nil {
 		return
 	}
-	var changes <-chan string
-	if n != nil {
-		c, stop := n.Subscribe(notify.Scripts)
-		defer stop()
-		changes = c
-	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		case <-changes:
-		}
+	notify.Follow(ctx, n, notify.Scripts, interval, func(ctx context.Context) {
 		e.reload1(ctx, false) //nolint:errcheck // logged by reload1
-	}
+	})
 }
 
 // EditsRevision is the revision of the overlay's edits the serving version holds (0 without any).

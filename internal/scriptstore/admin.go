@@ -103,7 +103,7 @@ func (h *AdminHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			httpx.WriteError(w, r, err)
 			return
 		}
-		e, err := h.Editor.Save(ctx, who(r), rel, src)
+		e, err := h.Editor.Save(ctx, audit.EntryFor(r), rel, src)
 		h.done(w, r, e, err)
 	case http.MethodPost:
 		audit.NoChange(ctx)
@@ -118,11 +118,11 @@ func (h *AdminHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			httpx.Error(w, r, http.StatusBadRequest, `The body must be {"revision": N}: the kept revision to restore.`)
 			return
 		}
-		e, err := h.Editor.Restore(ctx, who(r), rel, body.Revision)
+		e, err := h.Editor.Restore(ctx, audit.EntryFor(r), rel, body.Revision)
 		h.done(w, r, e, err)
 	case http.MethodDelete:
 		audit.NoChange(ctx)
-		e, err := h.Editor.Revert(ctx, who(r), rel)
+		e, err := h.Editor.Revert(ctx, audit.EntryFor(r), rel)
 		h.done(w, r, e, err)
 	default:
 		httpx.MethodNotAllowed(w, r, "GET", "PUT", "POST", "DELETE")
@@ -159,20 +159,6 @@ func readSource(r *http.Request) (string, error) {
 		return "", httpx.Errorf(http.StatusRequestEntityTooLarge, "A script is at most 1 MiB.")
 	}
 	return string(b), nil
-}
-
-// who is the audit entry's actor of a request: the console's administrator when the console acts,
-// else the master key.
-func who(r *http.Request) audit.Entry {
-	p, ok := audit.PrincipalOf(r.Context())
-	if !ok {
-		p = audit.Principal{Actor: audit.ActorMasterKey, Via: audit.ViaAdminAPI}
-	}
-	e := audit.Entry{Actor: p.Actor, Via: p.Via, RequestID: httpx.InfoOf(r).RequestID}
-	if ip := httpx.ClientOf(r).IP; ip.IsValid() {
-		e.Remote = ip.String()
-	}
-	return e
 }
 
 func (h *AdminHandler) done(w http.ResponseWriter, r *http.Request, e Edit, err error) {

@@ -275,25 +275,11 @@ func (a *AdminHandler) fail(w http.ResponseWriter, r *http.Request, err error) {
 // Run reloads the catalogue when another instance or the CLI says it changed (Notify), and every
 // interval as the fallback, so that changes (permissions, options, new columns) reach this one.
 func (svc *Service) Run(ctx context.Context, interval time.Duration) {
-	var changes <-chan string
-	if svc.notifier != nil {
-		c, stop := svc.notifier.Subscribe(notify.Tables)
-		defer stop()
-		changes = c
-	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		case <-changes:
-		}
+	notify.Follow(ctx, svc.notifier, notify.Tables, interval, func(ctx context.Context) {
 		if err := svc.reload(ctx); err != nil && ctx.Err() == nil {
 			svc.log.Warn("reloading the table catalogue failed", "err", err)
 		}
-	}
+	})
 }
 
 // SortedColumns lists Info columns "name=type" sorted, for the CLI.
