@@ -1148,6 +1148,12 @@ func (st *SQL) upgradeUserIndex(ctx context.Context, s *Schema) error {
 	if !s.Options.PerUser {
 		return nil
 	}
+	// Every start and every admin command's table service comes here: once the index is in place
+	// (and the one it replaced gone) two catalogue lookups answer, without the build's advisory
+	// lock and pinned connection, which instances starting together would otherwise queue on.
+	if legacy, err := st.relation(ctx, st.db, legacyUserIndex(s)); err == nil && legacy == "" && st.indexReady(ctx, userIndex(s)) {
+		return nil
+	}
 	keys, err := st.userIndexKeys()
 	if err != nil {
 		return err
@@ -1155,6 +1161,19 @@ func (st *SQL) upgradeUserIndex(ctx context.Context, s *Schema) error {
 	return st.buildIndex(ctx, s, userIndex(s), keys, legacyUserIndex(s), func() error {
 		return fmt.Errorf("table: index %s: the name is taken", userIndex(s))
 	})
+}
+
+// indexReady reports whether the index name exists and, on PostgreSQL, is valid (a CONCURRENTLY
+// build cut short leaves an invalid one, which buildIndex drops and builds again).
+func (st *SQL) indexReady(ctx context.Context, name string) bool {
+	if !st.pg() {
+		kind, err := st.relation(ctx, st.db, name)
+		return err == nil && kind == "index"
+	}
+	var valid bool
+	err := st.db.QueryRowContext(ctx, `SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+		JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = current_schema() AND c.relname = $1`, name).Scan(&valid)
+	return err == nil && valid
 }
 
 // userIndexKeys are the keys of a per-user table's own index: the user id column keyed as its
