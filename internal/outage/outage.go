@@ -163,17 +163,27 @@ func (m *Monitor) Count() {
 	}
 }
 
-func (m *Monitor) recovered() {
+// recovered records a successful ping and reports whether the database counts as reachable. An
+// outage lasts at least one Probe: in its first moments the connections that were idle in the pool
+// when the failures began can still answer a ping while the rest fail (a proxy or server going down
+// closes them one by one), and closing the outage on such an answer would open a second one at the
+// next failure. The probe's next ping, a Probe later, decides.
+func (m *Monitor) recovered() bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.lastOK = true
 	if !m.down {
-		return
+		m.lastOK = true
+		return true
 	}
+	if m.o.Now().Sub(m.since) < m.o.Probe {
+		return false
+	}
+	m.lastOK = true
 	m.down = false
 	m.log.Info("database reachable again", "outage", m.o.Now().Sub(m.since).Round(time.Millisecond).String(),
 		"failed_requests", m.failed, "folded_log_lines", m.folded, "first_error", m.cause)
 	m.failed, m.folded = 0, 0
+	return true
 }
 
 // Check pings the database unless it was pinged within CheckEvery (then the last answer stands) and
@@ -199,8 +209,7 @@ func (m *Monitor) ping(ctx context.Context) bool {
 		}
 		return false
 	}
-	m.recovered()
-	return true
+	return m.recovered()
 }
 
 // Run probes the database while an outage lasts, until ctx ends.

@@ -151,3 +151,37 @@ func TestMonitor(t *testing.T) {
 		t.Fatal("request errors after the outage must be logged")
 	}
 }
+
+// TestOutageLastsAProbe: a ping that answers in the outage's first moments (a connection that was
+// idle in the pool when the others failed) does not close it; the probe's ping a Probe later does,
+// so one outage is one line.
+func TestOutageLastsAProbe(t *testing.T) {
+	buf := &syncBuf{}
+	base := slog.New(slog.NewJSONHandler(buf, nil))
+	db := &flakyDB{}
+	var mu sync.Mutex
+	now := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	m := outage.New(db, base, outage.Options{Probe: time.Second, CheckEvery: time.Nanosecond, Now: clock})
+	ctx := context.Background()
+
+	if !m.Report(&net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}) || !m.Down() {
+		t.Fatal("a connection reset should open an outage")
+	}
+	advance(5 * time.Millisecond)
+	if m.Check(ctx) || !m.Down() {
+		t.Fatal("a ping 5 ms into the outage closed it")
+	}
+	m.Report(&net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET})
+	advance(time.Second)
+	if !m.Check(ctx) || m.Down() {
+		t.Fatal("a ping a probe interval into the outage should close it")
+	}
+	if n := strings.Count(buf.String(), `"msg":"database unreachable`); n != 1 {
+		t.Fatalf("want one outage line, got %d:\n%s", n, buf.String())
+	}
+	if !m.Check(ctx) {
+		t.Fatal("reachable after the outage")
+	}
+}
