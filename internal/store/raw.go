@@ -76,7 +76,7 @@ func (r *sqlRaw) Err() error {
 	return r.rows.Err()
 }
 
-func (r *sqlRaw) Close() error     { return r.rows.Close() }
+func (r *sqlRaw) Close() error    { return r.rows.Close() }
 func (r *sqlRaw) Null(i int) bool { return r.vals[i] == nil }
 
 func (r *sqlRaw) Int64(i int) int64 {
