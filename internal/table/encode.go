@@ -27,9 +27,7 @@ func appendValue(b []byte, v any) []byte {
 	case bool:
 		return strconv.AppendBool(b, x)
 	case time.Time:
-		b = append(b, '"')
-		b = x.UTC().AppendFormat(b, DateFormat)
-		return append(b, '"')
+		return appendTime(b, x)
 	}
 	return append(b, "null"...)
 }
@@ -60,7 +58,8 @@ const hexDigits = "0123456789abcdef"
 
 // appendString writes a JSON string like encoding/json without HTML escaping: quotes, backslashes and
 // control characters escaped, invalid UTF-8 replaced by U+FFFD, U+2028 and U+2029 escaped.
-func appendString(b []byte, s string) []byte {
+// It takes a string or the bytes of one (a value read in place, store.RawRows).
+func appendString[T string | []byte](b []byte, s T) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
@@ -86,7 +85,8 @@ func appendString(b []byte, s string) []byte {
 			start = i
 			continue
 		}
-		r, size := utf8.DecodeRuneInString(s[i:])
+		// At most one rune's bytes are converted: that never allocates.
+		r, size := utf8.DecodeRuneInString(string(s[i:min(i+utf8.UTFMax, len(s))]))
 		if r == utf8.RuneError && size == 1 {
 			b = append(b, s[start:i]...)
 			b = append(b, `\ufffd`...)

@@ -404,29 +404,14 @@ func (q *request) read() error {
 	if r := q.restrict(); r != nil {
 		oq.Restrict(r)
 	}
-	query := q.h.Service.st.Query
-	if o, ok := q.h.Service.st.(interface {
-		queryOrdered(context.Context, *Schema, *odata.Query) ([]*Row, int64, error)
-	}); ok {
-		query = o.queryOrdered // the rows are only rendered
-	}
-	rows, count, err := query(q.ctx(), q.s, oq)
-	if err != nil {
-		return err
-	}
-	buf := make([]byte, 0, 256*len(rows)+16)
+	buf := make([]byte, 0, 4096)
 	if oq.InlineCount {
 		buf = append(buf, `{"results":`...)
 	}
 	buf = append(buf, '[')
-	for i, row := range rows {
-		if i > 0 {
-			buf = append(buf, ',')
-		}
-		buf = appendRow(buf, q.s, row, v)
-		if oq.MaxBytes > 0 && int64(len(buf)) > oq.MaxBytes {
-			return resultTooLarge(oq.MaxBytes) // JSON escaping made the page longer than its values
-		}
+	buf, n, count, err := q.renderPage(oq, v, buf)
+	if err != nil {
+		return err
 	}
 	buf = append(buf, ']')
 	if oq.InlineCount {
@@ -434,11 +419,38 @@ func (q *request) read() error {
 		buf = strconv.AppendInt(buf, count, 10)
 		buf = append(buf, '}')
 	}
-	if q.v2 && oq.Top > 0 && len(rows) == oq.Top {
-		q.w.Header().Set("Link", q.nextLink(oq.Skip+len(rows)))
+	if q.v2 && oq.Top > 0 && n == oq.Top {
+		q.w.Header().Set("Link", q.nextLink(oq.Skip+n))
 	}
 	q.write(http.StatusOK, buf)
 	return nil
+}
+
+// inPlace is a store that renders reads straight from the database (SQL; see inplace.go).
+type inPlace interface {
+	renderPage(ctx context.Context, s *Schema, q *odata.Query, v view, b []byte) ([]byte, int, int64, error)
+	renderItem(ctx context.Context, s *Schema, id any, restrict odata.Expr, v view, b []byte) ([]byte, string, bool, error)
+}
+
+// renderPage appends the rows of a read to b (see SQL.renderPage), in place where the store can.
+func (q *request) renderPage(oq *odata.Query, v view, b []byte) ([]byte, int, int64, error) {
+	if ip, ok := q.h.Service.st.(inPlace); ok {
+		return ip.renderPage(q.ctx(), q.s, oq, v, b)
+	}
+	rows, count, err := q.h.Service.st.Query(q.ctx(), q.s, oq)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	for i, row := range rows {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendRow(b, q.s, row, v)
+		if oq.MaxBytes > 0 && int64(len(b)) > oq.MaxBytes {
+			return nil, 0, 0, resultTooLarge(oq.MaxBytes) // JSON escaping made the page longer than its values
+		}
+	}
+	return b, len(rows), count, nil
 }
 
 // nextLink is the URL of the next page, as an RFC 8288 Link value.
@@ -492,20 +504,35 @@ func (q *request) lookup() error {
 	if err != nil {
 		return err
 	}
-	row, err := q.h.Service.st.Get(q.ctx(), q.s, id, q.restrict())
-	if errors.Is(err, ErrNotFound) || (err == nil && row.Deleted && !q.includeDeleted()) {
+	body, version, deleted, err := q.renderItem(id, view{v2: q.v2, sys: sys})
+	if errors.Is(err, ErrNotFound) || (err == nil && deleted && !q.includeDeleted()) {
 		return q.notFound(id)
 	}
 	if err != nil {
 		return err
 	}
-	if (q.v2 || sys&sysVersion != 0) && matchETag(q.r.Header.Get("If-None-Match"), row.Version) {
-		q.w.Header().Set("ETag", `"`+row.Version+`"`)
-		q.w.WriteHeader(http.StatusNotModified)
-		return nil
+	if q.v2 || sys&sysVersion != 0 {
+		q.w.Header().Set("ETag", `"`+version+`"`)
+		if matchETag(q.r.Header.Get("If-None-Match"), version) {
+			q.w.WriteHeader(http.StatusNotModified)
+			return nil
+		}
 	}
-	q.writeRow(http.StatusOK, row, view{v2: q.v2, sys: sys})
+	q.write(http.StatusOK, body)
 	return nil
+}
+
+// renderItem reads one item (deleted ones included) and renders it (see SQL.renderItem), in place
+// where the store can.
+func (q *request) renderItem(id any, v view) ([]byte, string, bool, error) {
+	if ip, ok := q.h.Service.st.(inPlace); ok {
+		return ip.renderItem(q.ctx(), q.s, id, q.restrict(), v, nil)
+	}
+	row, err := q.h.Service.st.Get(q.ctx(), q.s, id, q.restrict())
+	if err != nil {
+		return nil, "", false, err
+	}
+	return appendRow(nil, q.s, row, v), row.Version, row.Deleted, nil
 }
 
 // matchETag reports whether an If-None-Match / If-Match list matches the version ("*" matches any).

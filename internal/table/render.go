@@ -61,6 +61,26 @@ func (v view) names() [4]string {
 	return sysV1
 }
 
+// system is the system properties an item of s shows.
+func (v view) system(s *Schema) uint8 {
+	if v.v2 {
+		if v.cols == nil {
+			return sysAll
+		}
+		var sys uint8
+		for i, n := range sysV2Lower {
+			if v.cols[n] {
+				sys |= 1 << i
+			}
+		}
+		return sys
+	}
+	if s.IDType == IntegerID {
+		return 0 // integer-id tables never exposed system properties in v1
+	}
+	return v.sys
+}
+
 // appendRow writes one item as a JSON object.
 func appendRow(b []byte, s *Schema, r *Row, v view) []byte {
 	b = append(b, '{')
@@ -77,20 +97,7 @@ func appendRow(b []byte, s *Schema, r *Row, v view) []byte {
 		field("id")
 		b = appendValue(b, r.ID)
 	}
-	sys := v.sys
-	if v.v2 {
-		sys = sysAll
-		if v.cols != nil {
-			sys = 0
-			for i, n := range sysV2 {
-				if v.cols[strings.ToLower(n)] {
-					sys |= 1 << i
-				}
-			}
-		}
-	} else if s.IDType == IntegerID {
-		sys = 0 // integer-id tables never exposed system properties in v1
-	}
+	sys := v.system(s)
 	names := v.names()
 	if sys&sysCreatedAt != 0 {
 		field(names[0])
@@ -108,12 +115,12 @@ func appendRow(b []byte, s *Schema, r *Row, v view) []byte {
 		field(names[3])
 		b = appendValue(b, r.Deleted)
 	}
-	for i, k := range s.order {
+	for _, k := range s.order {
 		if v.cols != nil && !v.cols[k] {
 			continue
 		}
 		field(s.columns[k].Name)
-		b = appendValue(b, r.value(i, k))
+		b = appendValue(b, r.Values[k])
 	}
 	return append(b, '}')
 }

@@ -134,6 +134,8 @@ const (
 var (
 	sysV1 = [4]string{"__createdAt", "__updatedAt", "__version", "__deleted"}
 	sysV2 = [4]string{"createdAt", "updatedAt", "version", "deleted"}
+	// sysV2Lower is sysV2 lower-cased, as $select names are compared.
+	sysV2Lower = [4]string{"createdat", "updatedat", "version", "deleted"}
 )
 
 // reservedNames cannot be user columns: they are system properties in one dialect or the other.

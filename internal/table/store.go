@@ -45,17 +45,6 @@ type Row struct {
 	Deleted   bool
 	// Values holds user columns by lower-cased name: nil, string, float64, bool or time.Time.
 	Values map[string]any
-	// ordered, set instead of Values by a read for rendering only (SQL.queryOrdered), holds the
-	// same values in the schema's column order (Schema.order).
-	ordered []any
-}
-
-// value is the user column at index i of the schema's column order, named k.
-func (r *Row) value(i int, k string) any {
-	if r.ordered != nil {
-		return r.ordered[i]
-	}
-	return r.Values[k]
 }
 
 // Store keeps tables: their catalogue and their rows. SQL implements it for SQLite and PostgreSQL;
@@ -526,10 +515,6 @@ type scanBuf struct {
 	vals []any
 	// rows, when it has room, holds the Rows of a multi-row read: one allocation instead of one each.
 	rows []Row
-	// ordered, when it has room, holds the values of rows read for rendering (Row.ordered) one after
-	// another; orderedMode says that rows get them instead of a Values map.
-	ordered     []any
-	orderedMode bool
 }
 
 func newScanBuf(s *Schema) *scanBuf {
@@ -559,21 +544,8 @@ func (st *SQL) scan(b *scanBuf, sc scanner) (*Row, error) {
 	} else {
 		r = &Row{}
 	}
-	// A map per row costs two allocations (its header and its slots); a read that only renders its
-	// rows takes the values in column order instead, from one slice for the whole page.
+	r.Values = make(map[string]any, len(cols))
 	set := func(i int, v any) { r.Values[b.keys[i]] = v }
-	if b.orderedMode {
-		n := len(b.ordered)
-		if n+len(cols) > cap(b.ordered) {
-			b.ordered = make([]any, 0, max(len(cols), 10*len(cols)))
-			n = 0
-		}
-		b.ordered = b.ordered[:n+len(cols)]
-		r.ordered = b.ordered[n : n+len(cols) : n+len(cols)]
-		set = func(i int, v any) { r.ordered[i] = v }
-	} else {
-		r.Values = make(map[string]any, len(cols))
-	}
 	// Values the driver returns already boxed in the type a Row holds are stored as they are, so
 	// they are not boxed a second time.
 	switch id := vals[0].(type) {
@@ -675,18 +647,9 @@ func (st *SQL) arg(v any) any {
 	return v
 }
 
-// Query runs a compiled read and returns its rows (and the total count when asked).
+// Query runs a compiled read and returns its rows (and the total count when asked). A read whose rows
+// are only rendered goes through renderPage instead.
 func (st *SQL) Query(ctx context.Context, s *Schema, q *odata.Query) ([]*Row, int64, error) {
-	return st.read(ctx, s, q, false)
-}
-
-// queryOrdered is Query for a read whose rows are only rendered (appendRow): their values come in
-// column order (Row.ordered), without a map per row.
-func (st *SQL) queryOrdered(ctx context.Context, s *Schema, q *odata.Query) ([]*Row, int64, error) {
-	return st.read(ctx, s, q, true)
-}
-
-func (st *SQL) read(ctx context.Context, s *Schema, q *odata.Query, ordered bool) ([]*Row, int64, error) {
 	c, err := odata.Compile(q, s.odata, st.d, 1)
 	if err != nil {
 		return nil, 0, err
@@ -704,13 +667,9 @@ func (st *SQL) read(ctx context.Context, s *Schema, q *odata.Query, ordered bool
 	var out []*Row
 	var size int64
 	buf := newScanBuf(s)
-	buf.orderedMode = ordered
 	if c.Limit > 0 {
 		buf.rows = make([]Row, 0, min(c.Limit, 64))
 		out = make([]*Row, 0, min(c.Limit, 64))
-		if ordered {
-			buf.ordered = make([]any, 0, min(c.Limit, 64)*len(buf.cols))
-		}
 	}
 	for rows.Next() {
 		r, err := st.scan(buf, rows)
@@ -718,7 +677,7 @@ func (st *SQL) read(ctx context.Context, s *Schema, q *odata.Query, ordered bool
 			return nil, 0, err
 		}
 		if q.MaxBytes > 0 {
-			if size += rowSize(r, buf.keys); size > q.MaxBytes {
+			if size += rowSize(r); size > q.MaxBytes {
 				return nil, 0, resultTooLarge(q.MaxBytes)
 			}
 		}
@@ -759,19 +718,13 @@ func resultTooLarge(maxBytes int64) error {
 
 // rowSize approximates the bytes a row takes in memory and in a response: every value read (also of
 // columns $select leaves out, which are read all the same), plus a fixed overhead per value.
-func rowSize(r *Row, keys []string) int64 {
+func rowSize(r *Row) int64 {
 	n := int64(128 + len(r.Version))
 	if id, ok := r.ID.(string); ok {
 		n += int64(len(id))
 	}
 	for k, v := range r.Values {
 		n += int64(len(k)) + 16
-		if s, ok := v.(string); ok {
-			n += int64(len(s))
-		}
-	}
-	for i, v := range r.ordered {
-		n += int64(len(keys[i])) + 16
 		if s, ok := v.(string); ok {
 			n += int64(len(s))
 		}

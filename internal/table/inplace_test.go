@@ -1,0 +1,130 @@
+package table
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/odata"
+	"github.com/gatehouse/gatehouse/internal/store"
+	"github.com/gatehouse/gatehouse/internal/store/storetest"
+)
+
+// TestInPlaceRendersLikeRows checks that a read rendered in place (renderPage, renderItem) writes
+// exactly what rendering the Rows of Query and Get writes, for both id types, every column type,
+// NULLs, strings that need escaping, numbers at the edges of the formatting rules, deleted rows, v1
+// and v2 views and $select; and that it fails the result size limit exactly when a read into Rows
+// does.
+func TestInPlaceRendersLikeRows(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		st := NewSQL(db)
+		texts := []string{"", "plain", "quote \" and \\ back", "tab\tnew\nline\r\x01", "caf\u00e9 \u65e5\u672c \U0001F600", "sep \u2028 \u2029", strings.Repeat("long ", 300)}
+		nums := []float64{0, 1, -1, 0.25, 1.0 / 3, 1e20, 1e21, -1e-7, 123456789012345, math.MaxFloat64, math.SmallestNonzeroFloat64}
+		for _, id := range []IDType{StringID, IntegerID} {
+			s := createTable(t, st, "Mixed"+string(id), id, Options{SoftDelete: true}, map[string]ColumnType{"title": String, "n": Number, "when": Date, "ok": Boolean})
+			var rows []*Row
+			for i := range 75 {
+				v := map[string]any{"title": texts[i%len(texts)], "n": nums[i%len(nums)], "when": time.UnixMilli(int64(i)*86400001 - 5e11).UTC(), "ok": i%2 == 0}
+				if i%6 == 0 {
+					v = map[string]any{"title": nil, "n": nil, "when": nil, "ok": nil}
+				}
+				r := &Row{ID: int64(i + 1), Values: v}
+				if id == StringID {
+					r.ID = fmt.Sprintf("r%03d\u00e9", i)
+				}
+				rows = append(rows, r)
+			}
+			if err := st.InsertBatch(ctx, s, rows); err != nil {
+				t.Fatal(err)
+			}
+			all, _, err := st.Query(ctx, s, &odata.Query{Top: 1000})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := st.Delete(ctx, s, all[7].ID, "", nil); err != nil {
+				t.Fatal(err)
+			}
+			views := []view{{v2: true}, {sys: sysAll}, {}, {sys: sysVersion | sysDeleted},
+				{v2: true, cols: map[string]bool{"n": true, "ok": true, "createdat": true}},
+				{cols: map[string]bool{"title": true, "id": true}, includeID: true, sys: sysVersion}}
+			for _, top := range []int{1, 10, 1000} {
+				for vi, v := range views {
+					q := func() *odata.Query { return &odata.Query{Top: top, IncludeDeleted: true, InlineCount: true} }
+					want, wantN, wantCount := renderRows(t, st, s, q(), v)
+					got, n, count, err := st.renderPage(ctx, s, q(), v, []byte("["))
+					if err != nil {
+						t.Fatal(err)
+					}
+					if string(got) != want || n != wantN || count != wantCount {
+						t.Fatalf("%s $top=%d view %d: in place (%d rows, count %d)\n%s\nfrom Rows (%d rows, count %d)\n%s", id, top, vi, n, count, got, wantN, wantCount, want)
+					}
+				}
+			}
+			// The size limit: at every limit around the page's size, both fail or both succeed.
+			for _, limit := range []int64{100, 1000, 2000, 5000, 20000, 40000, 60000} {
+				q := &odata.Query{Top: 1000, IncludeDeleted: true, MaxBytes: limit}
+				_, _, errRows := st.Query(ctx, s, q)
+				if errRows == nil {
+					q2 := *q
+					_, _, _, errRows = renderRowsErr(st, s, &q2, view{v2: true})
+				}
+				q3 := *q
+				_, _, _, errInPlace := st.renderPage(ctx, s, &q3, view{v2: true}, []byte("["))
+				var le *odata.LimitError
+				if (errRows == nil) != (errInPlace == nil) || (errInPlace != nil && !errors.As(errInPlace, &le)) {
+					t.Fatalf("limit %d: from Rows %v, in place %v", limit, errRows, errInPlace)
+				}
+			}
+			for _, i := range []int{0, 3, 7, 74} {
+				row, err := st.Get(ctx, s, all[i].ID, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for vi, v := range views[:4] {
+					b, version, deleted, err := st.renderItem(ctx, s, all[i].ID, nil, v, nil)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if want := string(appendRow(nil, s, row, v)); string(b) != want || version != row.Version || deleted != row.Deleted {
+						t.Fatalf("%s item %d view %d: in place %s (%q, %v), from Get %s (%q, %v)", id, i, vi, b, version, deleted, want, row.Version, row.Deleted)
+					}
+				}
+			}
+			if _, _, _, err := st.renderItem(ctx, s, "nope", nil, view{}, nil); id == StringID && !errors.Is(err, ErrNotFound) {
+				t.Fatalf("missing item: %v", err)
+			}
+		}
+	})
+}
+
+// renderRows renders a read the way a store without in-place reads does: Query, then appendRow.
+func renderRows(t *testing.T, st *SQL, s *Schema, q *odata.Query, v view) (string, int, int64) {
+	t.Helper()
+	b, n, count, err := renderRowsErr(st, s, q, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b), n, count
+}
+
+func renderRowsErr(st *SQL, s *Schema, q *odata.Query, v view) ([]byte, int, int64, error) {
+	rows, count, err := st.Query(context.Background(), s, q)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	b := []byte("[")
+	for i, r := range rows {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		if b = appendRow(b, s, r, v); q.MaxBytes > 0 && int64(len(b)) > q.MaxBytes {
+			return nil, 0, 0, resultTooLarge(q.MaxBytes)
+		}
+	}
+	return b, len(rows), count, nil
+}
