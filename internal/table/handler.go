@@ -145,18 +145,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.Scripts.ServeTableScript(w, r, &ScriptCall{
 			Table: s.Name, Op: op, ID: rawID, HasID: hasID, Undelete: r.Method == http.MethodPost && hasID, Caller: caller,
 			IntegerID:   s.IDType == IntegerID,
-			Default:     func(w http.ResponseWriter, r *http.Request) { h.serve(w, r, s, caller, rawID, hasID) },
-			DefaultRead: func(w http.ResponseWriter, r *http.Request) { h.serve(w, r, s, caller, "", false) },
+			Default:     func(w http.ResponseWriter, r *http.Request) { h.serve(w, r, s, caller, rawID, hasID, nil) },
+			DefaultRead: func(w http.ResponseWriter, r *http.Request) { h.serve(w, r, s, caller, "", false, nil) },
 		})
 		return
 	}
-	h.serve(w, r, s, caller, rawID, hasID)
+	h.serve(w, r, s, caller, rawID, hasID, query)
 }
 
-// serve runs a table operation after the checks of ServeHTTP.
-func (h *Handler) serve(w http.ResponseWriter, r *http.Request, s *Schema, caller *auth.Caller, rawID string, hasID bool) {
+// serve runs a table operation after the checks of ServeHTTP. query is r's parsed query string, or
+// nil to parse it when needed (a script's default action may run on a request it changed).
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, s *Schema, caller *auth.Caller, rawID string, hasID bool, query url.Values) {
 	var err error
-	rq := &request{h: h, w: w, r: r, s: s, caller: caller, v2: httpx.DialectOf(r) == httpx.V2, rawID: rawID, hasID: hasID}
+	rq := &request{h: h, w: w, r: r, s: s, caller: caller, v2: httpx.DialectOf(r) == httpx.V2, rawID: rawID, hasID: hasID, query: query}
 	switch {
 	case r.Method == http.MethodGet && hasID:
 		err = rq.lookup()
@@ -358,23 +359,9 @@ func (q *request) limits() odata.Limits {
 	return l
 }
 
-// odataValues is the query with __includeDeleted under the name the OData parser reads.
-func (q *request) odataValues() url.Values {
-	out := url.Values{}
-	for k, vs := range q.queryValues() {
-		if strings.EqualFold(k, "__includeDeleted") {
-			out["__includeDeleted"] = vs
-			continue
-		}
-		if strings.HasPrefix(k, "$") {
-			out[k] = vs
-		}
-	}
-	return out
-}
-
 func (q *request) read() error {
-	oq, err := odata.ParseQuery(q.odataValues(), q.limits())
+	// ParseQuery reads only the $ options and __includeDeleted (in any case) of the query string.
+	oq, err := odata.ParseQuery(q.queryValues(), q.limits())
 	if err != nil {
 		return err
 	}
