@@ -137,6 +137,15 @@ type Call struct {
 	at   int
 }
 
+// Param is a string value given when a compiled query runs (Compiled.Bind) rather than when it is
+// compiled, so that one compilation serves every caller: a per-user table's restriction to the
+// caller's user id.
+type Param struct{ at int }
+
+// NewParam makes a Param.
+func NewParam() *Param { return &Param{} }
+
+func (e *Param) Pos() int   { return e.at - 1 }
 func (e *Literal) Pos() int { return e.at - 1 }
 func (e *Member) Pos() int  { return e.at - 1 }
 func (e *Unary) Pos() int   { return e.at - 1 }
@@ -144,6 +153,7 @@ func (e *Binary) Pos() int  { return e.at - 1 }
 func (e *Logical) Pos() int { return e.at - 1 }
 func (e *Call) Pos() int    { return e.at - 1 }
 
+func (*Param) exprNode()   {}
 func (*Literal) exprNode() {}
 func (*Member) exprNode()  {}
 func (*Unary) exprNode()   {}
@@ -231,6 +241,8 @@ func format(b *strings.Builder, e Expr) {
 		formatLiteral(b, e)
 	case *Member:
 		b.WriteString(e.Name)
+	case *Param:
+		b.WriteString("@param")
 	case *Unary:
 		if e.Op == OpNot {
 			b.WriteString("not ")

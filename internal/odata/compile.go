@@ -32,7 +32,9 @@ type Compiled struct {
 	// Args are the bound values. Placeholders are numbered from the
 	// argStart given to Compile, in both dialects ("?N" / "$N"), so a
 	// fragment may reuse a parameter.
-	Args           []any
+	Args []any
+	// Params are the indexes in Args of the query's Params (nil there until Bind).
+	Params         []int
 	Limit          int      // rows to return; NoLimit for none
 	Offset         int      // rows to skip
 	Columns        []Column // resolved $select, nil = all columns
@@ -138,6 +140,23 @@ func Compile(q *Query, s Schema, d Dialect, argStart int) (*Compiled, error) {
 		return nil, err
 	}
 	out.Args = c.args
+	out.Params = c.params
+	return out, nil
+}
+
+// Bind returns args (Args, or what SelectSQL or CountSQL returned) with vals in the places of the
+// query's Params, in the order they appear in the query (the filter's first). args is not changed.
+func (c *Compiled) Bind(args []any, vals ...any) ([]any, error) {
+	if len(vals) != len(c.Params) {
+		return nil, fmt.Errorf("odata: %d values for %d parameters", len(vals), len(c.Params))
+	}
+	out := append([]any(nil), args...)
+	for i, p := range c.Params {
+		if p >= len(out) {
+			return nil, fmt.Errorf("odata: parameter %d is not among %d arguments", p, len(out))
+		}
+		out[p] = vals[i]
+	}
 	return out, nil
 }
 
@@ -163,6 +182,9 @@ func CompileFilter(e Expr, s Schema, d Dialect, argStart int) (string, []any, er
 	if err := checkCost(&Query{Filter: e}, CostLimits{}); err != nil {
 		return "", nil, err
 	}
+	if len(c.params) > 0 {
+		return "", nil, fmt.Errorf("odata: a filter with parameters needs Compile and Bind")
+	}
 	return where, c.args, nil
 }
 
@@ -171,6 +193,7 @@ type compiler struct {
 	s        Schema
 	option   string
 	args     []any
+	params   []int // indexes in args of Params
 	argStart int
 	depth    int
 }
@@ -235,6 +258,9 @@ func (c *compiler) expr(e Expr, hint Type) (string, Type) {
 		return c.literal(e, hint)
 	case *Member:
 		return c.member(e)
+	case *Param:
+		c.params = append(c.params, len(c.args))
+		return c.bind(nil, TypeString), TypeString
 	case *Unary:
 		return c.unary(e)
 	case *Binary:

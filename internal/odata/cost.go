@@ -89,7 +89,7 @@ func size(e Expr, total *Cost) Cost {
 			return Cost{Bytes: float64(len(e.Str))}
 		}
 		return Cost{}
-	case *Member:
+	case *Member, *Param:
 		return Cost{Growth: 1}
 	case *Unary:
 		size(e.X, total)

@@ -287,11 +287,14 @@ func (q *request) queryValues() url.Values {
 
 // restrict is the predicate every statement of a per-user table carries for a non-admin caller.
 func (q *request) restrict() odata.Expr {
-	if q.s.Options.PerUser && !q.caller.IsAdmin() {
+	if q.ownRowsOnly() {
 		return odata.Eq(odata.Ident(UserIDColumn), odata.Str(q.caller.UserID()))
 	}
 	return nil
 }
+
+// ownRowsOnly says whether the caller may reach only its own rows (a per-user table, not an admin).
+func (q *request) ownRowsOnly() bool { return q.s.Options.PerUser && !q.caller.IsAdmin() }
 
 // parseID turns an id from the URL or body into the table's id type.
 func (q *request) parseID(v any) (any, error) {
@@ -385,12 +388,6 @@ func (q *request) read() error {
 			v.cols[lc] = true
 		}
 	}
-	if !oq.IncludeDeleted {
-		oq.Restrict(odata.Eq(odata.Ident("deleted"), odata.Bool(false)))
-	}
-	if r := q.restrict(); r != nil {
-		oq.Restrict(r)
-	}
 	buf := make([]byte, 0, 4096)
 	if oq.InlineCount {
 		buf = append(buf, `{"results":`...)
@@ -415,14 +412,31 @@ func (q *request) read() error {
 
 // inPlace is a store that renders reads straight from the database (SQL; see inplace.go).
 type inPlace interface {
-	renderPage(ctx context.Context, s *Schema, q *odata.Query, v view, b []byte) ([]byte, int, int64, error)
+	renderPage(ctx context.Context, s *Schema, r pageRead, v view, b []byte) ([]byte, int, int64, error)
 	renderItem(ctx context.Context, s *Schema, id any, restrict odata.Expr, v view, b []byte) ([]byte, string, bool, error)
 }
 
 // renderPage appends the rows of a read to b (see SQL.renderPage), in place where the store can.
+// Rows are soft-deleted unless the client asked for them, and a per-user table's rows are the caller's.
 func (q *request) renderPage(oq *odata.Query, v view, b []byte) ([]byte, int, int64, error) {
 	if ip, ok := q.h.Service.st.(inPlace); ok {
-		return ip.renderPage(q.ctx(), q.s, oq, v, b)
+		vals := q.queryValues()
+		first := func(k string) string {
+			if v := vals[k]; len(v) > 0 {
+				return v[0] // ParseQuery refused an option given twice
+			}
+			return ""
+		}
+		r := pageRead{q: oq, perUser: q.ownRowsOnly(), user: q.caller.UserID()}
+		r.key = &planKey{s: q.s, filter: first("$filter"), orderBy: first("$orderby"), sel: first("$select"),
+			top: oq.Top, skip: oq.Skip, count: oq.InlineCount, includeDeleted: oq.IncludeDeleted, perUser: r.perUser}
+		return ip.renderPage(q.ctx(), q.s, r, v, b)
+	}
+	if !oq.IncludeDeleted {
+		oq.Restrict(notDeleted)
+	}
+	if r := q.restrict(); r != nil {
+		oq.Restrict(r)
 	}
 	rows, count, err := q.h.Service.st.Query(q.ctx(), q.s, oq)
 	if err != nil {

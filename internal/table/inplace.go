@@ -27,17 +27,17 @@ const (
 // renderPage runs a page read and appends its rows to b as JSON objects separated by commas. n is
 // the number of rows; count the total when q asked for it (else -1). limit, when positive, is the
 // most b may grow to (q.MaxBytes): a longer page is a resultTooLarge error.
-func (st *SQL) renderPage(ctx context.Context, s *Schema, q *odata.Query, v view, b []byte) (out []byte, n int, count int64, err error) {
-	c, err := odata.Compile(q, s.odata, st.d, 1)
+func (st *SQL) renderPage(ctx context.Context, s *Schema, r pageRead, v view, b []byte) (out []byte, n int, count int64, err error) {
+	p, err := st.plan(s, r)
 	if err != nil {
 		return nil, 0, 0, err
 	}
-	from := quote(s.SQLName)
-	page, args, err := c.SelectSQL(from, allColumns(s))
+	args, err := p.bind(r)
 	if err != nil {
 		return nil, 0, 0, err
 	}
-	rr, err := st.queryRaw(ctx, st.pageQuery(page, c), args...)
+	q := r.q
+	rr, err := st.queryRaw(ctx, p.query, args...)
 	if err != nil {
 		return nil, 0, 0, queryError(s, err)
 	}
@@ -66,9 +66,12 @@ func (st *SQL) renderPage(ctx context.Context, s *Schema, q *odata.Query, v view
 		return nil, 0, 0, queryError(s, err)
 	}
 	count = -1
-	if c.Count {
-		cq, cargs := c.CountSQL(from)
-		if err := st.queryRow(ctx, cq, cargs...).Scan(&count); err != nil {
+	if p.count != "" {
+		cargs, err := p.bindCount(r)
+		if err != nil {
+			return nil, 0, 0, err
+		}
+		if err := st.queryRow(ctx, p.count, cargs...).Scan(&count); err != nil {
 			return nil, 0, 0, queryError(s, err)
 		}
 	}

@@ -56,7 +56,7 @@ func TestInPlaceRendersLikeRows(t *testing.T) {
 				for vi, v := range views {
 					q := func() *odata.Query { return &odata.Query{Top: top, IncludeDeleted: true, InlineCount: true} }
 					want, wantN, wantCount := renderRows(t, st, s, q(), v)
-					got, n, count, err := st.renderPage(ctx, s, q(), v, []byte("["))
+					got, n, count, err := st.renderPage(ctx, s, pageRead{q: q()}, v, []byte("["))
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -74,7 +74,7 @@ func TestInPlaceRendersLikeRows(t *testing.T) {
 					_, _, _, errRows = renderRowsErr(st, s, &q2, view{v2: true})
 				}
 				q3 := *q
-				_, _, _, errInPlace := st.renderPage(ctx, s, &q3, view{v2: true}, []byte("["))
+				_, _, _, errInPlace := st.renderPage(ctx, s, pageRead{q: &q3}, view{v2: true}, []byte("["))
 				var le *odata.LimitError
 				if (errRows == nil) != (errInPlace == nil) || (errInPlace != nil && !errors.As(errInPlace, &le)) {
 					t.Fatalf("limit %d: from Rows %v, in place %v", limit, errRows, errInPlace)
@@ -127,4 +127,81 @@ func renderRowsErr(st *SQL, s *Schema, q *odata.Query, v view) ([]byte, int, int
 		}
 	}
 	return b, len(rows), count, nil
+}
+
+// TestPlansServeEveryCaller checks the compiled page reads (plan.go): one plan serves every caller of
+// a per-user table, each seeing only its own rows; different option texts get different plans; a
+// table whose columns changed gets a new plan that selects them; and the cache stays bounded.
+func TestPlansServeEveryCaller(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		st := NewSQL(db)
+		s := createTable(t, st, "Notes", StringID, Options{PerUser: true}, map[string]ColumnType{"text": String})
+		var rows []*Row
+		for i := range 6 {
+			user := []string{"custom:a", "custom:b"}[i%2]
+			rows = append(rows, &Row{ID: fmt.Sprintf("n%d", i), Values: map[string]any{"userid": user, "text": fmt.Sprintf("%s %d", user, i)}})
+		}
+		if err := st.InsertBatch(ctx, s, rows); err != nil {
+			t.Fatal(err)
+		}
+		read := func(s *Schema, user, filter string) string {
+			t.Helper()
+			q := &odata.Query{Top: 50}
+			if filter != "" {
+				f, err := odata.ParseFilter(filter)
+				if err != nil {
+					t.Fatal(err)
+				}
+				q.Filter = f
+			}
+			r := pageRead{q: q, perUser: true, user: user, key: &planKey{s: s, filter: filter, top: 50, perUser: true}}
+			b, _, _, err := st.renderPage(ctx, s, r, view{v2: true, cols: map[string]bool{"text": true}}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return string(b)
+		}
+		if got, want := read(s, "custom:a", ""), `{"text":"custom:a 0"},{"text":"custom:a 2"},{"text":"custom:a 4"}`; got != want {
+			t.Fatalf("a reads %s", got)
+		}
+		if got, want := read(s, "custom:b", ""), `{"text":"custom:b 1"},{"text":"custom:b 3"},{"text":"custom:b 5"}`; got != want {
+			t.Fatalf("b reads %s", got)
+		}
+		if n := st.plans.n.Load(); n != 1 {
+			t.Fatalf("%d plans for one query text", n)
+		}
+		if got, want := read(s, "custom:b", "text ne 'custom:b 3'"), `{"text":"custom:b 1"},{"text":"custom:b 5"}`; got != want {
+			t.Fatalf("b's filtered read: %s", got)
+		}
+		if got := read(s, "custom:c", ""); got != "" {
+			t.Fatalf("a user without rows reads %s", got)
+		}
+		if n := st.plans.n.Load(); n != 2 {
+			t.Fatalf("%d plans for two query texts", n)
+		}
+		// A new column: the table's schema is loaded anew, and its plan selects the column.
+		if err := st.AddColumns(ctx, s, []Column{{Name: "extra", SQL: physicalColumn("extra"), Type: String}}, 0); err != nil {
+			t.Fatal(err)
+		}
+		all, err := st.Load(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s2 := all[strings.ToLower(s.Name)]
+		if s2 == nil || s2 == s {
+			t.Fatalf("schema after the new column: %v", s2)
+		}
+		q := &odata.Query{Top: 50}
+		b, _, _, err := st.renderPage(ctx, s2, pageRead{q: q, perUser: true, user: "custom:a", key: &planKey{s: s2, top: 50, perUser: true}}, view{v2: true}, nil)
+		if err != nil || !strings.Contains(string(b), `"extra":null`) {
+			t.Fatalf("after the new column: %s %v", b, err)
+		}
+		for i := range maxPlans + 10 {
+			read(s, "custom:a", fmt.Sprintf("text eq 'x%d'", i))
+			if n := st.plans.n.Load(); n > maxPlans {
+				t.Fatalf("%d plans kept (bound %d)", n, maxPlans)
+			}
+		}
+	})
 }

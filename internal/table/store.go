@@ -85,6 +85,7 @@ type SQL struct {
 	d     odata.Dialect
 	stmts *stmtCache
 	gc    *committer // group commit for row writes
+	plans planCache  // compiled page reads (plan.go)
 }
 
 // NewSQL builds the store.
