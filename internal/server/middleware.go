@@ -326,7 +326,7 @@ func (s *Server) timeout(next http.Handler) http.Handler {
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
 		defer cancel()
-		tw := &timeoutWriter{w: w, h: make(http.Header), dialect: httpx.DialectOf(r), outage: s.outage}
+		tw := &timeoutWriter{w: w, h: make(http.Header), dialect: httpx.DialectOf(r), outage: s.outage, buf: s.body()}
 		timer := time.AfterFunc(s.cfg.RequestTimeout, tw.timeout)
 		defer func() {
 			timer.Stop()
@@ -348,6 +348,7 @@ func (s *Server) timeout(next http.Handler) http.Handler {
 				tw.unavailable()
 			}
 			tw.finish()
+			s.release(tw.detach())
 		}()
 		next.ServeHTTP(tw, r.WithContext(ctx))
 	})
@@ -371,7 +372,7 @@ type timeoutWriter struct {
 	mu       sync.Mutex
 	w        http.ResponseWriter
 	h        http.Header
-	buf      bytes.Buffer
+	buf      *bytes.Buffer // nil once detached: later writes fail
 	code     int
 	dialect  httpx.Dialect
 	outage   *outage.Monitor
@@ -416,7 +417,7 @@ func (tw *timeoutWriter) WriteHeader(code int) {
 func (tw *timeoutWriter) Write(b []byte) (int, error) {
 	tw.mu.Lock()
 	defer tw.mu.Unlock()
-	if tw.timedOut {
+	if tw.timedOut || tw.buf == nil {
 		return 0, http.ErrHandlerTimeout
 	}
 	if tw.code == 0 {
@@ -439,6 +440,35 @@ func (tw *timeoutWriter) timeout() {
 	httpx.ErrorDialect(tw.w, tw.dialect, http.StatusServiceUnavailable, httpx.MsgTimeout)
 	if f, ok := tw.w.(http.Flusher); ok {
 		f.Flush()
+	}
+}
+
+// detach takes the buffer back once the response is out; a write after it (by a goroutine the handler
+// left running) fails instead of reaching the next request that uses the buffer.
+func (tw *timeoutWriter) detach() *bytes.Buffer {
+	tw.mu.Lock()
+	defer tw.mu.Unlock()
+	b := tw.buf
+	tw.buf = nil
+	return b
+}
+
+// maxPooledBody is the largest response buffer kept for the next request; a larger one (a big page)
+// is left to the garbage collector so that the pool does not pin the largest response ever sent.
+const maxPooledBody = 64 << 10
+
+// body is an empty response buffer.
+func (s *Server) body() *bytes.Buffer {
+	if b, ok := s.bodies.Get().(*bytes.Buffer); ok {
+		return b
+	}
+	return new(bytes.Buffer)
+}
+
+func (s *Server) release(b *bytes.Buffer) {
+	if b != nil && b.Cap() <= maxPooledBody {
+		b.Reset()
+		s.bodies.Put(b)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/activity"
@@ -72,6 +73,8 @@ type Server struct {
 	hsts    string // Strict-Transport-Security value, "" for none
 	exact   map[string]mount
 	prefix  []mount // longest first
+	// bodies holds the timeout middleware's response buffers (*bytes.Buffer) between requests.
+	bodies sync.Pool
 }
 
 type mount struct {

@@ -557,3 +557,32 @@ func TestStreamBypassesTimeout(t *testing.T) {
 		t.Fatalf("an ordinary request of the streamer: %d %s", r.status, r.body)
 	}
 }
+
+// TestLateWriteReachesNoOtherResponse checks the pooled response buffers: a goroutine that a handler
+// left running and that writes after the response went out gets an error, and its bytes reach no
+// later response (whose buffer may be the same one).
+func TestLateWriteReachesNoOtherResponse(t *testing.T) {
+	e := newEnv(t, nil, nil)
+	late := make(chan error, 1)
+	e.srv.MountPath("/test/late", "/test/late", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(`{"first":true}`)) //nolint:errcheck
+		go func() {
+			time.Sleep(50 * time.Millisecond)
+			_, err := w.Write([]byte("LEAK"))
+			late <- err
+		}()
+	}))
+	if r := e.do(t, "GET", "/test/late", nil, ""); r.status != 200 || r.body != `{"first":true}` {
+		t.Fatalf("late: %d %s", r.status, r.body)
+	}
+	deadline := time.Now().Add(200 * time.Millisecond)
+	for time.Now().Before(deadline) {
+		r := e.do(t, "POST", "/test/echo", map[string]string{"Content-Type": "application/json"}, `{"n":1}`)
+		if r.status != 200 || strings.Contains(r.body, "LEAK") {
+			t.Fatalf("a later response: %d %s", r.status, r.body)
+		}
+	}
+	if err := <-late; err == nil {
+		t.Fatal("a write after the response was accepted")
+	}
+}
