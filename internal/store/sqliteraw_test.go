@@ -532,3 +532,72 @@ func TestQueryRawSQLiteFreesCMemory(t *testing.T) {
 		t.Errorf("C memory: %d allocations before opening the database, %d after closing it", before.Allocs, after.Allocs)
 	}
 }
+
+// BenchmarkQueryRawSQLite reads a 10-row, 9-column page through the in-place reader and through the
+// database/sql fallback (RawFromSQL), every column by its accessor, on a cancellable context like a
+// request's.
+func BenchmarkQueryRawSQLite(b *testing.B) {
+	db := openRawTest(b, 0)
+	mustExec(b, db, `CREATE TABLE page (id TEXT PRIMARY KEY, createdAt INTEGER, updatedAt INTEGER, version TEXT,
+		deleted INTEGER, name TEXT, price REAL, qty INTEGER, done INTEGER)`)
+	for i := range 50 {
+		mustExec(b, db, `INSERT INTO page VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?)`, fmt.Sprintf("id-%04d", i),
+			int64(1733300000000+i), int64(1733300000000+i), "AAAAAAAAB9E=", fmt.Sprint("item name number ", i), float64(i)*1.25, i, i%2)
+	}
+	const q = `SELECT id, createdAt, updatedAt, version, deleted, name, price, qty, done FROM page WHERE deleted = ? ORDER BY id LIMIT ?`
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	read := func(b *testing.B, r RawRows) {
+		n := 0
+		for r.Next() {
+			n += len(r.Text(0))
+			if _, err := r.Time(1); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := r.Time(2); err != nil {
+				b.Fatal(err)
+			}
+			n += len(r.Text(3))
+			_ = r.Bool(4)
+			if !r.Null(5) {
+				n += len(r.Text(5))
+			}
+			_ = r.Float64(6)
+			_ = r.Int64(7)
+			_ = r.Bool(8)
+		}
+		if err := r.Err(); err != nil {
+			b.Fatal(err)
+		}
+		if err := r.Close(); err != nil {
+			b.Fatal(err)
+		}
+		if n == 0 {
+			b.Fatal("no rows")
+		}
+	}
+	b.Run("inplace", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			r, err := db.QueryRaw(ctx, q, false, 10)
+			if err != nil {
+				b.Fatal(err)
+			}
+			read(b, r)
+		}
+	})
+	b.Run("databasesql", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			rows, err := db.QueryContext(ctx, q, false, 10)
+			if err != nil {
+				b.Fatal(err)
+			}
+			r, err := RawFromSQL(rows)
+			if err != nil {
+				b.Fatal(err)
+			}
+			read(b, r)
+		}
+	})
+}
