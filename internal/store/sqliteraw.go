@@ -28,6 +28,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -209,8 +210,28 @@ type cstmt struct {
 	sql        string
 	p          uintptr // sqlite3_stmt*
 	nparams    int
+	bound      []boundArg // what each parameter is bound to now (bindings outlive a read, see bind)
 	prev, next *cstmt
 }
+
+// boundArg remembers a parameter's binding, so that an equal value is not bound again.
+type boundArg struct {
+	kind uint8 // argUnknown …
+	n    int64 // argInt: the value; argFloat: its bits
+	b    []byte
+}
+
+const (
+	argUnknown = iota
+	argNull
+	argInt
+	argFloat
+	argText
+	argBlob
+)
+
+// maxRememberedArg bounds the text or blob remembered per parameter.
+const maxRememberedArg = 256
 
 func ptr(p uintptr) unsafe.Pointer { return *(*unsafe.Pointer)(unsafe.Pointer(&p)) }
 
@@ -371,7 +392,8 @@ func (c *rconn) prepared(sql string) (*cstmt, error) {
 		sqlite3.Xsqlite3_finalize(c.tls, p)
 		return nil, errors.New("store: QueryRaw takes one SQL statement")
 	}
-	s := &cstmt{sql: sql, p: p, nparams: int(sqlite3.Xsqlite3_bind_parameter_count(c.tls, p))}
+	np := int(sqlite3.Xsqlite3_bind_parameter_count(c.tls, p))
+	s := &cstmt{sql: sql, p: p, nparams: np, bound: make([]boundArg, np)}
 	c.stmts[sql] = s
 	c.push(s)
 	if len(c.stmts) > stmtCacheSize {
@@ -417,50 +439,78 @@ func (c *rconn) touch(s *cstmt) {
 
 // bind binds args to s's parameters. Text and blobs are copied into the connection's C scratch
 // buffer and from there by SQLite (SQLITE_TRANSIENT), so binding allocates nothing on the Go heap.
+//
+// A parameter already bound to an equal value is left alone, and Close does not clear bindings:
+// this SQLite (STAT4, and LIMIT ? since 3.47) marks a statement whose plan depended on a parameter's
+// value to be re-prepared whenever that parameter is bound again or bindings are cleared, even to
+// the same value (sqlite3_stmt_status REPREPARE counted one re-preparation per read of a table page,
+// "… ORDER BY id LIMIT ?", a third of its CPU). Page reads repeat their LIMIT, OFFSET and mostly
+// their other values, so they keep their prepared plan.
 func (c *rconn) bind(s *cstmt, args []any) error {
 	if len(args) != s.nparams {
 		return fmt.Errorf("store: QueryRaw: %d arguments for %d parameters", len(args), s.nparams)
 	}
 	for i, a := range args {
 		n := int32(i + 1)
-		var rc int32
+		b := &s.bound[i]
+		kind, iv := uint8(argUnknown), int64(0)
+		var text string
 		switch v := a.(type) {
 		case nil:
-			rc = sqlite3.Xsqlite3_bind_null(c.tls, s.p, n)
+			kind = argNull
 		case int64:
-			rc = sqlite3.Xsqlite3_bind_int64(c.tls, s.p, n, v)
+			kind, iv = argInt, v
 		case int:
-			rc = sqlite3.Xsqlite3_bind_int64(c.tls, s.p, n, int64(v))
-		case float64:
-			rc = sqlite3.Xsqlite3_bind_double(c.tls, s.p, n, v)
+			kind, iv = argInt, int64(v)
 		case bool:
-			rc = sqlite3.Xsqlite3_bind_int64(c.tls, s.p, n, int64(BoolInt(v)))
+			kind, iv = argInt, int64(BoolInt(v))
 		case time.Time:
 			// Gatehouse stores instants as Unix milliseconds on SQLite (the driver would bind a
 			// time.Time as text, which never compares equal to a stored one).
-			rc = sqlite3.Xsqlite3_bind_int64(c.tls, s.p, n, v.UnixMilli())
+			kind, iv = argInt, v.UnixMilli()
+		case float64:
+			kind, iv = argFloat, int64(math.Float64bits(v))
 		case string:
-			p, err := c.copyIn(v)
-			if err != nil {
-				return err
-			}
-			rc = sqlite3.Xsqlite3_bind_text64(c.tls, s.p, n, p, uint64(len(v)), sqlite3.SQLITE_TRANSIENT, sqlite3.SQLITE_UTF8)
+			kind, text = argText, v
 		case []byte:
 			if v == nil {
-				rc = sqlite3.Xsqlite3_bind_null(c.tls, s.p, n) // as database/sql binds a nil []byte
+				kind = argNull // as database/sql binds a nil []byte
 				break
 			}
-			p, err := c.copyIn(unsafe.String(unsafe.SliceData(v), len(v)))
+			kind, text = argBlob, unsafe.String(unsafe.SliceData(v), len(v))
+		default:
+			return fmt.Errorf("store: QueryRaw: unsupported argument type %T", a)
+		}
+		if b.kind == kind && b.n == iv && (kind != argText && kind != argBlob || string(b.b) == text) {
+			continue
+		}
+		b.kind = argUnknown
+		var rc int32
+		switch kind {
+		case argNull:
+			rc = sqlite3.Xsqlite3_bind_null(c.tls, s.p, n)
+		case argInt:
+			rc = sqlite3.Xsqlite3_bind_int64(c.tls, s.p, n, iv)
+		case argFloat:
+			rc = sqlite3.Xsqlite3_bind_double(c.tls, s.p, n, math.Float64frombits(uint64(iv)))
+		case argText, argBlob:
+			p, err := c.copyIn(text)
 			if err != nil {
 				return err
 			}
-			rc = sqlite3.Xsqlite3_bind_blob64(c.tls, s.p, n, p, uint64(len(v)), sqlite3.SQLITE_TRANSIENT)
-		default:
-			return fmt.Errorf("store: QueryRaw: unsupported argument type %T", a)
+			if kind == argText {
+				rc = sqlite3.Xsqlite3_bind_text64(c.tls, s.p, n, p, uint64(len(text)), sqlite3.SQLITE_TRANSIENT, sqlite3.SQLITE_UTF8)
+			} else {
+				rc = sqlite3.Xsqlite3_bind_blob64(c.tls, s.p, n, p, uint64(len(text)), sqlite3.SQLITE_TRANSIENT)
+			}
 		}
 		if rc != sqlite3.SQLITE_OK {
 			return c.errorf(rc)
 		}
+		if (kind == argText || kind == argBlob) && len(text) > maxRememberedArg {
+			continue // not remembered: bound again next time
+		}
+		b.kind, b.n, b.b = kind, iv, append(b.b[:0], text...)
 	}
 	return nil
 }
@@ -688,8 +738,8 @@ func (r *sqliteRows) Next() bool {
 
 func (r *sqliteRows) Err() error { return r.err }
 
-// Close resets the statement (keeping it prepared for the next read), clears its bindings and puts
-// the connection back.
+// Close resets the statement (keeping it prepared, and its bindings, for the next read) and puts the
+// connection back.
 func (r *sqliteRows) Close() error {
 	c := r.c
 	if c == nil {
@@ -698,7 +748,6 @@ func (r *sqliteRows) Close() error {
 	r.c, r.row = nil, false
 	c.unwatch()
 	sqlite3.Xsqlite3_reset(c.tls, r.s)
-	sqlite3.Xsqlite3_clear_bindings(c.tls, r.s)
 	r.p.release(c)
 	return nil
 }

@@ -601,3 +601,74 @@ func BenchmarkQueryRawSQLite(b *testing.B) {
 		}
 	})
 }
+
+// TestQueryRawSQLiteKeepsPlans: a read repeating its arguments reuses its prepared plan; the
+// parameters a plan depends on (LIMIT ?, ranges on an indexed column, LIKE) would otherwise have it
+// re-prepared on every bind. Changed arguments still give their own answers.
+func TestQueryRawSQLiteKeepsPlans(t *testing.T) {
+	db := openRawTest(t, 0)
+	mustExec(t, db, `CREATE TABLE k (id TEXT PRIMARY KEY, deleted INTEGER, r REAL, b BLOB)`)
+	for i := range 20 {
+		mustExec(t, db, `INSERT INTO k VALUES (?, ?, ?, ?)`, fmt.Sprintf("id-%02d", i), i%2, float64(i)/2, []byte{byte(i)})
+	}
+	q := `SELECT count(*) FROM (SELECT id FROM k WHERE deleted = ? AND id > ? AND id LIKE ? AND r >= ? AND (b <> ? OR b IS NULL) ORDER BY id LIMIT ?)`
+	count := func(args ...any) int64 {
+		t.Helper()
+		r, err := db.QueryRaw(context.Background(), q, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		if !r.Next() {
+			t.Fatal(r.Err())
+		}
+		return r.Int64(0)
+	}
+	want := func(deleted int, after, like string, rmin float64, not []byte, limit int) int64 {
+		n := int64(0)
+		for i := range 20 {
+			id := fmt.Sprintf("id-%02d", i)
+			if i%2 == deleted && id > after && strings.HasPrefix(id, strings.TrimSuffix(like, "%")) && float64(i)/2 >= rmin &&
+				not != nil && !bytes.Equal([]byte{byte(i)}, not) && n < int64(limit) {
+				n++
+			}
+		}
+		return n
+	}
+	cases := []struct {
+		deleted     int
+		after, like string
+		rmin        float64
+		not         []byte
+		limit       int
+	}{
+		{0, "id-03", "id-%", 0, []byte{4}, 5},
+		{0, "id-03", "id-%", 0, []byte{4}, 5},
+		{0, "id-03", "id-%", 0, []byte{4}, 50},
+		{1, "id-03", "id-1%", 0, []byte{4}, 50},
+		{1, "id-03", "id-1%", 6.5, []byte{4}, 50},
+		{1, "id-03", "id-1%", 6.5, []byte{13}, 50},
+		{1, "id-03", "id-1%", 6.5, nil, 50},
+		{1, "id-0", "id-1%", 6.5, nil, 50},
+		{1, "id-0", "id-%", 0, []byte{4}, 5},
+		{0, "id-03", "id-%", 0, []byte{4}, 5},
+	}
+	for _, c := range cases {
+		var not any = c.not
+		if c.not == nil {
+			not = nil
+		}
+		if got, w := count(c.deleted, c.after, c.like, c.rmin, not, c.limit), want(c.deleted, c.after, c.like, c.rmin, c.not, c.limit); got != w {
+			t.Errorf("%+v: %d rows, want %d", c, got, w)
+		}
+	}
+	c := db.readers.idle[len(db.readers.idle)-1]
+	s := c.stmts[q]
+	reprepared := sqlite3.Xsqlite3_stmt_status(c.tls, s.p, sqlite3.SQLITE_STMTSTATUS_REPREPARE, 0)
+	for range 10 {
+		count(0, "id-03", "id-%", 0.0, []byte{4}, 5)
+	}
+	if n := sqlite3.Xsqlite3_stmt_status(c.tls, s.p, sqlite3.SQLITE_STMTSTATUS_REPREPARE, 0) - reprepared; n > 1 {
+		t.Errorf("10 reads with the same arguments re-prepared the statement %d times", n)
+	}
+}
