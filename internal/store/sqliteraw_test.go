@@ -107,6 +107,9 @@ func TestQueryRawSQLiteAgreesWithDatabaseSQL(t *testing.T) {
 		{`SELECT i, r, s, b, f, d, x FROM v WHERE f = ? AND b = ? ORDER BY n`, []any{true, []byte{0, 1, 2, 255}}},
 		{`SELECT i, r, s, b, f, d, x FROM v WHERE s = ? OR i = ? ORDER BY n`, []any{"", 1 << 53}},
 		{`SELECT i, r, s, b, f, d, x FROM v WHERE i IS ? ORDER BY n`, []any{nil}},
+		// Numbered parameters, as odata compiles for SQLite: out of order and repeated.
+		{`SELECT i, r, s, b, f, d, x FROM v WHERE i > ?2 OR s = ?1 OR r < ?2 ORDER BY n`, []any{"日本語テキスト", int64(0)}},
+		{`SELECT ?3, ?1, ?2, ?3, ?1, ?2, ?3`, []any{1.5, "two", int64(3)}},
 		{`SELECT count(*), sum(i IS NULL), max(r), min(s), 'lit', NULL, 3.0 FROM v`, nil},
 		{`SELECT i, r, s, b, f, d, x FROM v WHERE 0`, nil},
 	} {
