@@ -39,6 +39,47 @@ func (u *UnicodeCollation) Compare(a, b string) int {
 	return strings.Compare(a, b)
 }
 
+// SQLiteExtensions are the collation and case-mapping functions of a SQLite dialect, the one source
+// of their implementations: Register installs them in the modernc.org/sqlite driver, and a caller
+// that opens SQLite connections through the engine directly (store's in-place reader) installs the
+// same ones there, so that both give the same order and the same results.
+type SQLiteExtensions struct {
+	// Collation names the collating sequence Compare implements; empty when the dialect uses a
+	// SQLite built-in (nothing to register).
+	Collation string
+	// Compare orders two strings as the collation does (UnicodeCollation): -1, 0 or +1. It does
+	// not retain its arguments, so they may alias memory valid only during the call.
+	Compare func(a, b string) int
+	// Functions are the one-argument case-mapping scalar functions (deterministic, UTF-8); built-ins
+	// are left out.
+	Functions []SQLiteFunction
+}
+
+// SQLiteFunction is a deterministic one-argument scalar function on text: a TEXT or BLOB argument
+// maps to Map of its text (a TEXT result), any other value is returned unchanged.
+type SQLiteFunction struct {
+	Name string
+	Map  func(string) string
+}
+
+// Extensions returns the dialect's collation and functions (see Register).
+func (d SQLite) Extensions() (SQLiteExtensions, error) {
+	if err := d.validate(); err != nil {
+		return SQLiteExtensions{}, err
+	}
+	coll, lower, upper := d.names()
+	var e SQLiteExtensions
+	if !builtinSQLite[strings.ToLower(coll)] {
+		e.Collation, e.Compare = coll, NewUnicodeCollation().Compare
+	}
+	for _, f := range []SQLiteFunction{{lower, strings.ToLower}, {upper, strings.ToUpper}} {
+		if !builtinSQLite[strings.ToLower(f.Name)] {
+			e.Functions = append(e.Functions, f)
+		}
+	}
+	return e, nil
+}
+
 // Register registers the dialect's collation and case-mapping functions
 // with the modernc.org/sqlite driver: the collation orders with
 // UnicodeCollation, the functions map case with Go's Unicode tables
@@ -48,22 +89,18 @@ func (u *UnicodeCollation) Compare(a, b string) int {
 // opening the database. Names set to SQLite built-ins ("BINARY", "lower",
 // "upper", …) are skipped.
 func (d SQLite) Register() error {
-	if err := d.validate(); err != nil {
+	e, err := d.Extensions()
+	if err != nil {
 		return err
 	}
-	coll, lower, upper := d.names()
-	if !builtinSQLite[strings.ToLower(coll)] {
-		u := NewUnicodeCollation()
-		if err := sqlite.RegisterCollationUtf8(coll, u.Compare); err != nil {
-			return fmt.Errorf("odata: register collation %s: %w", coll, err)
+	if e.Collation != "" {
+		if err := sqlite.RegisterCollationUtf8(e.Collation, e.Compare); err != nil {
+			return fmt.Errorf("odata: register collation %s: %w", e.Collation, err)
 		}
 	}
-	for name, f := range map[string]func(string) string{lower: strings.ToLower, upper: strings.ToUpper} {
-		if builtinSQLite[strings.ToLower(name)] {
-			continue
-		}
-		if err := sqlite.RegisterDeterministicScalarFunction(name, 1, caseFunc(f)); err != nil {
-			return fmt.Errorf("odata: register function %s: %w", name, err)
+	for _, f := range e.Functions {
+		if err := sqlite.RegisterDeterministicScalarFunction(f.Name, 1, caseFunc(f.Map)); err != nil {
+			return fmt.Errorf("odata: register function %s: %w", f.Name, err)
 		}
 	}
 	return nil

@@ -115,10 +115,14 @@ func (db *DB) CheckpointStats() CheckpointStats {
 	return db.ckpt.stats
 }
 
-// Close stops the background checkpointer (SQLite) and closes the database.
+// Close stops the background checkpointer (SQLite), closes the in-place readers (SQLite; one a
+// RawRows still holds is closed when that is) and closes the database.
 func (db *DB) Close() error {
 	if db.ckpt != nil {
 		db.ckpt.close()
+	}
+	if db.readers != nil {
+		db.readers.close()
 	}
 	if err := db.DB.Close(); err != nil {
 		return fmt.Errorf("store: close: %w", err)

@@ -42,8 +42,11 @@ func (db *DB) Configure(p Pool) {
 	if maxConns == 0 {
 		maxConns = 10
 		if db.Dialect == SQLite {
-			maxConns = 8
+			maxConns = sqliteMaxConns
 		}
+	}
+	if db.readers != nil {
+		db.readers.resize(maxConns)
 	}
 	idle := p.MaxIdleConns
 	if idle == 0 {

@@ -27,7 +27,13 @@ type RawRows interface {
 
 // QueryRaw runs a read whose rows are consumed in place (RawRows). args are the values database/sql
 // would take: nil, int64, float64, bool, string, []byte or time.Time.
+//
+// On SQLite it runs on the in-place readers (sqliteraw.go): query must be one read-only statement
+// with ? placeholders; a time.Time binds as Unix milliseconds (how Gatehouse stores instants there).
 func (db *DB) QueryRaw(ctx context.Context, query string, args ...any) (RawRows, error) {
+	if db.readers != nil {
+		return db.readers.queryRaw(ctx, query, args)
+	}
 	rows, err := db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err

@@ -52,6 +52,7 @@ type DB struct {
 	migrations []Migration
 	ckpt       *checkpointer // SQLite: the background checkpoints (checkpoint.go)
 	writer     chan struct{} // SQLite: held by this process's queued writer (LockWriter)
+	readers    *readers      // SQLite: the in-place readers behind QueryRaw (sqliteraw.go)
 }
 
 // SchemaPolicy is what opening a database does about its schema.
@@ -235,9 +236,12 @@ func openSQLite(path string, opt Options) (*DB, error) {
 	}
 	db := sql.OpenDB(&limitConnector{base: base, maxLength: opt.SQLiteMaxLength})
 	// Readers run in parallel under WAL; SQLite allows one writer at a time and busy_timeout queues them.
-	db.SetMaxOpenConns(8)
-	db.SetMaxIdleConns(8)
-	return &DB{DB: db, Dialect: SQLite, Location: path, ckpt: startCheckpointer(db, path), writer: make(chan struct{}, 1)}, nil
+	db.SetMaxOpenConns(sqliteMaxConns)
+	db.SetMaxIdleConns(sqliteMaxConns)
+	return &DB{DB: db, Dialect: SQLite, Location: path, ckpt: startCheckpointer(db, path), writer: make(chan struct{}, 1),
+		// The driver's _pragma and _txlock parameters are its own, not SQLite's: the readers open
+		// the bare file URI and set up their connections themselves.
+		readers: newReaders("file:"+esc, opt.SQLiteMaxLength, sqliteExt)}, nil
 }
 
 // limitConnector sets SQLite's run-time limits on every connection it opens. There is no pragma for
@@ -296,7 +300,14 @@ var (
 )
 
 func registerSQLite() error {
-	sqliteOnce.Do(func() { sqliteErr = odata.SQLite{}.Register() })
+	sqliteOnce.Do(func() {
+		d := odata.SQLite{}
+		ext, err := d.Extensions()
+		if err == nil {
+			err = d.Register()
+		}
+		sqliteExt, sqliteErr = &ext, err
+	})
 	if sqliteErr != nil {
 		return fmt.Errorf("store: %w", sqliteErr)
 	}

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
-	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/gatehouse/gatehouse/internal/appdir"
@@ -961,8 +960,8 @@ func (st *SQL) check(ctx context.Context, s *Schema, id any, version string, res
 // tooBig reports SQLite's SQLITE_TOOBIG: a string, blob or row longer than the connection's
 // SQLITE_LIMIT_LENGTH (store.Options.SQLiteMaxLength).
 func tooBig(err error) bool {
-	var se *sqlite.Error
-	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_TOOBIG
+	code, ok := store.SQLiteCode(err)
+	return ok && code&0xff == sqlite3.SQLITE_TOOBIG
 }
 
 // writeError wraps a failed write; a value or row over the database's length limit is the client's
