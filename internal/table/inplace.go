@@ -106,13 +106,6 @@ func (st *SQL) renderItem(ctx context.Context, s *Schema, id any, restrict odata
 
 // queryRaw runs a read consumed in place.
 func (st *SQL) queryRaw(ctx context.Context, q string, args ...any) (store.RawRows, error) {
-	if st.stmts != nil {
-		rows, err := st.query(ctx, q, args...)
-		if err != nil {
-			return nil, err
-		}
-		return store.RawFromSQL(rows)
-	}
 	return st.db.QueryRaw(ctx, q, args...)
 }
 
