@@ -205,3 +205,44 @@ func TestPlansServeEveryCaller(t *testing.T) {
 		}
 	})
 }
+
+// TestInPlaceReadStopsAtDeadline: a page read consumed in place stops when its context ends, on both
+// databases, also when the expensive part comes after the first row: its statement is not the
+// materialized page that Query runs on SQLite (pageQuery), so this holds only because the in-place
+// reader interrupts SQLite at any step.
+func TestInPlaceReadStopsAtDeadline(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		st := NewSQL(db)
+		s := createTable(t, st, "Big", StringID, Options{}, map[string]ColumnType{"t": String})
+		const n = 20000
+		body := strings.Repeat("a", 4000)
+		rows := make([]*Row, 0, n)
+		for i := range n {
+			v := body
+			if i == 0 || i == n-1 { // matches at both ends: the first row comes at once
+				v = "needle" + body
+			}
+			rows = append(rows, &Row{ID: fmt.Sprintf("%06d", i), Values: map[string]any{"t": v}})
+		}
+		if err := st.InsertBatch(ctx, s, rows); err != nil {
+			t.Fatal(err)
+		}
+		f, err := odata.ParseFilter("substringof('needle', replace(t,'a','bbbb'))")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		r := pageRead{q: &odata.Query{Filter: f, Top: 10}, key: &planKey{s: s, filter: "needle", top: 10}}
+		_, _, _, err = st.renderPage(c, s, r, view{v2: true}, nil)
+		d := time.Since(start)
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("err = %v after %v, want the deadline", err, d)
+		}
+		if d > time.Second {
+			t.Fatalf("the read ran %v past a 100ms deadline", d)
+		}
+	})
+}

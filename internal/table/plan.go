@@ -97,7 +97,10 @@ func (st *SQL) plan(s *Schema, r pageRead) (*plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &plan{query: st.pageQuery(page, c), args: args, c: c}
+	// The page statement runs as it is: a read consumed in place stops at whatever step it has
+	// reached when its context ends (store.DB.QueryRaw), so SQLite needs no materialized page for
+	// the deadline to reach it (pageQuery, which Query still uses).
+	p := &plan{query: page, args: args, c: c}
 	if c.Count {
 		p.count, p.countArgs = c.CountSQL(from)
 	}

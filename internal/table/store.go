@@ -696,7 +696,8 @@ func (st *SQL) Query(ctx context.Context, s *Schema, q *odata.Query) ([]*Row, in
 	return out, count, nil
 }
 
-// pageQuery is the statement that runs a page's SELECT. On SQLite: modernc.org/sqlite interrupts
+// pageQuery is the statement that runs a page's SELECT through database/sql (Query; a page read
+// consumed in place does not need it, see plan). On SQLite: modernc.org/sqlite interrupts
 // a statement when its context ends only while the first row is computed; later rows.Next calls
 // run to completion whatever the deadline (a sparse filter can scan the rest of the table in one
 // step). A materialized CTE makes the first step compute the whole page, so the request deadline
