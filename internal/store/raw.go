@@ -28,6 +28,9 @@ type RawRows interface {
 // QueryRaw runs a read whose rows are consumed in place (RawRows). args are the values database/sql
 // would take: nil, int64, float64, bool, string, []byte or time.Time.
 func (db *DB) QueryRaw(ctx context.Context, query string, args ...any) (RawRows, error) {
+	if db.Dialect == Postgres {
+		return db.queryRawPostgres(ctx, query, args)
+	}
 	rows, err := db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
