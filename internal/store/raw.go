@@ -29,6 +29,9 @@ type RawRows interface {
 // would take: nil, int64, float64, bool, string, []byte or time.Time.
 func (db *DB) QueryRaw(ctx context.Context, query string, args ...any) (RawRows, error) {
 	if db.Dialect == Postgres {
+		if db.reads != nil {
+			return db.reads.query(ctx, query, args)
+		}
 		return db.queryRawPostgres(ctx, query, args)
 	}
 	rows, err := db.QueryContext(ctx, query, args...)

@@ -89,16 +89,8 @@ func (db *DB) tryQueryRawPostgres(ctx context.Context, query string, args []any)
 			return nil, ctxError(ctx, err)
 		}
 	}
-	fds := rows.FieldDescriptions()
-	r := &pgRaw{ctx: ctx, conn: conn, pc: pc, rows: rows, fds: fds, preloaded: true, more: more}
-	if len(fds) <= len(r.kindsArr) {
-		r.kinds = r.kindsArr[:len(fds)]
-	} else {
-		r.kinds = make([]pgKind, len(fds))
-	}
-	for i, fd := range fds {
-		r.kinds[i] = kindOf(fd)
-	}
+	r := &pgRaw{ctx: ctx, conn: conn, pc: pc, rows: rows, preloaded: true, more: more}
+	r.init(pc.TypeMap(), rows.FieldDescriptions())
 	if !more {
 		r.release()
 	}
@@ -169,18 +161,36 @@ func kindOf(fd pgconn.FieldDescription) pgKind {
 // decodes through its type map (numeric, say) also answers Int64, Float64, Bool and Time when pgx can
 // convert it, where database/sql's string box answers zero.
 type pgRaw struct {
+	pgCols
 	ctx       context.Context
 	conn      *sql.Conn // nil once released
 	pc        *pgx.Conn
 	rows      pgx.Rows
-	fds       []pgconn.FieldDescription
-	kinds     []pgKind
-	kindsArr  [16]pgKind
-	vals      [][]byte
-	buf       []byte // Text of non-text columns, reset by Next
-	preloaded bool   // the first row was read by QueryRaw
+	preloaded bool // the first row was read by QueryRaw
 	more      bool
 	err       error
+}
+
+// pgCols decodes the columns of the current row (vals) of a pgx result.
+type pgCols struct {
+	tm       *pgtype.Map
+	fds      []pgconn.FieldDescription
+	kinds    []pgKind
+	kindsArr [16]pgKind
+	vals     [][]byte
+	buf      []byte // Text of non-text columns, reset for each row
+}
+
+func (c *pgCols) init(tm *pgtype.Map, fds []pgconn.FieldDescription) {
+	c.tm, c.fds = tm, fds
+	if len(fds) <= len(c.kindsArr) {
+		c.kinds = c.kindsArr[:len(fds)]
+	} else {
+		c.kinds = make([]pgKind, len(fds))
+	}
+	for i, fd := range fds {
+		c.kinds[i] = kindOf(fd)
+	}
 }
 
 func (r *pgRaw) Next() bool {
@@ -234,9 +244,9 @@ func (r *pgRaw) Close() error {
 	return r.err
 }
 
-func (r *pgRaw) Null(i int) bool { return r.vals[i] == nil }
+func (r *pgCols) Null(i int) bool { return r.vals[i] == nil }
 
-func (r *pgRaw) Int64(i int) int64 {
+func (r *pgCols) Int64(i int) int64 {
 	v := r.vals[i]
 	switch r.kinds[i] {
 	case pgInt:
@@ -263,7 +273,7 @@ func (r *pgRaw) Int64(i int) int64 {
 	return 0
 }
 
-func (r *pgRaw) Float64(i int) float64 {
+func (r *pgCols) Float64(i int) float64 {
 	v := r.vals[i]
 	switch r.kinds[i] {
 	case pgFloat:
@@ -279,7 +289,7 @@ func (r *pgRaw) Float64(i int) float64 {
 	return 0
 }
 
-func (r *pgRaw) Bool(i int) bool {
+func (r *pgCols) Bool(i int) bool {
 	v := r.vals[i]
 	switch r.kinds[i] {
 	case pgBool:
@@ -295,7 +305,7 @@ func (r *pgRaw) Bool(i int) bool {
 	return false
 }
 
-func (r *pgRaw) Text(i int) []byte {
+func (r *pgCols) Text(i int) []byte {
 	v := r.vals[i]
 	if v == nil {
 		return nil
@@ -338,7 +348,7 @@ func (r *pgRaw) Text(i int) []byte {
 	return r.buf[start:len(r.buf):len(r.buf)]
 }
 
-func (r *pgRaw) Time(i int) (time.Time, error) {
+func (r *pgCols) Time(i int) (time.Time, error) {
 	if r.vals[i] == nil {
 		return time.Time{}, fmt.Errorf("store: column %q is null, not a date", r.fds[i].Name)
 	}
@@ -365,7 +375,7 @@ var errInfinite = errors.New("an infinite date")
 
 // numeric says whether column i is of a number type (read by pgx's type map: numeric, or an integer
 // or float in text form), the only ones Int64 and Float64 convert, as on database/sql's path.
-func (r *pgRaw) numeric(i int) bool {
+func (r *pgCols) numeric(i int) bool {
 	switch r.fds[i].DataTypeOID {
 	case pgtype.NumericOID, pgtype.Int2OID, pgtype.Int4OID, pgtype.Int8OID, pgtype.Float4OID, pgtype.Float8OID:
 		return true
@@ -376,7 +386,7 @@ func (r *pgRaw) numeric(i int) bool {
 // pgEpoch is PostgreSQL's: its timestamps count from 2000-01-01.
 var pgEpoch = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC).Unix()
 
-func (r *pgRaw) time(i int) (time.Time, error) {
+func (r *pgCols) time(i int) (time.Time, error) {
 	v := r.vals[i]
 	switch r.kinds[i] {
 	case pgTimestamptz, pgTimestamp:
@@ -402,13 +412,13 @@ func (r *pgRaw) time(i int) (time.Time, error) {
 }
 
 // scan decodes column i into dst with pgx's type map, for the types and formats not read in place.
-func (r *pgRaw) scan(i int, dst any) bool {
+func (r *pgCols) scan(i int, dst any) bool {
 	v := r.vals[i]
 	if v == nil {
 		return false
 	}
 	fd := r.fds[i]
-	return r.pc.TypeMap().Scan(fd.DataTypeOID, fd.Format, v, dst) == nil
+	return r.tm.Scan(fd.DataTypeOID, fd.Format, v, dst) == nil
 }
 
 func beInt(v []byte) int64 {

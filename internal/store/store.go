@@ -52,6 +52,7 @@ type DB struct {
 	migrations []Migration
 	ckpt       *checkpointer // SQLite: the background checkpoints (checkpoint.go)
 	writer     chan struct{} // SQLite: held by this process's queued writer (LockWriter)
+	reads      *readBatcher  // PostgreSQL: pipelined reads (raw_batch.go); nil: off
 }
 
 // SchemaPolicy is what opening a database does about its schema.
@@ -192,7 +193,9 @@ func open(dsn, dataDir string, o Options) (*DB, error) {
 		db.SetMaxIdleConns(pgMaxConns)
 		db.SetConnMaxIdleTime(5 * time.Minute)
 		loc := u.Host + u.Path
-		return &DB{DB: db, Dialect: Postgres, Location: "postgres://" + loc}, nil
+		pg := &DB{DB: db, Dialect: Postgres, Location: "postgres://" + loc}
+		pg.SetReadPipelines(DefaultReadPipelines)
+		return pg, nil
 	}
 	return nil, fmt.Errorf("store: unsupported database URL scheme %q (sqlite or postgres)", u.Scheme)
 }
