@@ -17,3 +17,6 @@ func (db *DB) ReadBatchesRunning() int {
 	defer db.reads.mu.Unlock()
 	return db.reads.running + len(db.reads.pending)
 }
+
+// AlwaysPipelineReads sends every read through a pipeline, even alone.
+func (db *DB) AlwaysPipelineReads() { db.reads.always = true }

@@ -38,6 +38,8 @@ const DefaultReadPipelines = 4
 type readBatcher struct {
 	db  *DB
 	max int // batches running at once (each on its own connection)
+	// always sends every read through a pipeline, even alone (tests of the buffered path)
+	always bool
 
 	mu      sync.Mutex
 	pending []*readOp
@@ -93,8 +95,22 @@ func (b *readBatcher) query(ctx context.Context, q string, args []any) (RawRows,
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	op := &readOp{ctx: ctx, q: q, args: args, done: make(chan struct{}), lead: make(chan struct{}, 1)}
 	b.mu.Lock()
+	if len(b.pending) == 0 && b.running < b.max && !b.always {
+		// Nothing queued and a slot free: no batch to gain, stream this read on a connection of its own
+		// (no copy of its rows), holding the slot until its rows are released so that reads arriving
+		// meanwhile queue for a batch.
+		b.running++
+		b.mu.Unlock()
+		r, err := b.db.queryRawPostgres(ctx, q, args)
+		if pr, ok := r.(*pgRaw); ok && err == nil && pr.conn != nil {
+			pr.onRelease = b.freeSlot
+		} else {
+			b.freeSlot()
+		}
+		return r, err
+	}
+	op := &readOp{ctx: ctx, q: q, args: args, done: make(chan struct{}), lead: make(chan struct{}, 1)}
 	b.pending = append(b.pending, op)
 	if b.running < b.max {
 		b.running++
@@ -133,6 +149,12 @@ func (b *readBatcher) runBatch() {
 	if len(batch) > 0 {
 		b.exec(batch)
 	}
+	b.mu.Lock()
+	b.passSlot()
+	b.mu.Unlock()
+}
+
+func (b *readBatcher) freeSlot() {
 	b.mu.Lock()
 	b.passSlot()
 	b.mu.Unlock()
@@ -184,21 +206,25 @@ func (b *readBatcher) exec(batch []*readOp) {
 	}
 	// The batch runs until no read in it is still wanted: when the contexts of all of them have ended,
 	// its context ends too and pgx interrupts the statement (closing the connection, as on the direct
-	// path).
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	left := len(live)
-	var leftMu sync.Mutex
-	for _, op := range live {
-		stop := context.AfterFunc(op.ctx, func() {
-			leftMu.Lock()
-			left--
-			if left == 0 {
-				cancel()
-			}
-			leftMu.Unlock()
-		})
-		defer stop()
+	// path). A batch of one read simply runs under that read's context.
+	ctx := live[0].ctx
+	if len(live) > 1 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(context.Background())
+		defer cancel()
+		left := len(live)
+		var leftMu sync.Mutex
+		for _, op := range live {
+			stop := context.AfterFunc(op.ctx, func() {
+				leftMu.Lock()
+				left--
+				if left == 0 {
+					cancel()
+				}
+				leftMu.Unlock()
+			})
+			defer stop()
+		}
 	}
 	fail := func(ops []*readOp, err error) {
 		for _, op := range ops {
@@ -295,6 +321,9 @@ func batchError(ctx context.Context, err error) error {
 func readAll(tm *pgtype.Map, rr *pgconn.ResultReader) (*bufRaw, error) {
 	r := &bufRaw{}
 	r.init(tm, rr.FieldDescriptions())
+	// Room for a lookup's row, so that most reads allocate their buffers once.
+	r.cells = make([]cell, 0, 2*len(r.fds))
+	r.slab = make([]byte, 0, 512)
 	for rr.NextRow() {
 		for _, v := range rr.Values() {
 			if v == nil {

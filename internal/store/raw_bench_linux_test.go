@@ -98,21 +98,25 @@ func rounds(tb testing.TB, modes ...string) []string {
 	return l
 }
 
-// BenchmarkRawPostgres compares a read consumed in place (QueryRaw) with the same read through
-// database/sql (RawFromSQL), one connection, one read at a time: wall time, allocations, and the
+// BenchmarkRawPostgres compares a read consumed in place (QueryRaw streaming its rows: inplace; through
+// the read batcher, which buffers them: pipelined) with the same read through database/sql
+// (RawFromSQL: sql), one connection, one read at a time: wall time, allocations, and the
 // processor time of this process and of the PostgreSQL backend per read.
 // CI=true RAW_BENCH_ROUNDS=5 go test -run xxx -bench RawPostgres -benchmem -benchtime 20000x ./internal/store
 func BenchmarkRawPostgres(b *testing.B) {
 	db := storetest.Open(b, storetest.PostgresURL(b))
 	benchItems(b, db)
 	db.SetMaxOpenConns(1)
+	db.SetReadPipelines(0)
 	ctx := context.Background()
 	var pid int
 	if err := db.QueryRowContext(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
 		b.Fatal(err)
 	}
+	pipelined := db.QueryRawBatched(store.DefaultReadPipelines)
 	read := map[string]func(q string, args ...any) (store.RawRows, error){
 		"inplace": func(q string, args ...any) (store.RawRows, error) { return db.QueryRaw(ctx, q, args...) },
+		"pipelined": func(q string, args ...any) (store.RawRows, error) { return pipelined(ctx, q, args...) },
 		"sql": func(q string, args ...any) (store.RawRows, error) {
 			rows, err := db.QueryContext(ctx, q, args...)
 			if err != nil {
@@ -135,7 +139,7 @@ func BenchmarkRawPostgres(b *testing.B) {
 		}
 		// A and B alternate, rounds times each (RAW_BENCH_ROUNDS, default 1): the machine's load drifts
 		// over a run, and -count repeats one sub-benchmark before the next.
-		for _, how := range rounds(b, "inplace", "sql") {
+		for _, how := range rounds(b, "inplace", "pipelined", "sql") {
 			b.Run(c.name+"/"+how, func(b *testing.B) {
 				q := read[how]
 				r, err := q(c.q, args[0]) // the connection prepares the statement
@@ -187,6 +191,7 @@ func BenchmarkRawPostgresParallel(b *testing.B) {
 			d = storetest.Open(b, dsn)
 		}
 		d.SetMaxOpenConns(n)
+		d.SetReadPipelines(0)
 		modes[fmt.Sprintf("direct%d", n)] = mode{d.QueryRaw, poolPids(b, d, n)}
 	}
 	for _, n := range []int{1, 2, 4, conns} {

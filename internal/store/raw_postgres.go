@@ -169,6 +169,7 @@ type pgRaw struct {
 	preloaded bool // the first row was read by QueryRaw
 	more      bool
 	err       error
+	onRelease func() // called once the connection is back (the read batcher's slot)
 }
 
 // pgCols decodes the columns of the current row (vals) of a pgx result.
@@ -226,6 +227,10 @@ func (r *pgRaw) release() {
 	}
 	release(r.conn, r.pc)
 	r.conn = nil
+	if f := r.onRelease; f != nil {
+		r.onRelease = nil
+		f()
+	}
 }
 
 func (r *pgRaw) Err() error {

@@ -20,21 +20,28 @@ func openPostgres(t testing.TB) *store.DB {
 	return storetest.Open(t, storetest.PostgresURL(t))
 }
 
-// eachMode runs fn on PostgreSQL with reads streamed on a connection each ("stream") and pipelined
-// (the default, "pipelined"), each on a fresh database.
+// eachMode runs fn on PostgreSQL, each time on a fresh database, with reads streamed on a connection
+// each ("stream": pipelining off), as by default ("default": streamed when alone, pipelined when they
+// queue), and each sent through a pipeline, its rows buffered ("pipelined").
 func eachMode(t *testing.T, fn func(t *testing.T, db *store.DB, pipelined bool)) {
-	t.Run("stream", func(t *testing.T) {
-		db := openPostgres(t)
-		db.SetReadPipelines(0)
-		fn(t, db, false)
-	})
-	t.Run("pipelined", func(t *testing.T) {
-		db := openPostgres(t)
-		fn(t, db, true)
-		if n := db.ReadBatchesRunning(); n != 0 {
-			t.Errorf("%d read batch slots still taken", n)
-		}
-	})
+	for _, mode := range []string{"stream", "default", "pipelined"} {
+		t.Run(mode, func(t *testing.T) {
+			db := openPostgres(t)
+			switch mode {
+			case "stream":
+				db.SetReadPipelines(0)
+			case "pipelined":
+				db.AlwaysPipelineReads()
+			}
+			fn(t, db, mode == "pipelined")
+			if n := db.ReadBatchesRunning(); n != 0 {
+				t.Errorf("%d read batch slots still taken", n)
+			}
+			if p, _ := db.ReadPipelineStats(); mode == "pipelined" && p == 0 {
+				t.Error("no read was pipelined")
+			}
+		})
+	}
 }
 
 // rawTypesTable makes a table with a column of each type Gatehouse's tables use (and a few more)
