@@ -34,6 +34,12 @@ func (db *DB) QueryRaw(ctx context.Context, query string, args ...any) (RawRows,
 	if db.readers != nil {
 		return db.readers.queryRaw(ctx, query, args)
 	}
+	if db.Dialect == Postgres {
+		if db.reads != nil {
+			return db.reads.query(ctx, query, args)
+		}
+		return db.queryRawPostgres(ctx, query, args)
+	}
 	rows, err := db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err

@@ -52,7 +52,7 @@ func viaSQL(t testing.TB, db *DB, q string, args ...any) RawRows {
 	return r
 }
 
-type cell struct {
+type liteCell struct {
 	null  bool
 	i     int64
 	f     float64
@@ -63,16 +63,16 @@ type cell struct {
 	tmErr bool
 }
 
-func readAll(t *testing.T, r RawRows, cols int) [][]cell {
+func readAllLite(t *testing.T, r RawRows, cols int) [][]liteCell {
 	t.Helper()
 	defer r.Close()
-	var out [][]cell
+	var out [][]liteCell
 	for r.Next() {
-		row := make([]cell, cols)
+		row := make([]liteCell, cols)
 		for i := range row {
 			tm, err := r.Time(i)
 			txt := r.Text(i)
-			row[i] = cell{null: r.Null(i), i: r.Int64(i), f: r.Float64(i), text: bytes.Clone(txt), tnil: txt == nil,
+			row[i] = liteCell{null: r.Null(i), i: r.Int64(i), f: r.Float64(i), text: bytes.Clone(txt), tnil: txt == nil,
 				b: r.Bool(i), tm: tm, tmErr: err != nil}
 		}
 		out = append(out, row)
@@ -121,8 +121,8 @@ func TestQueryRawSQLiteAgreesWithDatabaseSQL(t *testing.T) {
 			if _, ok := raw.(*sqliteRows); !ok {
 				t.Fatalf("QueryRaw on SQLite returned %T, not the in-place reader", raw)
 			}
-			got := readAll(t, raw, 7)
-			want := readAll(t, viaSQL(t, db, q.sql, q.args...), 7)
+			got := readAllLite(t, raw, 7)
+			want := readAllLite(t, viaSQL(t, db, q.sql, q.args...), 7)
 			if len(got) != len(want) {
 				t.Fatalf("%d rows in place, %d through database/sql", len(got), len(want))
 			}
@@ -252,8 +252,8 @@ func TestQueryRawSQLiteCollationAndFunctions(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", q, err)
 		}
-		got := readAll(t, raw, 1)
-		want := readAll(t, viaSQL(t, db, q), 1)
+		got := readAllLite(t, raw, 1)
+		want := readAllLite(t, viaSQL(t, db, q), 1)
 		if len(got) != len(want) || len(got) == 0 {
 			t.Fatalf("%s: %d rows in place, %d through database/sql", q, len(got), len(want))
 		}

@@ -53,6 +53,7 @@ type DB struct {
 	ckpt       *checkpointer // SQLite: the background checkpoints (checkpoint.go)
 	writer     chan struct{} // SQLite: held by this process's queued writer (LockWriter)
 	readers    *readers      // SQLite: the in-place readers behind QueryRaw (sqliteraw.go)
+	reads      *readBatcher  // PostgreSQL: pipelined reads (raw_batch.go); nil: off
 }
 
 // SchemaPolicy is what opening a database does about its schema.
@@ -193,7 +194,9 @@ func open(dsn, dataDir string, o Options) (*DB, error) {
 		db.SetMaxIdleConns(pgMaxConns)
 		db.SetConnMaxIdleTime(5 * time.Minute)
 		loc := u.Host + u.Path
-		return &DB{DB: db, Dialect: Postgres, Location: "postgres://" + loc}, nil
+		pg := &DB{DB: db, Dialect: Postgres, Location: "postgres://" + loc}
+		pg.SetReadPipelines(DefaultReadPipelines)
+		return pg, nil
 	}
 	return nil, fmt.Errorf("store: unsupported database URL scheme %q (sqlite or postgres)", u.Scheme)
 }

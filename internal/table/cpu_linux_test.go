@@ -4,17 +4,12 @@ package table_test
 
 import (
 	"context"
-	"fmt"
 	"net/http/httptest"
-	"os"
-	"strconv"
-	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/gatehouse/gatehouse/internal/store"
+	"github.com/gatehouse/gatehouse/internal/store/storetest"
 )
 
 // BenchmarkReadCPU splits the processor time of one read between Gatehouse (this process: the
@@ -45,41 +40,17 @@ func BenchmarkReadCPU(b *testing.B) {
 					}
 				}
 				serve() // the connection prepares the statement
-				backend0, self0 := backendCPU(b, pid), selfCPU(b)
+				backend0, self0 := storetest.BackendCPU(b, pid), storetest.SelfCPU(b)
 				b.ResetTimer()
 				for b.Loop() {
 					serve()
 				}
 				b.StopTimer()
-				b.ReportMetric(float64(selfCPU(b)-self0)/1e3/float64(b.N), "gatehouse-cpu-µs/op")
+				b.ReportMetric(float64(storetest.SelfCPU(b)-self0)/1e3/float64(b.N), "gatehouse-cpu-µs/op")
 				if pid != 0 {
-					b.ReportMetric(float64(backendCPU(b, pid)-backend0)/1e3/float64(b.N), "backend-cpu-µs/op")
+					b.ReportMetric(float64(storetest.BackendCPU(b, pid)-backend0)/1e3/float64(b.N), "backend-cpu-µs/op")
 				}
 			})
 		}
 	})
-}
-
-// backendCPU is the user and system time of process pid (0: none).
-func backendCPU(b *testing.B, pid int) time.Duration {
-	if pid == 0 {
-		return 0
-	}
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		b.Skipf("the PostgreSQL backend's times are not readable here: %v", err)
-	}
-	s := string(raw)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:]) // fields from the third on
-	utime, _ := strconv.ParseInt(f[11], 10, 64)
-	stime, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(utime+stime) * time.Second / 100 // USER_HZ
-}
-
-func selfCPU(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

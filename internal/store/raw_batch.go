@@ -1,0 +1,441 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"weak"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/stdlib"
+)
+
+// DefaultReadPipelines is the number of connections PostgreSQL reads are pipelined on at once
+// (SetReadPipelines).
+const DefaultReadPipelines = 4
+
+// readBatcher pipelines concurrent PostgreSQL reads. A read queues; while fewer than max batches run,
+// the reader that finds a free slot takes everything queued (its own read among it) and sends it on
+// one connection as one pipeline — per read a Bind and Execute followed by a Sync, so that one read's
+// error does not fail the others — then copies each read's rows out (bufRaw) and wakes its reader.
+// While it runs, new reads queue for the next batch. Under load a read thus costs a share of one write
+// and a few reads on each side instead of its own, and far fewer wake-ups (BenchmarkRawPostgresParallel:
+// about 40 % less processor time per lookup, this process and the backends together, at 32 readers).
+//
+// The slot passes from reader to reader: when a runner's batch is done and reads are queued, it hands
+// the slot to the first of them and returns to its own caller, so nobody serves batches indefinitely.
+//
+// Why not pgx.Batch: it ends the batch with a single Sync, so the batch is one implicit transaction
+// and one failed read (a data exception in a client's $filter) aborts every later one.
+type readBatcher struct {
+	db  *DB
+	max int // batches running at once (each on its own connection)
+	// always sends every read through a pipeline, even alone (tests of the buffered path)
+	always bool
+
+	mu      sync.Mutex
+	pending []*readOp
+	running int // slots taken: batches running or handed to a queued reader
+
+	batches, reads atomic.Int64 // pipelines sent, reads in them
+
+	stmtsMu sync.Mutex
+	stmts   map[weak.Pointer[pgx.Conn]]*connStmts
+}
+
+// maxBatch bounds the reads of one pipeline: their requests must fit in the socket buffers in both
+// directions before anything is read back, or client and server would wait on each other (pgx's
+// write of a large pipeline then reads concurrently, but keep the rows buffered per batch small).
+const maxBatch = 64
+
+type readOp struct {
+	ctx  context.Context
+	q    string
+	args []any
+	res  *bufRaw
+	err  error
+	done chan struct{} // closed when res or err is set
+	lead chan struct{} // receives the slot: run the next batch
+}
+
+func newReadBatcher(db *DB, max int) *readBatcher {
+	return &readBatcher{db: db, max: max, stmts: map[weak.Pointer[pgx.Conn]]*connStmts{}}
+}
+
+// SetReadPipelines sets how many PostgreSQL connections at most carry pipelined reads at once (see
+// readBatcher); 0 turns pipelining off, each read then takes a connection of its own and streams its
+// rows. A pipeline's reads wait for each other: one slow read delays the reads queued behind it in
+// its batch. Call before serving.
+func (db *DB) SetReadPipelines(n int) {
+	if db.Dialect != Postgres || n <= 0 {
+		db.reads = nil
+		return
+	}
+	db.reads = newReadBatcher(db, n)
+}
+
+// ReadPipelineStats reports how many pipelines of reads were sent and how many reads they carried
+// (their ratio is the mean batch size); zeros when pipelining is off.
+func (db *DB) ReadPipelineStats() (pipelines, reads int64) {
+	if db.reads == nil {
+		return 0, 0
+	}
+	return db.reads.batches.Load(), db.reads.reads.Load()
+}
+
+func (b *readBatcher) query(ctx context.Context, q string, args []any) (RawRows, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	b.mu.Lock()
+	if len(b.pending) == 0 && b.running < b.max && !b.always {
+		// Nothing queued and a slot free: no batch to gain, stream this read on a connection of its own
+		// (no copy of its rows), holding the slot until its rows are released so that reads arriving
+		// meanwhile queue for a batch.
+		b.running++
+		b.mu.Unlock()
+		r, err := b.db.queryRawPostgres(ctx, q, args)
+		if pr, ok := r.(*pgRaw); ok && err == nil && pr.conn != nil {
+			pr.onRelease = b.freeSlot
+		} else {
+			b.freeSlot()
+		}
+		return r, err
+	}
+	op := &readOp{ctx: ctx, q: q, args: args, done: make(chan struct{}), lead: make(chan struct{}, 1)}
+	b.pending = append(b.pending, op)
+	if b.running < b.max {
+		b.running++
+		op.lead <- struct{}{}
+	}
+	b.mu.Unlock()
+	for {
+		select {
+		case <-op.done:
+			b.leave(op)
+			if op.err != nil {
+				return nil, op.err
+			}
+			return op.res, nil
+		case <-op.lead:
+			b.runBatch()
+		case <-ctx.Done():
+			// The read may still run in a batch; its rows are dropped.
+			b.leave(op)
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// runBatch runs what is queued, then passes the slot on.
+func (b *readBatcher) runBatch() {
+	b.mu.Lock()
+	batch := b.pending
+	if len(batch) > maxBatch {
+		batch = slices.Clone(batch[:maxBatch])
+		b.pending = slices.Delete(b.pending, 0, maxBatch)
+	} else {
+		b.pending = nil
+	}
+	b.mu.Unlock()
+	if len(batch) > 0 {
+		b.exec(batch)
+	}
+	b.mu.Lock()
+	b.passSlot()
+	b.mu.Unlock()
+}
+
+func (b *readBatcher) freeSlot() {
+	b.mu.Lock()
+	b.passSlot()
+	b.mu.Unlock()
+}
+
+// passSlot gives a slot to the first queued read, or frees it. b.mu is held.
+func (b *readBatcher) passSlot() {
+	if len(b.pending) > 0 {
+		select {
+		case b.pending[0].lead <- struct{}{}:
+			return
+		default: // it already holds one: only possible with the slot that just came back to it
+		}
+	}
+	b.running--
+}
+
+// leave takes op out of the queue and passes on a slot handed to it that it will not use.
+func (b *readBatcher) leave(op *readOp) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if i := slices.Index(b.pending, op); i >= 0 {
+		b.pending = slices.Delete(b.pending, i, i+1)
+	}
+	select {
+	case <-op.lead:
+		b.passSlot()
+	default:
+	}
+}
+
+// exec runs one batch and answers each of its reads.
+func (b *readBatcher) exec(batch []*readOp) {
+	defer func() {
+		for _, op := range batch {
+			close(op.done)
+		}
+	}()
+	live := batch[:0:0]
+	for _, op := range batch {
+		if err := op.ctx.Err(); err != nil {
+			op.err = err
+			continue
+		}
+		live = append(live, op)
+	}
+	if len(live) == 0 {
+		return
+	}
+	// The batch runs until no read in it is still wanted: when the contexts of all of them have ended,
+	// its context ends too and pgx interrupts the statement (closing the connection, as on the direct
+	// path). A batch of one read simply runs under that read's context.
+	ctx := live[0].ctx
+	if len(live) > 1 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(context.Background())
+		defer cancel()
+		left := len(live)
+		var leftMu sync.Mutex
+		for _, op := range live {
+			stop := context.AfterFunc(op.ctx, func() {
+				leftMu.Lock()
+				left--
+				if left == 0 {
+					cancel()
+				}
+				leftMu.Unlock()
+			})
+			defer stop()
+		}
+	}
+	fail := func(ops []*readOp, err error) {
+		for _, op := range ops {
+			if op.err == nil && op.res == nil {
+				op.err = batchError(op.ctx, err)
+			}
+		}
+	}
+
+	conn, err := b.db.Conn(ctx)
+	if err != nil {
+		fail(live, err)
+		return
+	}
+	var pc *pgx.Conn
+	if err := conn.Raw(func(dc any) error {
+		if c, ok := dc.(*stdlib.Conn); ok {
+			pc = c.Conn()
+		}
+		return nil
+	}); err != nil || pc == nil {
+		conn.Close()
+		fail(live, fmt.Errorf("store: pipelined read: no pgx connection (%v)", err))
+		return
+	}
+	defer release(conn, pc)
+
+	sds, err := b.prepare(ctx, pc, live)
+	if err != nil {
+		fail(live, err)
+		return
+	}
+	tm := pc.TypeMap()
+	pl := pc.PgConn().StartPipeline(ctx)
+	var eqb pgx.ExtendedQueryBuilder
+	sent := live[:0:0]
+	for i, op := range live {
+		if op.err != nil { // its statement failed to prepare
+			continue
+		}
+		if err := eqb.Build(tm, sds[i], op.args); err != nil {
+			op.err = err
+			continue
+		}
+		// The pipeline keeps the result formats to decode with; eqb reuses its slices.
+		pl.SendQueryStatement(sds[i], eqb.ParamValues, eqb.ParamFormats, slices.Clone(eqb.ResultFormats))
+		pl.SendPipelineSync()
+		sent = append(sent, op)
+	}
+	if err := pl.Flush(); err != nil {
+		pl.Close()
+		fail(sent, err)
+		return
+	}
+	b.batches.Add(1)
+	b.reads.Add(int64(len(sent)))
+	for i, op := range sent {
+		res, err := pl.GetResults()
+		if err == nil {
+			if rr, ok := res.(*pgconn.ResultReader); ok {
+				op.res, err = readAll(tm, rr)
+			} else {
+				err = fmt.Errorf("store: pipelined read: unexpected %T", res)
+			}
+		}
+		var pe *pgconn.PgError
+		if err != nil && !errors.As(err, &pe) {
+			pl.Close()
+			fail(sent[i:], err)
+			return
+		}
+		op.err = err // the statement's own error; its Sync recovers the connection for the next one
+		if res, err = pl.GetResults(); err != nil {
+			pl.Close()
+			fail(sent[i+1:], err)
+			return
+		} else if _, ok := res.(*pgconn.PipelineSync); !ok {
+			pl.Close()
+			fail(sent[i+1:], fmt.Errorf("store: pipelined read: unexpected %T", res))
+			return
+		}
+	}
+	if err := pl.Close(); err != nil {
+		fail(sent, err)
+	}
+}
+
+// batchError reports err, the batch's, to a read, as its context's error if that has ended.
+func batchError(ctx context.Context, err error) error {
+	return ctxError(ctx, err)
+}
+
+// readAll copies a result's rows out of pgx's buffer, which the next result reuses.
+func readAll(tm *pgtype.Map, rr *pgconn.ResultReader) (*bufRaw, error) {
+	r := &bufRaw{}
+	r.init(tm, rr.FieldDescriptions())
+	// Room for a lookup's row, so that most reads allocate their buffers once.
+	r.cells = make([]cell, 0, 2*len(r.fds))
+	r.slab = make([]byte, 0, 512)
+	for rr.NextRow() {
+		for _, v := range rr.Values() {
+			if v == nil {
+				r.cells = append(r.cells, cell{off: -1})
+				continue
+			}
+			r.cells = append(r.cells, cell{off: int32(len(r.slab)), n: int32(len(v))})
+			r.slab = append(r.slab, v...)
+		}
+	}
+	if _, err := rr.Close(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// connStmts are the statements the batcher prepared on one connection, by SQL. They are kept apart
+// from pgx's own statement cache (unexported), and bounded: past maxConnStmts, all of them are
+// deallocated and preparing starts over.
+type connStmts struct {
+	sds map[string]*pgconn.StatementDescription
+	seq int
+}
+
+const maxConnStmts = 256
+
+// stmtsOf returns the statements prepared on pc. The entry goes when pc is garbage collected (its
+// connection closed and dropped by database/sql): the map holds it weakly.
+func (b *readBatcher) stmtsOf(pc *pgx.Conn) *connStmts {
+	wp := weak.Make(pc)
+	b.stmtsMu.Lock()
+	defer b.stmtsMu.Unlock()
+	cs := b.stmts[wp]
+	if cs == nil {
+		cs = &connStmts{sds: map[string]*pgconn.StatementDescription{}}
+		b.stmts[wp] = cs
+		runtime.AddCleanup(pc, func(wp weak.Pointer[pgx.Conn]) {
+			b.stmtsMu.Lock()
+			delete(b.stmts, wp)
+			b.stmtsMu.Unlock()
+		}, wp)
+	}
+	return cs
+}
+
+// prepare returns each read's statement description, preparing those the connection lacks (one round
+// trip each, once per connection). A statement that fails to prepare (a syntax error) is that read's
+// error. Only this batch's runner uses pc's entry, so it needs no lock of its own.
+func (b *readBatcher) prepare(ctx context.Context, pc *pgx.Conn, ops []*readOp) ([]*pgconn.StatementDescription, error) {
+	cs := b.stmtsOf(pc)
+	sds := make([]*pgconn.StatementDescription, len(ops))
+	for i, op := range ops {
+		if sd := cs.sds[op.q]; sd != nil {
+			sds[i] = sd
+			continue
+		}
+		if len(cs.sds) >= maxConnStmts {
+			var dealloc strings.Builder
+			for _, sd := range cs.sds {
+				dealloc.WriteString("DEALLOCATE " + sd.Name + ";")
+			}
+			if err := pc.PgConn().Exec(ctx, dealloc.String()).Close(); err != nil {
+				return nil, err
+			}
+			clear(cs.sds)
+		}
+		cs.seq++
+		sd, err := pc.PgConn().Prepare(ctx, "gh_read_"+strconv.Itoa(cs.seq), op.q, nil)
+		if err != nil {
+			var pe *pgconn.PgError
+			if !errors.As(err, &pe) {
+				return nil, err // the connection failed
+			}
+			op.err = err
+			continue
+		}
+		cs.sds[op.q] = sd
+		sds[i] = sd
+	}
+	return sds, nil
+}
+
+type cell struct{ off, n int32 }
+
+// bufRaw is a read's rows copied out of a pipeline.
+type bufRaw struct {
+	pgCols
+	slab  []byte
+	cells []cell
+	row   int // rows read so far
+}
+
+func (r *bufRaw) Next() bool {
+	n := len(r.fds)
+	if n == 0 || (r.row+1)*n > len(r.cells) {
+		r.vals = nil
+		return false
+	}
+	if r.vals == nil {
+		r.vals = make([][]byte, n)
+	}
+	r.buf = r.buf[:0]
+	for i, c := range r.cells[r.row*n : (r.row+1)*n] {
+		if c.off < 0 {
+			r.vals[i] = nil
+		} else {
+			r.vals[i] = r.slab[c.off : c.off+c.n : c.off+c.n]
+		}
+	}
+	r.row++
+	return true
+}
+
+func (r *bufRaw) Err() error   { return nil }
+func (r *bufRaw) Close() error { r.vals, r.row = nil, len(r.cells); return nil }

@@ -1,0 +1,154 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/store"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// holdPipeline keeps db's only pipeline busy for d with a read of its own, so that the reads started
+// meanwhile queue and go out together as the next batch. It returns when the read has started.
+func holdPipeline(t *testing.T, db *store.DB, d time.Duration) (wait func()) {
+	t.Helper()
+	db.SetReadPipelines(1)
+	done := make(chan error, 1)
+	go func() {
+		r, err := db.QueryRaw(context.Background(), `SELECT pg_sleep($1::float8)`, d.Seconds())
+		if err == nil {
+			err = r.Close()
+		}
+		done <- err
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for db.ReadBatchesRunning() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the holding read did not start")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return func() {
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// TestReadBatchIsolation: reads pipelined together each get their own answer, in their own order of
+// rows, and one's error (a data exception, a syntax error) is its own: the others succeed.
+func TestReadBatchIsolation(t *testing.T) {
+	db := openPostgres(t)
+	wait := holdPipeline(t, db, 300*time.Millisecond)
+	const n = 30
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() {
+			errs[i] = func() error {
+				var q string
+				var args []any
+				switch {
+				case i%5 == 0:
+					q, args = `SELECT 1 / $1::int`, []any{int64(0)}
+				case i%7 == 0:
+					q = `SELEC 1`
+				default:
+					q, args = `SELECT x, repeat('y', x) FROM generate_series($1::int, $1::int + 2) x`, []any{int64(i)}
+				}
+				r, err := db.QueryRaw(context.Background(), q, args...)
+				if err != nil {
+					return err
+				}
+				defer r.Close()
+				want := int64(i)
+				for r.Next() {
+					if r.Int64(0) != want || len(r.Text(1)) != int(want) {
+						return fmt.Errorf("read %d: row %d %d", i, r.Int64(0), len(r.Text(1)))
+					}
+					want++
+				}
+				if want != int64(i)+3 {
+					return fmt.Errorf("read %d: %d rows", i, want-int64(i))
+				}
+				return r.Err()
+			}()
+		})
+	}
+	wg.Wait()
+	wait()
+	for i, err := range errs {
+		var pe *pgconn.PgError
+		switch {
+		case i%5 == 0:
+			if !errors.As(err, &pe) || pe.Code != "22012" {
+				t.Errorf("read %d: %v, want division_by_zero", i, err)
+			}
+		case i%7 == 0:
+			if !errors.As(err, &pe) || pe.Code != "42601" {
+				t.Errorf("read %d: %v, want a syntax error", i, err)
+			}
+		case err != nil:
+			t.Errorf("read %d: %v", i, err)
+		}
+	}
+	pipelines, reads := db.ReadPipelineStats()
+	if reads < n-n/7 || pipelines > 2 { // reads whose statement failed to prepare are not sent
+		t.Errorf("%d reads in %d pipelines: the reads were not pipelined together", reads, pipelines)
+	}
+	inUse(t, db)
+	if n := db.ReadBatchesRunning(); n != 0 {
+		t.Errorf("%d read batch slots still taken", n)
+	}
+}
+
+// TestReadBatchCancelMember: a read whose context ends while it waits in a batch returns at once with
+// its context's error; the others of its batch are answered.
+func TestReadBatchCancelMember(t *testing.T) {
+	db := openPostgres(t)
+	wait := holdPipeline(t, db, 300*time.Millisecond)
+	var wg sync.WaitGroup
+	var slowErr, fastErr error
+	var slowTook time.Duration
+	var fast int64
+	wg.Go(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		_, slowErr = db.QueryRaw(ctx, `SELECT 1 FROM pg_sleep(0.8)`)
+		slowTook = time.Since(start)
+	})
+	wg.Go(func() {
+		time.Sleep(20 * time.Millisecond) // after the slow one, in the same batch
+		r, err := db.QueryRaw(context.Background(), `SELECT $1::bigint`, int64(42))
+		if err != nil {
+			fastErr = err
+			return
+		}
+		defer r.Close()
+		if r.Next() {
+			fast = r.Int64(0)
+		}
+		fastErr = r.Err()
+	})
+	wg.Wait()
+	wait()
+	if !errors.Is(slowErr, context.DeadlineExceeded) || slowTook > 400*time.Millisecond {
+		t.Errorf("the cancelled read: %v after %v, want its deadline's error at once", slowErr, slowTook)
+	}
+	if fastErr != nil || fast != 42 {
+		t.Errorf("its batch-mate: %d, %v", fast, fastErr)
+	}
+	inUse(t, db)
+	if n := db.ReadBatchesRunning(); n != 0 {
+		t.Errorf("%d read batch slots still taken", n)
+	}
+	// The pool serves on.
+	if got := queryInt(t, db, `SELECT 7`); got != 7 {
+		t.Fatal(got)
+	}
+}
