@@ -29,7 +29,8 @@ type RawRows interface {
 // would take: nil, int64, float64, bool, string, []byte or time.Time.
 //
 // On SQLite it runs on the in-place readers (sqliteraw.go): query must be one read-only statement
-// with ? placeholders; a time.Time binds as Unix milliseconds (how Gatehouse stores instants there).
+// with ? or ?N placeholders; a time.Time binds as Unix milliseconds (how Gatehouse stores instants
+// there), and other argument types than those listed are an error.
 func (db *DB) QueryRaw(ctx context.Context, query string, args ...any) (RawRows, error) {
 	if db.readers != nil {
 		return db.readers.queryRaw(ctx, query, args)

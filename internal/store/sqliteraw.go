@@ -264,7 +264,7 @@ func openReader(uri string, maxLength int, ext *odata.SQLiteExtensions) (_ *rcon
 		return nil, fmt.Errorf("store: open SQLite reader: %w", c.errorf(rc))
 	}
 	sqlite3.Xsqlite3_extended_result_codes(c.tls, c.db, 1)
-	sqlite3.Xsqlite3_limit(c.tls, c.db, sqlite3.SQLITE_LIMIT_LENGTH, int32(maxLength))
+	sqlite3.Xsqlite3_limit(c.tls, c.db, sqlite3.SQLITE_LIMIT_LENGTH, int32(min(maxLength, math.MaxInt32)))
 	// query_only: these connections never write, whatever SQL reaches them.
 	if err := c.exec("PRAGMA query_only=1"); err != nil {
 		return nil, fmt.Errorf("store: SQLite reader: %w", err)

@@ -589,6 +589,16 @@ func BenchmarkQueryRawSQLite(b *testing.B) {
 			read(b, r)
 		}
 	})
+	b.Run("inplace-50rows", func(b *testing.B) { // allocations do not grow with rows
+		b.ReportAllocs()
+		for b.Loop() {
+			r, err := db.QueryRaw(ctx, q, false, 50)
+			if err != nil {
+				b.Fatal(err)
+			}
+			read(b, r)
+		}
+	})
 	b.Run("databasesql", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
