@@ -2,9 +2,11 @@ package store
 
 import "context"
 
-// QueryRawBatched runs reads through a read batcher of its own with the given number of pipelines.
-func (db *DB) QueryRawBatched(pipelines int) func(ctx context.Context, q string, args ...any) (RawRows, error) {
+// QueryRawBatched runs reads through a read batcher of its own with the given number of pipelines;
+// always: every read through a pipeline, even alone.
+func (db *DB) QueryRawBatched(pipelines int, always bool) func(ctx context.Context, q string, args ...any) (RawRows, error) {
 	b := newReadBatcher(db, pipelines)
+	b.always = always
 	return func(ctx context.Context, q string, args ...any) (RawRows, error) { return b.query(ctx, q, args) }
 }
 

@@ -345,7 +345,6 @@ func readAll(tm *pgtype.Map, rr *pgconn.ResultReader) (*bufRaw, error) {
 // deallocated and preparing starts over.
 type connStmts struct {
 	sds map[string]*pgconn.StatementDescription
-	seq int
 }
 
 const maxConnStmts = 256
@@ -390,8 +389,10 @@ func (b *readBatcher) prepare(ctx context.Context, pc *pgx.Conn, ops []*readOp) 
 			}
 			clear(cs.sds)
 		}
-		cs.seq++
-		sd, err := pc.PgConn().Prepare(ctx, "gh_read_"+strconv.Itoa(cs.seq), op.q, nil)
+		// Named by a counter of the DB, not of the batcher or the connection: a batcher replaced by
+		// SetReadPipelines leaves its statements on the connections.
+		name := "gh_read_" + strconv.FormatInt(b.db.readStmtSeq.Add(1), 10)
+		sd, err := pc.PgConn().Prepare(ctx, name, op.q, nil)
 		if err != nil {
 			var pe *pgconn.PgError
 			if !errors.As(err, &pe) {

@@ -152,3 +152,27 @@ func TestReadBatchCancelMember(t *testing.T) {
 		t.Fatal(got)
 	}
 }
+
+// TestReadBatchStatements: the statements a batcher prepares are bounded per connection, and a
+// batcher replaced by SetReadPipelines does not collide with the statements its predecessor left.
+func TestReadBatchStatements(t *testing.T) {
+	db := openPostgres(t)
+	db.SetMaxOpenConns(1)
+	db.AlwaysPipelineReads()
+	for round := range 2 {
+		for i := range 300 {
+			q := fmt.Sprintf(`SELECT %d + $1::int`, i)
+			if got := queryInt(t, db, q, int64(round)); got != int64(i+round) {
+				t.Fatalf("%s: %d", q, got)
+			}
+		}
+		db.SetReadPipelines(store.DefaultReadPipelines) // a new batcher, the same connection
+		db.AlwaysPipelineReads()
+	}
+	n := queryInt(t, db, `SELECT count(*) FROM pg_prepared_statements WHERE name LIKE 'gh_read_%'`)
+	// Unbounded, 601 (two batchers' 300, the replaced one's left on the connection, and this one);
+	// bounded at 256 per batcher, 44 + 44 + 1.
+	if n > 256 || n == 0 {
+		t.Fatalf("%d statements prepared on the connection", n)
+	}
+}

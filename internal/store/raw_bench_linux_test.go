@@ -99,7 +99,8 @@ func rounds(tb testing.TB, modes ...string) []string {
 }
 
 // BenchmarkRawPostgres compares a read consumed in place (QueryRaw streaming its rows: inplace; through
-// the read batcher, which buffers them: pipelined) with the same read through database/sql
+// the read batcher, which streams a read alone: batcher; every read through a pipeline, its rows
+// buffered: pipelined) with the same read through database/sql
 // (RawFromSQL: sql), one connection, one read at a time: wall time, allocations, and the
 // processor time of this process and of the PostgreSQL backend per read.
 // CI=true RAW_BENCH_ROUNDS=5 go test -run xxx -bench RawPostgres -benchmem -benchtime 20000x ./internal/store
@@ -113,9 +114,11 @@ func BenchmarkRawPostgres(b *testing.B) {
 	if err := db.QueryRowContext(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
 		b.Fatal(err)
 	}
-	pipelined := db.QueryRawBatched(store.DefaultReadPipelines)
+	batcher := db.QueryRawBatched(store.DefaultReadPipelines, false)
+	pipelined := db.QueryRawBatched(store.DefaultReadPipelines, true)
 	read := map[string]func(q string, args ...any) (store.RawRows, error){
-		"inplace": func(q string, args ...any) (store.RawRows, error) { return db.QueryRaw(ctx, q, args...) },
+		"inplace":   func(q string, args ...any) (store.RawRows, error) { return db.QueryRaw(ctx, q, args...) },
+		"batcher":   func(q string, args ...any) (store.RawRows, error) { return batcher(ctx, q, args...) },
 		"pipelined": func(q string, args ...any) (store.RawRows, error) { return pipelined(ctx, q, args...) },
 		"sql": func(q string, args ...any) (store.RawRows, error) {
 			rows, err := db.QueryContext(ctx, q, args...)
@@ -139,7 +142,7 @@ func BenchmarkRawPostgres(b *testing.B) {
 		}
 		// A and B alternate, rounds times each (RAW_BENCH_ROUNDS, default 1): the machine's load drifts
 		// over a run, and -count repeats one sub-benchmark before the next.
-		for _, how := range rounds(b, "inplace", "pipelined", "sql") {
+		for _, how := range rounds(b, "inplace", "batcher", "pipelined", "sql") {
 			b.Run(c.name+"/"+how, func(b *testing.B) {
 				q := read[how]
 				r, err := q(c.q, args[0]) // the connection prepares the statement
@@ -195,7 +198,7 @@ func BenchmarkRawPostgresParallel(b *testing.B) {
 		modes[fmt.Sprintf("direct%d", n)] = mode{d.QueryRaw, poolPids(b, d, n)}
 	}
 	for _, n := range []int{1, 2, 4, conns} {
-		modes[fmt.Sprintf("batched%d", n)] = mode{db.QueryRawBatched(n), modes["direct10"].pids}
+		modes[fmt.Sprintf("batched%d", n)] = mode{db.QueryRawBatched(n, false), modes["direct10"].pids}
 	}
 	names := strings.Fields(os.Getenv("RAW_BENCH_MODES"))
 	if len(names) == 0 {
