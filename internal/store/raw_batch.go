@@ -98,16 +98,13 @@ func (b *readBatcher) query(ctx context.Context, q string, args []any) (RawRows,
 	b.mu.Lock()
 	if len(b.pending) == 0 && b.running < b.max && !b.always {
 		// Nothing queued and a slot free: no batch to gain, stream this read on a connection of its own
-		// (no copy of its rows), holding the slot until its rows are released so that reads arriving
-		// meanwhile queue for a batch.
+		// (no copy of its rows). The slot is held for the round trip (until the first row is in), so
+		// that reads arriving meanwhile queue for a batch; not while the caller goes through the rows,
+		// so that a caller holding rows open while it reads again cannot starve the batcher of slots.
 		b.running++
 		b.mu.Unlock()
 		r, err := b.db.queryRawPostgres(ctx, q, args)
-		if pr, ok := r.(*pgRaw); ok && err == nil && pr.conn != nil {
-			pr.onRelease = b.freeSlot
-		} else {
-			b.freeSlot()
-		}
+		b.freeSlot()
 		return r, err
 	}
 	op := &readOp{ctx: ctx, q: q, args: args, done: make(chan struct{}), lead: make(chan struct{}, 1)}

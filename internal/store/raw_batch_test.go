@@ -176,3 +176,43 @@ func TestReadBatchStatements(t *testing.T) {
 		t.Fatalf("%d statements prepared on the connection", n)
 	}
 }
+
+// TestReadBatchNested: a caller may read again while it holds rows open, more callers than there are
+// pipelines at once, without starving the batcher of slots.
+func TestReadBatchNested(t *testing.T) {
+	db := openPostgres(t)
+	db.SetReadPipelines(1)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for range 8 {
+		wg.Go(func() {
+			outer, err := db.QueryRaw(ctx, `SELECT x FROM generate_series(1, 3) x`)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer outer.Close()
+			for outer.Next() {
+				inner, err := db.QueryRaw(ctx, `SELECT $1::int * 2`, outer.Int64(0))
+				if err != nil {
+					errs <- err
+					return
+				}
+				if !inner.Next() || inner.Int64(0) != 2*outer.Int64(0) {
+					errs <- fmt.Errorf("inner read: %v", inner.Err())
+				}
+				inner.Close()
+			}
+			if err := outer.Err(); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}

@@ -182,8 +182,9 @@ func BenchmarkRawPostgresParallel(b *testing.B) {
 	benchItems(b, db)
 	ctx := context.Background()
 	type mode struct {
-		read func(ctx context.Context, q string, args ...any) (store.RawRows, error)
-		pids []int
+		db        *store.DB
+		pipelines int // SetReadPipelines
+		pids      []int
 	}
 	modes := map[string]mode{}
 	// directN: each read on its own connection, a pool of N (a database of its own, whose backends are
@@ -195,10 +196,10 @@ func BenchmarkRawPostgresParallel(b *testing.B) {
 		}
 		d.SetMaxOpenConns(n)
 		d.SetReadPipelines(0)
-		modes[fmt.Sprintf("direct%d", n)] = mode{d.QueryRaw, poolPids(b, d, n)}
+		modes[fmt.Sprintf("direct%d", n)] = mode{d, 0, poolPids(b, d, n)}
 	}
 	for _, n := range []int{1, 2, 4, conns} {
-		modes[fmt.Sprintf("batched%d", n)] = mode{db.QueryRawBatched(n, false), modes["direct10"].pids}
+		modes[fmt.Sprintf("batched%d", n)] = mode{db, n, modes["direct10"].pids}
 	}
 	names := strings.Fields(os.Getenv("RAW_BENCH_MODES"))
 	if len(names) == 0 {
@@ -221,7 +222,8 @@ func BenchmarkRawPostgresParallel(b *testing.B) {
 			return d
 		}
 		b.Run("lookup/"+how, func(b *testing.B) {
-			read := m.read
+			m.db.SetReadPipelines(m.pipelines)
+			read := m.db.QueryRaw
 			b.ReportAllocs()
 			backend0, self0 := backends(), storetest.SelfCPU(b)
 			b.ResetTimer()
@@ -259,6 +261,10 @@ func BenchmarkRawPostgresParallel(b *testing.B) {
 			b.ReportMetric(float64(self)/1e3/float64(b.N), "self-cpu-µs/op")
 			b.ReportMetric(float64(backend)/1e3/float64(b.N), "backend-cpu-µs/op")
 			b.ReportMetric(float64(self+backend)/1e3/float64(b.N), "total-cpu-µs/op")
+			if p, r := m.db.ReadPipelineStats(); p > 0 {
+				b.ReportMetric(float64(r)/float64(p), "reads/pipeline")
+				b.ReportMetric(float64(r)/float64(b.N), "pipelined-reads/op")
+			}
 		})
 	}
 }
