@@ -60,10 +60,12 @@ type readOp struct {
 	ctx  context.Context
 	q    string
 	args []any
-	res  *bufRaw
+	res  RawRows
 	err  error
 	done chan struct{} // closed when res or err is set
-	lead chan struct{} // receives the slot: run the next batch
+	// answered says done is closed (touched by the batch's runner only)
+	answered bool
+	lead     chan struct{} // receives the slot: run the next batch
 }
 
 func newReadBatcher(db *DB, max int) *readBatcher {
@@ -183,11 +185,11 @@ func (b *readBatcher) leave(op *readOp) {
 	}
 }
 
-// exec runs one batch and answers each of its reads.
+// exec runs one batch and answers each of its reads, each as soon as its rows are in.
 func (b *readBatcher) exec(batch []*readOp) {
 	defer func() {
 		for _, op := range batch {
-			close(op.done)
+			answer(op)
 		}
 	}()
 	live := batch[:0:0]
@@ -273,6 +275,16 @@ func (b *readBatcher) exec(batch []*readOp) {
 	}
 	if err := pl.Flush(); err != nil {
 		pl.Close()
+		if pgconn.SafeToRetry(err) {
+			// Nothing reached the server (a connection found dead on first use, as after a server
+			// restart): each read runs again on its own, retried by queryRawPostgres as database/sql
+			// would.
+			for _, op := range sent {
+				op.res, op.err = b.db.queryRawPostgres(op.ctx, op.q, op.args)
+				answer(op)
+			}
+			return
+		}
 		fail(sent, err)
 		return
 	}
@@ -282,7 +294,10 @@ func (b *readBatcher) exec(batch []*readOp) {
 		res, err := pl.GetResults()
 		if err == nil {
 			if rr, ok := res.(*pgconn.ResultReader); ok {
-				op.res, err = readAll(tm, rr)
+				var r *bufRaw
+				if r, err = readAll(tm, rr); err == nil {
+					op.res = r
+				}
 			} else {
 				err = fmt.Errorf("store: pipelined read: unexpected %T", res)
 			}
@@ -294,6 +309,7 @@ func (b *readBatcher) exec(batch []*readOp) {
 			return
 		}
 		op.err = err // the statement's own error; its Sync recovers the connection for the next one
+		answer(op)
 		if res, err = pl.GetResults(); err != nil {
 			pl.Close()
 			fail(sent[i+1:], err)
@@ -306,6 +322,14 @@ func (b *readBatcher) exec(batch []*readOp) {
 	}
 	if err := pl.Close(); err != nil {
 		fail(sent, err)
+	}
+}
+
+// answer wakes op's reader, once.
+func answer(op *readOp) {
+	if !op.answered {
+		op.answered = true
+		close(op.done)
 	}
 }
 

@@ -216,3 +216,25 @@ func TestReadBatchNested(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestReadBatchDeadConnection: a pooled connection whose backend was terminated is replaced, streamed
+// or pipelined, and the reads after it succeed.
+func TestReadBatchDeadConnection(t *testing.T) {
+	eachMode(t, func(t *testing.T, db *store.DB, pipelined bool) {
+		db.SetMaxOpenConns(1)
+		pid := queryInt(t, db, `SELECT pg_backend_pid()`)
+		admin := openPostgres(t)
+		admin.SetReadPipelines(0)
+		if ok := queryInt(t, admin, `SELECT pg_terminate_backend($1::int)::int`, pid); ok != 1 {
+			t.Fatal("not terminated")
+		}
+		time.Sleep(1100 * time.Millisecond) // database/sql's check of an idle connection (pgx: after 1 s)
+		if got := queryInt(t, db, `SELECT pg_backend_pid()`); got == pid {
+			t.Fatal("the same backend answered")
+		}
+		if got := queryInt(t, db, `SELECT 5`); got != 5 {
+			t.Fatal(got)
+		}
+		inUse(t, db)
+	})
+}
