@@ -7,6 +7,7 @@ import (
 	"database/sql"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -226,6 +227,7 @@ func BenchmarkRawPostgresParallel(b *testing.B) {
 			read := m.db.QueryRaw
 			b.ReportAllocs()
 			backend0, self0 := backends(), storetest.SelfCPU(b)
+			lat := make([]time.Duration, b.N+1)
 			b.ResetTimer()
 			var next atomic.Int64
 			var wg sync.WaitGroup
@@ -237,6 +239,7 @@ func BenchmarkRawPostgresParallel(b *testing.B) {
 						if i > b.N {
 							return
 						}
+						start := time.Now()
 						r, err := read(ctx, q, args[i%len(args)])
 						if err == nil {
 							var n int
@@ -244,6 +247,7 @@ func BenchmarkRawPostgresParallel(b *testing.B) {
 								err = fmt.Errorf("%d rows", n)
 							}
 						}
+						lat[i] = time.Since(start)
 						if err != nil {
 							errs <- err
 							return
@@ -258,6 +262,9 @@ func BenchmarkRawPostgresParallel(b *testing.B) {
 				b.Fatal(err)
 			}
 			self, backend := storetest.SelfCPU(b)-self0, backends()-backend0
+			slices.Sort(lat[1:])
+			b.ReportMetric(float64(lat[1+b.N/2].Microseconds()), "p50-µs")
+			b.ReportMetric(float64(lat[1+b.N*99/100].Microseconds()), "p99-µs")
 			b.ReportMetric(float64(self)/1e3/float64(b.N), "self-cpu-µs/op")
 			b.ReportMetric(float64(backend)/1e3/float64(b.N), "backend-cpu-µs/op")
 			b.ReportMetric(float64(self+backend)/1e3/float64(b.N), "total-cpu-µs/op")
