@@ -22,3 +22,8 @@ func (db *DB) ReadBatchesRunning() int {
 
 // AlwaysPipelineReads sends every read through a pipeline, even alone.
 func (db *DB) AlwaysPipelineReads() { db.reads.always = true }
+
+// QueryRawBuffered streams a read and buffers it whole, as a batch whose write failed does.
+func (db *DB) QueryRawBuffered(ctx context.Context, q string, args ...any) (RawRows, error) {
+	return bufferRows(db.queryRawPostgres(ctx, q, args))
+}

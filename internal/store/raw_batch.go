@@ -51,9 +51,8 @@ type readBatcher struct {
 	stmts   map[weak.Pointer[pgx.Conn]]*connStmts
 }
 
-// maxBatch bounds the reads of one pipeline: their requests must fit in the socket buffers in both
-// directions before anything is read back, or client and server would wait on each other (pgx's
-// write of a large pipeline then reads concurrently, but keep the rows buffered per batch small).
+// maxBatch bounds the reads of one pipeline, and with them the rows one runner buffers and how long
+// the last read of a batch waits for those ahead of it.
 const maxBatch = 64
 
 type readOp struct {
@@ -280,7 +279,7 @@ func (b *readBatcher) exec(batch []*readOp) {
 			// restart): each read runs again on its own, retried by queryRawPostgres as database/sql
 			// would.
 			for _, op := range sent {
-				op.res, op.err = b.db.queryRawPostgres(op.ctx, op.q, op.args)
+				op.res, op.err = bufferRows(b.db.queryRawPostgres(op.ctx, op.q, op.args))
 				answer(op)
 			}
 			return
@@ -338,6 +337,36 @@ func batchError(ctx context.Context, err error) error {
 	return ctxError(ctx, err)
 }
 
+// bufferRows reads a streamed result to its end into a bufRaw and gives its connection back: a read
+// handed to a reader that may have gone (its context ended) must not hold a connection.
+func bufferRows(rows RawRows, err error) (RawRows, error) {
+	pr, ok := rows.(*pgRaw)
+	if err != nil || !ok {
+		return rows, err
+	}
+	defer pr.Close()
+	r := &bufRaw{}
+	r.init(pr.tm, pr.fds)
+	for pr.Next() {
+		r.appendRow(pr.vals)
+	}
+	if err := pr.Err(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func (r *bufRaw) appendRow(vals [][]byte) {
+	for _, v := range vals {
+		if v == nil {
+			r.cells = append(r.cells, cell{off: -1})
+			continue
+		}
+		r.cells = append(r.cells, cell{off: int32(len(r.slab)), n: int32(len(v))})
+		r.slab = append(r.slab, v...)
+	}
+}
+
 // readAll copies a result's rows out of pgx's buffer, which the next result reuses.
 func readAll(tm *pgtype.Map, rr *pgconn.ResultReader) (*bufRaw, error) {
 	r := &bufRaw{}
@@ -346,14 +375,7 @@ func readAll(tm *pgtype.Map, rr *pgconn.ResultReader) (*bufRaw, error) {
 	r.cells = make([]cell, 0, 2*len(r.fds))
 	r.slab = make([]byte, 0, 512)
 	for rr.NextRow() {
-		for _, v := range rr.Values() {
-			if v == nil {
-				r.cells = append(r.cells, cell{off: -1})
-				continue
-			}
-			r.cells = append(r.cells, cell{off: int32(len(r.slab)), n: int32(len(v))})
-			r.slab = append(r.slab, v...)
-		}
+		r.appendRow(rr.Values())
 	}
 	if _, err := rr.Close(); err != nil {
 		return nil, err

@@ -238,3 +238,33 @@ func TestReadBatchDeadConnection(t *testing.T) {
 		inUse(t, db)
 	})
 }
+
+// TestReadBatchBufferRows: a read retried alone after its batch failed to reach the server is
+// buffered whole, its connection back in the pool before its reader reads (the reader may be gone).
+func TestReadBatchBufferRows(t *testing.T) {
+	db := openPostgres(t)
+	ctx := context.Background()
+	r, err := db.QueryRawBuffered(ctx, `SELECT x, CASE WHEN x % 2 = 0 THEN 'é' || x END FROM generate_series(1, 500) x`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := db.Stats().InUse; n != 0 {
+		t.Fatalf("%d connections in use", n)
+	}
+	want := int64(1)
+	for r.Next() {
+		if r.Int64(0) != want || r.Null(1) != (want%2 == 1) || (want%2 == 0 && string(r.Text(1)) != fmt.Sprint("é", want)) {
+			t.Fatalf("row %d: %d %q", want, r.Int64(0), r.Text(1))
+		}
+		want++
+	}
+	if err := r.Err(); err != nil || want != 501 {
+		t.Fatalf("%d rows, %v", want-1, err)
+	}
+	r.Close()
+	var pe *pgconn.PgError
+	if _, err := db.QueryRawBuffered(ctx, `SELECT 1 / (x - 300) FROM generate_series(1, 500) x`); !errors.As(err, &pe) || pe.Code != "22012" {
+		t.Fatalf("got %v, want division_by_zero", err)
+	}
+	inUse(t, db)
+}
