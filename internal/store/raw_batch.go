@@ -250,7 +250,8 @@ func (b *readBatcher) exec(batch []*readOp) {
 	}
 	defer release(conn, pc)
 
-	sds, err := b.prepare(ctx, pc, live)
+	cs := b.stmtsOf(pc)
+	sds, err := b.prepare(ctx, pc, cs, live)
 	if err != nil {
 		fail(live, err)
 		return
@@ -308,6 +309,11 @@ func (b *readBatcher) exec(batch []*readOp) {
 			return
 		}
 		op.err = err // the statement's own error; its Sync recovers the connection for the next one
+		if pe != nil && (pe.Code == "0A000" || pe.Code == "26000") {
+			// "cached plan must not change result type" (a table the statement reads changed) or the
+			// statement is gone: prepare it again next time, as pgx does with its own cache.
+			delete(cs.sds, op.q)
+		}
 		answer(op)
 		if res, err = pl.GetResults(); err != nil {
 			pl.Close()
@@ -414,8 +420,7 @@ func (b *readBatcher) stmtsOf(pc *pgx.Conn) *connStmts {
 // prepare returns each read's statement description, preparing those the connection lacks (one round
 // trip each, once per connection). A statement that fails to prepare (a syntax error) is that read's
 // error. Only this batch's runner uses pc's entry, so it needs no lock of its own.
-func (b *readBatcher) prepare(ctx context.Context, pc *pgx.Conn, ops []*readOp) ([]*pgconn.StatementDescription, error) {
-	cs := b.stmtsOf(pc)
+func (b *readBatcher) prepare(ctx context.Context, pc *pgx.Conn, cs *connStmts, ops []*readOp) ([]*pgconn.StatementDescription, error) {
 	sds := make([]*pgconn.StatementDescription, len(ops))
 	for i, op := range ops {
 		if sd := cs.sds[op.q]; sd != nil {
