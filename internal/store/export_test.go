@@ -2,9 +2,11 @@ package store
 
 import "context"
 
-// QueryRawBatched runs reads through a read batcher of its own with the given number of pipelines.
-func (db *DB) QueryRawBatched(pipelines int) func(ctx context.Context, q string, args ...any) (RawRows, error) {
+// QueryRawBatched runs reads through a read batcher of its own with the given number of pipelines;
+// always: every read through a pipeline, even alone.
+func (db *DB) QueryRawBatched(pipelines int, always bool) func(ctx context.Context, q string, args ...any) (RawRows, error) {
 	b := newReadBatcher(db, pipelines)
+	b.always = always
 	return func(ctx context.Context, q string, args ...any) (RawRows, error) { return b.query(ctx, q, args) }
 }
 
@@ -20,3 +22,8 @@ func (db *DB) ReadBatchesRunning() int {
 
 // AlwaysPipelineReads sends every read through a pipeline, even alone.
 func (db *DB) AlwaysPipelineReads() { db.reads.always = true }
+
+// QueryRawBuffered streams a read and buffers it whole, as a batch whose write failed does.
+func (db *DB) QueryRawBuffered(ctx context.Context, q string, args ...any) (RawRows, error) {
+	return bufferRows(db.queryRawPostgres(ctx, q, args))
+}

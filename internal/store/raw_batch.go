@@ -51,19 +51,20 @@ type readBatcher struct {
 	stmts   map[weak.Pointer[pgx.Conn]]*connStmts
 }
 
-// maxBatch bounds the reads of one pipeline: their requests must fit in the socket buffers in both
-// directions before anything is read back, or client and server would wait on each other (pgx's
-// write of a large pipeline then reads concurrently, but keep the rows buffered per batch small).
+// maxBatch bounds the reads of one pipeline, and with them the rows one runner buffers and how long
+// the last read of a batch waits for those ahead of it.
 const maxBatch = 64
 
 type readOp struct {
 	ctx  context.Context
 	q    string
 	args []any
-	res  *bufRaw
+	res  RawRows
 	err  error
 	done chan struct{} // closed when res or err is set
-	lead chan struct{} // receives the slot: run the next batch
+	// answered says done is closed (touched by the batch's runner only)
+	answered bool
+	lead     chan struct{} // receives the slot: run the next batch
 }
 
 func newReadBatcher(db *DB, max int) *readBatcher {
@@ -98,16 +99,13 @@ func (b *readBatcher) query(ctx context.Context, q string, args []any) (RawRows,
 	b.mu.Lock()
 	if len(b.pending) == 0 && b.running < b.max && !b.always {
 		// Nothing queued and a slot free: no batch to gain, stream this read on a connection of its own
-		// (no copy of its rows), holding the slot until its rows are released so that reads arriving
-		// meanwhile queue for a batch.
+		// (no copy of its rows). The slot is held for the round trip (until the first row is in), so
+		// that reads arriving meanwhile queue for a batch; not while the caller goes through the rows,
+		// so that a caller holding rows open while it reads again cannot starve the batcher of slots.
 		b.running++
 		b.mu.Unlock()
 		r, err := b.db.queryRawPostgres(ctx, q, args)
-		if pr, ok := r.(*pgRaw); ok && err == nil && pr.conn != nil {
-			pr.onRelease = b.freeSlot
-		} else {
-			b.freeSlot()
-		}
+		b.freeSlot()
 		return r, err
 	}
 	op := &readOp{ctx: ctx, q: q, args: args, done: make(chan struct{}), lead: make(chan struct{}, 1)}
@@ -186,11 +184,11 @@ func (b *readBatcher) leave(op *readOp) {
 	}
 }
 
-// exec runs one batch and answers each of its reads.
+// exec runs one batch and answers each of its reads, each as soon as its rows are in.
 func (b *readBatcher) exec(batch []*readOp) {
 	defer func() {
 		for _, op := range batch {
-			close(op.done)
+			answer(op)
 		}
 	}()
 	live := batch[:0:0]
@@ -252,7 +250,8 @@ func (b *readBatcher) exec(batch []*readOp) {
 	}
 	defer release(conn, pc)
 
-	sds, err := b.prepare(ctx, pc, live)
+	cs := b.stmtsOf(pc)
+	sds, err := b.prepare(ctx, pc, cs, live)
 	if err != nil {
 		fail(live, err)
 		return
@@ -276,6 +275,16 @@ func (b *readBatcher) exec(batch []*readOp) {
 	}
 	if err := pl.Flush(); err != nil {
 		pl.Close()
+		if pgconn.SafeToRetry(err) {
+			// Nothing reached the server (a connection found dead on first use, as after a server
+			// restart): each read runs again on its own, retried by queryRawPostgres as database/sql
+			// would.
+			for _, op := range sent {
+				op.res, op.err = bufferRows(b.db.queryRawPostgres(op.ctx, op.q, op.args))
+				answer(op)
+			}
+			return
+		}
 		fail(sent, err)
 		return
 	}
@@ -285,7 +294,10 @@ func (b *readBatcher) exec(batch []*readOp) {
 		res, err := pl.GetResults()
 		if err == nil {
 			if rr, ok := res.(*pgconn.ResultReader); ok {
-				op.res, err = readAll(tm, rr)
+				var r *bufRaw
+				if r, err = readAll(tm, rr); err == nil {
+					op.res = r
+				}
 			} else {
 				err = fmt.Errorf("store: pipelined read: unexpected %T", res)
 			}
@@ -297,6 +309,12 @@ func (b *readBatcher) exec(batch []*readOp) {
 			return
 		}
 		op.err = err // the statement's own error; its Sync recovers the connection for the next one
+		if pe != nil && (pe.Code == "0A000" || pe.Code == "26000") {
+			// "cached plan must not change result type" (a table the statement reads changed) or the
+			// statement is gone: prepare it again next time, as pgx does with its own cache.
+			delete(cs.sds, op.q)
+		}
+		answer(op)
 		if res, err = pl.GetResults(); err != nil {
 			pl.Close()
 			fail(sent[i+1:], err)
@@ -312,9 +330,47 @@ func (b *readBatcher) exec(batch []*readOp) {
 	}
 }
 
+// answer wakes op's reader, once.
+func answer(op *readOp) {
+	if !op.answered {
+		op.answered = true
+		close(op.done)
+	}
+}
+
 // batchError reports err, the batch's, to a read, as its context's error if that has ended.
 func batchError(ctx context.Context, err error) error {
 	return ctxError(ctx, err)
+}
+
+// bufferRows reads a streamed result to its end into a bufRaw and gives its connection back: a read
+// handed to a reader that may have gone (its context ended) must not hold a connection.
+func bufferRows(rows RawRows, err error) (RawRows, error) {
+	pr, ok := rows.(*pgRaw)
+	if err != nil || !ok {
+		return rows, err
+	}
+	defer pr.Close()
+	r := &bufRaw{}
+	r.init(pr.tm, pr.fds)
+	for pr.Next() {
+		r.appendRow(pr.vals)
+	}
+	if err := pr.Err(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func (r *bufRaw) appendRow(vals [][]byte) {
+	for _, v := range vals {
+		if v == nil {
+			r.cells = append(r.cells, cell{off: -1})
+			continue
+		}
+		r.cells = append(r.cells, cell{off: int32(len(r.slab)), n: int32(len(v))})
+		r.slab = append(r.slab, v...)
+	}
 }
 
 // readAll copies a result's rows out of pgx's buffer, which the next result reuses.
@@ -325,14 +381,7 @@ func readAll(tm *pgtype.Map, rr *pgconn.ResultReader) (*bufRaw, error) {
 	r.cells = make([]cell, 0, 2*len(r.fds))
 	r.slab = make([]byte, 0, 512)
 	for rr.NextRow() {
-		for _, v := range rr.Values() {
-			if v == nil {
-				r.cells = append(r.cells, cell{off: -1})
-				continue
-			}
-			r.cells = append(r.cells, cell{off: int32(len(r.slab)), n: int32(len(v))})
-			r.slab = append(r.slab, v...)
-		}
+		r.appendRow(rr.Values())
 	}
 	if _, err := rr.Close(); err != nil {
 		return nil, err
@@ -345,7 +394,6 @@ func readAll(tm *pgtype.Map, rr *pgconn.ResultReader) (*bufRaw, error) {
 // deallocated and preparing starts over.
 type connStmts struct {
 	sds map[string]*pgconn.StatementDescription
-	seq int
 }
 
 const maxConnStmts = 256
@@ -372,8 +420,7 @@ func (b *readBatcher) stmtsOf(pc *pgx.Conn) *connStmts {
 // prepare returns each read's statement description, preparing those the connection lacks (one round
 // trip each, once per connection). A statement that fails to prepare (a syntax error) is that read's
 // error. Only this batch's runner uses pc's entry, so it needs no lock of its own.
-func (b *readBatcher) prepare(ctx context.Context, pc *pgx.Conn, ops []*readOp) ([]*pgconn.StatementDescription, error) {
-	cs := b.stmtsOf(pc)
+func (b *readBatcher) prepare(ctx context.Context, pc *pgx.Conn, cs *connStmts, ops []*readOp) ([]*pgconn.StatementDescription, error) {
 	sds := make([]*pgconn.StatementDescription, len(ops))
 	for i, op := range ops {
 		if sd := cs.sds[op.q]; sd != nil {
@@ -390,8 +437,10 @@ func (b *readBatcher) prepare(ctx context.Context, pc *pgx.Conn, ops []*readOp) 
 			}
 			clear(cs.sds)
 		}
-		cs.seq++
-		sd, err := pc.PgConn().Prepare(ctx, "gh_read_"+strconv.Itoa(cs.seq), op.q, nil)
+		// Named by a counter of the DB, not of the batcher or the connection: a batcher replaced by
+		// SetReadPipelines leaves its statements on the connections.
+		name := "gh_read_" + strconv.FormatInt(b.db.readStmtSeq.Add(1), 10)
+		sd, err := pc.PgConn().Prepare(ctx, name, op.q, nil)
 		if err != nil {
 			var pe *pgconn.PgError
 			if !errors.As(err, &pe) {

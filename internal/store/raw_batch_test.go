@@ -152,3 +152,153 @@ func TestReadBatchCancelMember(t *testing.T) {
 		t.Fatal(got)
 	}
 }
+
+// TestReadBatchStatements: the statements a batcher prepares are bounded per connection, and a
+// batcher replaced by SetReadPipelines does not collide with the statements its predecessor left.
+func TestReadBatchStatements(t *testing.T) {
+	db := openPostgres(t)
+	db.SetMaxOpenConns(1)
+	db.AlwaysPipelineReads()
+	for round := range 2 {
+		for i := range 300 {
+			q := fmt.Sprintf(`SELECT %d + $1::int`, i)
+			if got := queryInt(t, db, q, int64(round)); got != int64(i+round) {
+				t.Fatalf("%s: %d", q, got)
+			}
+		}
+		db.SetReadPipelines(store.DefaultReadPipelines) // a new batcher, the same connection
+		db.AlwaysPipelineReads()
+	}
+	n := queryInt(t, db, `SELECT count(*) FROM pg_prepared_statements WHERE name LIKE 'gh_read_%'`)
+	// Unbounded, 601 (two batchers' 300, the replaced one's left on the connection, and this one);
+	// bounded at 256 per batcher, 44 + 44 + 1.
+	if n > 256 || n == 0 {
+		t.Fatalf("%d statements prepared on the connection", n)
+	}
+}
+
+// TestReadBatchNested: a caller may read again while it holds rows open, more callers than there are
+// pipelines at once, without starving the batcher of slots.
+func TestReadBatchNested(t *testing.T) {
+	db := openPostgres(t)
+	db.SetReadPipelines(1)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for range 8 {
+		wg.Go(func() {
+			outer, err := db.QueryRaw(ctx, `SELECT x FROM generate_series(1, 3) x`)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer outer.Close()
+			for outer.Next() {
+				inner, err := db.QueryRaw(ctx, `SELECT $1::int * 2`, outer.Int64(0))
+				if err != nil {
+					errs <- err
+					return
+				}
+				if !inner.Next() || inner.Int64(0) != 2*outer.Int64(0) {
+					errs <- fmt.Errorf("inner read: %v", inner.Err())
+				}
+				inner.Close()
+			}
+			if err := outer.Err(); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+// TestReadBatchDeadConnection: a pooled connection whose backend was terminated is replaced, streamed
+// or pipelined, and the reads after it succeed.
+func TestReadBatchDeadConnection(t *testing.T) {
+	eachMode(t, func(t *testing.T, db *store.DB, pipelined bool) {
+		db.SetMaxOpenConns(1)
+		pid := queryInt(t, db, `SELECT pg_backend_pid()`)
+		admin := openPostgres(t)
+		admin.SetReadPipelines(0)
+		if ok := queryInt(t, admin, `SELECT pg_terminate_backend($1::int)::int`, pid); ok != 1 {
+			t.Fatal("not terminated")
+		}
+		time.Sleep(1100 * time.Millisecond) // database/sql's check of an idle connection (pgx: after 1 s)
+		if got := queryInt(t, db, `SELECT pg_backend_pid()`); got == pid {
+			t.Fatal("the same backend answered")
+		}
+		if got := queryInt(t, db, `SELECT 5`); got != 5 {
+			t.Fatal(got)
+		}
+		inUse(t, db)
+	})
+}
+
+// TestReadBatchBufferRows: a read retried alone after its batch failed to reach the server is
+// buffered whole, its connection back in the pool before its reader reads (the reader may be gone).
+func TestReadBatchBufferRows(t *testing.T) {
+	db := openPostgres(t)
+	ctx := context.Background()
+	r, err := db.QueryRawBuffered(ctx, `SELECT x, CASE WHEN x % 2 = 0 THEN 'é' || x END FROM generate_series(1, 500) x`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := db.Stats().InUse; n != 0 {
+		t.Fatalf("%d connections in use", n)
+	}
+	want := int64(1)
+	for r.Next() {
+		if r.Int64(0) != want || r.Null(1) != (want%2 == 1) || (want%2 == 0 && string(r.Text(1)) != fmt.Sprint("é", want)) {
+			t.Fatalf("row %d: %d %q", want, r.Int64(0), r.Text(1))
+		}
+		want++
+	}
+	if err := r.Err(); err != nil || want != 501 {
+		t.Fatalf("%d rows, %v", want-1, err)
+	}
+	r.Close()
+	var pe *pgconn.PgError
+	if _, err := db.QueryRawBuffered(ctx, `SELECT 1 / (x - 300) FROM generate_series(1, 500) x`); !errors.As(err, &pe) || pe.Code != "22012" {
+		t.Fatalf("got %v, want division_by_zero", err)
+	}
+	inUse(t, db)
+}
+
+// TestReadBatchSchemaChange: a statement prepared before its table changed is prepared again
+// (PostgreSQL refuses a prepared statement whose result type changed).
+func TestReadBatchSchemaChange(t *testing.T) {
+	eachMode(t, func(t *testing.T, db *store.DB, pipelined bool) {
+		db.SetMaxOpenConns(1)
+		ctx := context.Background()
+		if _, err := db.ExecContext(ctx, `CREATE TABLE sc (a int); INSERT INTO sc VALUES (1)`); err != nil {
+			t.Fatal(err)
+		}
+		if got := queryInt(t, db, `SELECT * FROM sc`); got != 1 {
+			t.Fatal(got)
+		}
+		if _, err := db.ExecContext(ctx, `ALTER TABLE sc ADD COLUMN b int DEFAULT 2`); err != nil {
+			t.Fatal(err)
+		}
+		var err error
+		for range 2 { // the first read after the change may fail (as pgx's own cache does)
+			var r store.RawRows
+			if r, err = db.QueryRaw(ctx, `SELECT * FROM sc`); err == nil {
+				ok := r.Next() && r.Int64(0) == 1 && len(r.Text(1)) == 1 && r.Int64(1) == 2
+				r.Close()
+				if !ok {
+					t.Fatal("not the new row")
+				}
+				break
+			}
+			t.Logf("read after the change: %v", err)
+		}
+		if err != nil {
+			t.Fatalf("still failing after the change: %v", err)
+		}
+	})
+}

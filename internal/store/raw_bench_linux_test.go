@@ -7,6 +7,7 @@ import (
 	"database/sql"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -99,7 +100,8 @@ func rounds(tb testing.TB, modes ...string) []string {
 }
 
 // BenchmarkRawPostgres compares a read consumed in place (QueryRaw streaming its rows: inplace; through
-// the read batcher, which buffers them: pipelined) with the same read through database/sql
+// the read batcher, which streams a read alone: batcher; every read through a pipeline, its rows
+// buffered: pipelined) with the same read through database/sql
 // (RawFromSQL: sql), one connection, one read at a time: wall time, allocations, and the
 // processor time of this process and of the PostgreSQL backend per read.
 // CI=true RAW_BENCH_ROUNDS=5 go test -run xxx -bench RawPostgres -benchmem -benchtime 20000x ./internal/store
@@ -113,9 +115,11 @@ func BenchmarkRawPostgres(b *testing.B) {
 	if err := db.QueryRowContext(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
 		b.Fatal(err)
 	}
-	pipelined := db.QueryRawBatched(store.DefaultReadPipelines)
+	batcher := db.QueryRawBatched(store.DefaultReadPipelines, false)
+	pipelined := db.QueryRawBatched(store.DefaultReadPipelines, true)
 	read := map[string]func(q string, args ...any) (store.RawRows, error){
 		"inplace":   func(q string, args ...any) (store.RawRows, error) { return db.QueryRaw(ctx, q, args...) },
+		"batcher":   func(q string, args ...any) (store.RawRows, error) { return batcher(ctx, q, args...) },
 		"pipelined": func(q string, args ...any) (store.RawRows, error) { return pipelined(ctx, q, args...) },
 		"sql": func(q string, args ...any) (store.RawRows, error) {
 			rows, err := db.QueryContext(ctx, q, args...)
@@ -139,7 +143,7 @@ func BenchmarkRawPostgres(b *testing.B) {
 		}
 		// A and B alternate, rounds times each (RAW_BENCH_ROUNDS, default 1): the machine's load drifts
 		// over a run, and -count repeats one sub-benchmark before the next.
-		for _, how := range rounds(b, "inplace", "pipelined", "sql") {
+		for _, how := range rounds(b, "inplace", "batcher", "pipelined", "sql") {
 			b.Run(c.name+"/"+how, func(b *testing.B) {
 				q := read[how]
 				r, err := q(c.q, args[0]) // the connection prepares the statement
@@ -179,8 +183,9 @@ func BenchmarkRawPostgresParallel(b *testing.B) {
 	benchItems(b, db)
 	ctx := context.Background()
 	type mode struct {
-		read func(ctx context.Context, q string, args ...any) (store.RawRows, error)
-		pids []int
+		db        *store.DB
+		pipelines int // SetReadPipelines
+		pids      []int
 	}
 	modes := map[string]mode{}
 	// directN: each read on its own connection, a pool of N (a database of its own, whose backends are
@@ -192,10 +197,10 @@ func BenchmarkRawPostgresParallel(b *testing.B) {
 		}
 		d.SetMaxOpenConns(n)
 		d.SetReadPipelines(0)
-		modes[fmt.Sprintf("direct%d", n)] = mode{d.QueryRaw, poolPids(b, d, n)}
+		modes[fmt.Sprintf("direct%d", n)] = mode{d, 0, poolPids(b, d, n)}
 	}
 	for _, n := range []int{1, 2, 4, conns} {
-		modes[fmt.Sprintf("batched%d", n)] = mode{db.QueryRawBatched(n), modes["direct10"].pids}
+		modes[fmt.Sprintf("batched%d", n)] = mode{db, n, modes["direct10"].pids}
 	}
 	names := strings.Fields(os.Getenv("RAW_BENCH_MODES"))
 	if len(names) == 0 {
@@ -218,9 +223,11 @@ func BenchmarkRawPostgresParallel(b *testing.B) {
 			return d
 		}
 		b.Run("lookup/"+how, func(b *testing.B) {
-			read := m.read
+			m.db.SetReadPipelines(m.pipelines)
+			read := m.db.QueryRaw
 			b.ReportAllocs()
 			backend0, self0 := backends(), storetest.SelfCPU(b)
+			lat := make([]time.Duration, b.N+1)
 			b.ResetTimer()
 			var next atomic.Int64
 			var wg sync.WaitGroup
@@ -232,6 +239,7 @@ func BenchmarkRawPostgresParallel(b *testing.B) {
 						if i > b.N {
 							return
 						}
+						start := time.Now()
 						r, err := read(ctx, q, args[i%len(args)])
 						if err == nil {
 							var n int
@@ -239,6 +247,7 @@ func BenchmarkRawPostgresParallel(b *testing.B) {
 								err = fmt.Errorf("%d rows", n)
 							}
 						}
+						lat[i] = time.Since(start)
 						if err != nil {
 							errs <- err
 							return
@@ -253,9 +262,16 @@ func BenchmarkRawPostgresParallel(b *testing.B) {
 				b.Fatal(err)
 			}
 			self, backend := storetest.SelfCPU(b)-self0, backends()-backend0
+			slices.Sort(lat[1:])
+			b.ReportMetric(float64(lat[1+b.N/2].Microseconds()), "p50-µs")
+			b.ReportMetric(float64(lat[1+b.N*99/100].Microseconds()), "p99-µs")
 			b.ReportMetric(float64(self)/1e3/float64(b.N), "self-cpu-µs/op")
 			b.ReportMetric(float64(backend)/1e3/float64(b.N), "backend-cpu-µs/op")
 			b.ReportMetric(float64(self+backend)/1e3/float64(b.N), "total-cpu-µs/op")
+			if p, r := m.db.ReadPipelineStats(); p > 0 {
+				b.ReportMetric(float64(r)/float64(p), "reads/pipeline")
+				b.ReportMetric(float64(r)/float64(b.N), "pipelined-reads/op")
+			}
 		})
 	}
 }

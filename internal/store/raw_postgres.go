@@ -169,7 +169,6 @@ type pgRaw struct {
 	preloaded bool // the first row was read by QueryRaw
 	more      bool
 	err       error
-	onRelease func() // called once the connection is back (the read batcher's slot)
 }
 
 // pgCols decodes the columns of the current row (vals) of a pgx result.
@@ -227,10 +226,6 @@ func (r *pgRaw) release() {
 	}
 	release(r.conn, r.pc)
 	r.conn = nil
-	if f := r.onRelease; f != nil {
-		r.onRelease = nil
-		f()
-	}
 }
 
 func (r *pgRaw) Err() error {

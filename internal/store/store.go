@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/odata"
@@ -49,11 +50,12 @@ type DB struct {
 	// release migrated the database; this one runs on it, see Migration.Additive).
 	Newer []Applied
 
-	migrations []Migration
-	ckpt       *checkpointer // SQLite: the background checkpoints (checkpoint.go)
-	writer     chan struct{} // SQLite: held by this process's queued writer (LockWriter)
-	readers    *readers      // SQLite: the in-place readers behind QueryRaw (sqliteraw.go)
-	reads      *readBatcher  // PostgreSQL: pipelined reads (raw_batch.go); nil: off
+	migrations  []Migration
+	ckpt        *checkpointer // SQLite: the background checkpoints (checkpoint.go)
+	writer      chan struct{} // SQLite: held by this process's queued writer (LockWriter)
+	readers     *readers      // SQLite: the in-place readers behind QueryRaw (sqliteraw.go)
+	reads       *readBatcher  // PostgreSQL: pipelined reads (raw_batch.go); nil: off
+	readStmtSeq atomic.Int64  // PostgreSQL: names the statements the read batchers prepare
 }
 
 // SchemaPolicy is what opening a database does about its schema.
