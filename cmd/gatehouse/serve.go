@@ -203,6 +203,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	tables.Notify(notifier)
 
 	m.Database(db.Stats, func() bool { return !dbOutage.Down() })
+	m.ReadPipelines(db.ReadPipelineStats)
 	tracer, stopTracing, err := telemetry.New(ctx, telemetry.Options{Endpoint: cfg.Telemetry.OTLPEndpoint,
 		SampleRatio: cfg.Telemetry.SampleRatio, ServiceName: cfg.Telemetry.ServiceName, Version: version})
 	if err != nil {
@@ -399,8 +400,13 @@ func storeOptions(cfg *config.Config) store.Options {
 
 func dbPool(cfg *config.Config) store.Pool {
 	p := cfg.DBPool
+	pipelines := p.ReadPipelines
+	if pipelines == 0 {
+		pipelines = -1 // the setting's 0 is off; store.Pool's is the default
+	}
 	return store.Pool{MaxConns: p.MaxConns, MaxIdleConns: p.MaxIdleConns, ConnMaxLifetime: p.ConnMaxLifetime,
-		ConnMaxIdleTime: p.ConnMaxIdleTime, StatementTimeout: p.StatementTimeout, ConnectTimeout: p.ConnectTimeout}
+		ConnMaxIdleTime: p.ConnMaxIdleTime, StatementTimeout: p.StatementTimeout, ConnectTimeout: p.ConnectTimeout,
+		ReadPipelines: pipelines}
 }
 
 type pingFunc func(ctx context.Context) error

@@ -49,6 +49,7 @@ type DBPool struct {
 	ConnMaxIdleTime  time.Duration
 	StatementTimeout time.Duration // PostgreSQL only; 0: none
 	ConnectTimeout   time.Duration // PostgreSQL only
+	ReadPipelines    int           // PostgreSQL only: connections carrying pipelined reads at once; 0: off
 }
 
 // Telemetry configures OpenTelemetry tracing.
@@ -95,6 +96,7 @@ func opsSettings() []setting {
 		{"database_pool.conn_max_lifetime", []string{"GATEHOUSE_DB_CONN_MAX_LIFETIME"}, "", "30m", kDuration, "a connection is closed and replaced after this long (0s: never), so fail-overs and pgbouncer restarts are picked up", func(c *Config) any { return &c.DBPool.ConnMaxLifetime }},
 		{"database_pool.conn_max_idle_time", []string{"GATEHOUSE_DB_CONN_MAX_IDLE_TIME"}, "", "5m", kDuration, "an idle connection is closed after this long (0s: never)", func(c *Config) any { return &c.DBPool.ConnMaxIdleTime }},
 		{"database_pool.statement_timeout", []string{"GATEHOUSE_DB_STATEMENT_TIMEOUT"}, "", "0s", kDuration, "PostgreSQL statement_timeout of every connection (0s: the server's default)", func(c *Config) any { return &c.DBPool.StatementTimeout }},
+		{"database_pool.read_pipelines", []string{"GATEHOUSE_DB_READ_PIPELINES"}, "", "4", kCount, "PostgreSQL: client reads that arrive while the connections are busy go out together, pipelined on at most this many connections at once, one round trip for many reads (0: off, every read on its own connection)", func(c *Config) any { return &c.DBPool.ReadPipelines }},
 		{"database_pool.connect_timeout", []string{"GATEHOUSE_DB_CONNECT_TIMEOUT"}, "", "5s", kDuration, "PostgreSQL connection attempt limit, so an unreachable server answers 503 quickly (unless the URL sets connect_timeout)", func(c *Config) any { return &c.DBPool.ConnectTimeout }},
 
 		{"tracing.otlp_endpoint", []string{"GATEHOUSE_OTLP_ENDPOINT"}, "", "", kString, "OpenTelemetry OTLP/HTTP traces endpoint, e.g. http://otel-collector:4318/v1/traces (empty: tracing off)", func(c *Config) any { return &c.Telemetry.OTLPEndpoint }},
@@ -148,6 +150,9 @@ func (c *Config) validateOps() error {
 	}
 	if p.MaxConns > 0 && p.MaxIdleConns > p.MaxConns {
 		return &Error{Setting: "database_pool.max_idle_conns", Value: strconv.Itoa(p.MaxIdleConns), Reason: "must not exceed database_pool.max_conns"}
+	}
+	if p.ReadPipelines > 64 {
+		return &Error{Setting: "database_pool.read_pipelines", Value: strconv.Itoa(p.ReadPipelines), Reason: "must be at most 64"}
 	}
 	if p.ConnectTimeout < time.Second {
 		return &Error{Setting: "database_pool.connect_timeout", Value: p.ConnectTimeout.String(), Reason: "must be at least 1s"}

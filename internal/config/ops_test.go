@@ -17,6 +17,9 @@ func TestOpsSettings(t *testing.T) {
 	if got := c.Edge.Prefixes(); len(got) != 2 || got[0].String() != "127.0.0.0/8" || got[1].String() != "::1/128" {
 		t.Fatalf("default trusted proxies: %v", got)
 	}
+	if c.DBPool.ReadPipelines != 4 {
+		t.Fatalf("default read_pipelines: %d", c.DBPool.ReadPipelines)
+	}
 	if c.Edge.TLSEnabled() || c.Telemetry.OTLPEndpoint != "" || c.Telemetry.SampleRatio != 1 {
 		t.Fatalf("defaults: %+v %+v", c.Edge, c.Telemetry)
 	}
@@ -39,6 +42,7 @@ func TestOpsSettings(t *testing.T) {
 		"GATEHOUSE_OTLP_ENDPOINT=collector:4318":                 "tracing.otlp_endpoint",
 		"GATEHOUSE_DB_CONNECT_TIMEOUT=10ms":                      "database_pool.connect_timeout",
 		"GATEHOUSE_DB_MAX_CONNS=5,GATEHOUSE_DB_MAX_IDLE_CONNS=6": "database_pool.max_idle_conns",
+		"GATEHOUSE_DB_READ_PIPELINES=65":                         "database_pool.read_pipelines",
 	} {
 		m := map[string]string{}
 		for _, kv := range strings.Split(env, ",") {

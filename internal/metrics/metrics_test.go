@@ -16,6 +16,7 @@ func TestEveryCollectorRegistersTogether(t *testing.T) {
 	}()
 	m := New("test")
 	m.Database(func() sql.DBStats { return sql.DBStats{} }, func() bool { return true })
+	m.ReadPipelines(func() (int64, int64) { return 3, 17 })
 	NewJobs(m.Registry)
 	NewPush(m.Registry)
 	fams, err := m.Registry.Gather()
@@ -28,5 +29,15 @@ func TestEveryCollectorRegistersTogether(t *testing.T) {
 			t.Errorf("metric %s gathered twice", f.GetName())
 		}
 		seen[f.GetName()] = true
+		switch f.GetName() {
+		case "gatehouse_db_read_pipelines_total", "gatehouse_db_pipelined_reads_total":
+			want := map[string]float64{"gatehouse_db_read_pipelines_total": 3, "gatehouse_db_pipelined_reads_total": 17}[f.GetName()]
+			if got := f.GetMetric()[0].GetCounter().GetValue(); got != want {
+				t.Errorf("%s = %v, want %v", f.GetName(), got, want)
+			}
+		}
+	}
+	if !seen["gatehouse_db_read_pipelines_total"] || !seen["gatehouse_db_pipelined_reads_total"] {
+		t.Error("the read pipeline counters are not gathered")
 	}
 }

@@ -65,6 +65,17 @@ func (m *Metrics) Database(stats func() sql.DBStats, up func() bool) {
 	m.Registry.MustRegister(newDBCollector(stats, up))
 }
 
+// ReadPipelines registers the counters of pipelined PostgreSQL reads (store.DB.ReadPipelineStats,
+// read at scrape time): their ratio is the mean number of reads per round trip.
+func (m *Metrics) ReadPipelines(stats func() (pipelines, reads int64)) {
+	m.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "gatehouse_db_read_pipelines_total",
+		Help: "Pipelines of client reads sent to PostgreSQL (database_pool.read_pipelines)."},
+		func() float64 { p, _ := stats(); return float64(p) }))
+	m.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "gatehouse_db_pipelined_reads_total",
+		Help: "Client reads sent to PostgreSQL in those pipelines."},
+		func() float64 { _, r := stats(); return float64(r) }))
+}
+
 // ops holds the job, script and throttling collectors.
 type ops struct {
 	jobRuns       *prometheus.CounterVec

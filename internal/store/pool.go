@@ -14,6 +14,9 @@ type Pool struct {
 	ConnMaxIdleTime  time.Duration
 	StatementTimeout time.Duration // PostgreSQL; 0: server default
 	ConnectTimeout   time.Duration // PostgreSQL; applied unless the URL sets connect_timeout
+	// ReadPipelines is how many PostgreSQL connections at most carry pipelined reads at once
+	// (SetReadPipelines); 0: DefaultReadPipelines; negative: off.
+	ReadPipelines int
 }
 
 // WithPool adds the pool's per-connection settings to a PostgreSQL URL: statement_timeout (a run-time
@@ -55,6 +58,13 @@ func (db *DB) Configure(p Pool) {
 		// login and statement re-preparation each; measured in docs/performance.md). Idle ones are
 		// still closed after conn_max_idle_time.
 		idle = maxConns
+	}
+	switch {
+	case db.Dialect != Postgres:
+	case p.ReadPipelines < 0:
+		db.SetReadPipelines(0)
+	case p.ReadPipelines > 0:
+		db.SetReadPipelines(p.ReadPipelines)
 	}
 	db.SetMaxOpenConns(maxConns)
 	db.SetMaxIdleConns(idle)
