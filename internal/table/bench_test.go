@@ -12,14 +12,7 @@ import (
 // BenchmarkReadTop10 measures GET /tables/movies?$top=10 through the whole middleware chain with an
 // app token, on SQLite with 248 rows (no network: see bench/tables.sh for the HTTP figure).
 func BenchmarkReadTop10(b *testing.B) {
-	db := storetest.Open(b, storetest.SQLiteURL(b))
-	e := newEnvTB(b, db)
-	for i := 0; i < 248; i++ {
-		r := e.do("POST", "/tables/movies", fmt.Sprintf(`{"id":"m%03d","title":"Movie %d","year":%d}`, i, i, 1950+i%70), "v2")
-		if r.status != 201 {
-			b.Fatalf("seed: %d %s", r.status, r.body)
-		}
-	}
+	e := movieEnv(b)
 	benchGet(b, e.srv.Handler(), "/tables/movies?$top=10", e.token("custom:bench"))
 }
 
@@ -58,13 +51,19 @@ func BenchmarkReadPerUser(b *testing.B) {
 // BenchmarkLookup measures GET /tables/movies/m042 through the whole middleware chain with an app
 // token, on SQLite: bench/all.sh's lookup scenario.
 func BenchmarkLookup(b *testing.B) {
-	db := storetest.Open(b, storetest.SQLiteURL(b))
-	e := newEnvTB(b, db)
+	e := movieEnv(b)
+	benchGet(b, e.srv.Handler(), "/tables/movies/m042", e.token("custom:bench"))
+}
+
+// movieEnv is an environment on SQLite with 248 movies, m000 to m247.
+func movieEnv(b *testing.B) *env {
+	b.Helper()
+	e := newEnvTB(b, storetest.Open(b, storetest.SQLiteURL(b)))
 	for i := 0; i < 248; i++ {
 		r := e.do("POST", "/tables/movies", fmt.Sprintf(`{"id":"m%03d","title":"Movie %d","year":%d}`, i, i, 1950+i%70), "v2")
 		if r.status != 201 {
 			b.Fatalf("seed: %d %s", r.status, r.body)
 		}
 	}
-	benchGet(b, e.srv.Handler(), "/tables/movies/m042", e.token("custom:bench"))
+	return e
 }
