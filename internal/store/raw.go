@@ -129,8 +129,13 @@ func (r *sqlRaw) Text(i int) []byte {
 	}
 }
 
-func (r *sqlRaw) Bool(i int) bool {
-	switch x := r.vals[i].(type) {
+func (r *sqlRaw) Bool(i int) bool               { return BoolValue(r.vals[i]) }
+func (r *sqlRaw) Time(i int) (time.Time, error) { return TimeValue(r.vals[i]) }
+
+// BoolValue reads a boolean as database/sql returns it from either dialect: a bool (PostgreSQL) or
+// an integer (SQLite).
+func BoolValue(v any) bool {
+	switch x := v.(type) {
 	case bool:
 		return x
 	case int64:
@@ -141,8 +146,10 @@ func (r *sqlRaw) Bool(i int) bool {
 	return false
 }
 
-func (r *sqlRaw) Time(i int) (time.Time, error) {
-	switch x := r.vals[i].(type) {
+// TimeValue reads an instant as database/sql returns it from either dialect: a time.Time
+// (PostgreSQL) or Unix milliseconds (SQLite).
+func TimeValue(v any) (time.Time, error) {
+	switch x := v.(type) {
 	case int64:
 		return time.UnixMilli(x).UTC(), nil
 	case float64:
@@ -150,5 +157,5 @@ func (r *sqlRaw) Time(i int) (time.Time, error) {
 	case time.Time:
 		return x.UTC(), nil
 	}
-	return time.Time{}, fmt.Errorf("store: unexpected date value %T", r.vals[i])
+	return time.Time{}, fmt.Errorf("store: unexpected date value %T", v)
 }

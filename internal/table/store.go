@@ -603,29 +603,9 @@ func (st *SQL) scan(b *scanBuf, sc scanner) (*Row, error) {
 	return r, nil
 }
 
-func (st *SQL) toTime(v any) (time.Time, error) {
-	switch x := v.(type) {
-	case int64:
-		return time.UnixMilli(x).UTC(), nil
-	case float64:
-		return time.UnixMilli(int64(x)).UTC(), nil
-	case time.Time:
-		return x.UTC(), nil
-	}
-	return time.Time{}, fmt.Errorf("table: unexpected date value %T", v)
-}
+func (st *SQL) toTime(v any) (time.Time, error) { return store.TimeValue(v) }
 
-func toBool(v any) bool {
-	switch x := v.(type) {
-	case bool:
-		return x
-	case int64:
-		return x != 0
-	case float64:
-		return x != 0
-	}
-	return false
-}
+func toBool(v any) bool { return store.BoolValue(v) }
 
 // arg converts a value for binding.
 func (st *SQL) arg(v any) any {
