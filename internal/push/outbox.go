@@ -214,8 +214,9 @@ func (s *Service) deliver(ctx context.Context, p Platform, m Message, done chan<
 	err := p.Send(sctx, Delivery{ID: m.ID, Channel: m.Channel, Payload: m.Payload, Headers: m.Headers, Expiry: m.Expires})
 	cancel()
 	if err == nil {
-		done <- settled{id: m.ID, lease: m.Lease}
+		// Counted before it is settled: the provider has it whatever becomes of the outbox row.
 		s.obs.Sent(name, s.now().Sub(m.CreatedAt))
+		done <- settled{id: m.ID, lease: m.Lease}
 		return
 	}
 	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
@@ -231,7 +232,9 @@ func (s *Service) deliver(ctx context.Context, p Platform, m Message, done chan<
 	}
 	switch {
 	case de.Unregistered:
-		s.settle(ctx, m, "unregistered")
+		// The registrations go before the message does: once the outbox no longer holds it, the
+		// device is gone too, and a crash in between only repeats the removal when the lease
+		// brings the message back.
 		n, rerr := s.store.RemoveChannel(context.WithoutCancel(ctx), name, m.Channel)
 		if rerr != nil {
 			s.log.Warn("push: removing a gone device failed", "platform", name, "error", rerr)
@@ -239,6 +242,7 @@ func (s *Service) deliver(ctx context.Context, p Platform, m Message, done chan<
 			s.obs.Removed(name, n)
 			s.log.Info("push: removed the registrations of a device the service reported gone", "platform", name, "registrations", n, "reason", de.Reason)
 		}
+		s.settle(ctx, m, "unregistered")
 	case de.Retryable && m.Attempts < s.cfg.MaxAttempts:
 		wait := s.backoff(m.Attempts)
 		if de.RetryAfter > wait {
