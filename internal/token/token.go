@@ -205,8 +205,8 @@ func writeJSON(buf *bytes.Buffer, v any) error {
 type Key struct {
 	Secret string
 	// RetiredAt is zero for the current key. For a previous key it is when it stopped signing; tokens
-	// it verifies must expire no later than RetiredAt + the verifier's MaxTTL, so a leaked retired key
-	// cannot mint long-lived tokens.
+	// it verifies must expire no later than RetiredAt + the verifier's MaxTTL + ClockSkew, so a leaked
+	// retired key cannot mint long-lived tokens.
 	RetiredAt time.Time
 }
 
@@ -267,7 +267,11 @@ func NewVerifier(keys []Key, opt Options) (*Verifier, error) {
 		raw := SigningKey(k.Secret)
 		vk := verifyKey{raw: newMacPool(raw), node6: newMacPool(node6Key(raw))}
 		if !k.RetiredAt.IsZero() {
-			vk.notAfter = k.RetiredAt.Add(opt.MaxTTL).Unix()
+			// RetiredAt is the promoting instance's clock, and other instances keep signing with the
+			// key until they hear of the promotion (a notification, or at most one key-ring poll):
+			// their tokens, minted with a full MaxTTL just after RetiredAt, are ours. The clock skew
+			// covers both; a leaked retired key still cannot mint beyond it.
+			vk.notAfter = k.RetiredAt.Add(opt.MaxTTL + opt.ClockSkew).Unix()
 		}
 		v.keys = append(v.keys, vk)
 	}

@@ -227,9 +227,20 @@ func TestRotation(t *testing.T) {
 	if _, err := v.Verify(mint(newKey, vecNow.Add(time.Hour))); err != nil {
 		t.Fatal(err)
 	}
-	// The retired key cannot mint anything living past retirement + MaxTTL.
+	// The retired key cannot mint anything living past retirement + MaxTTL (+ the clock skew).
 	if _, err := v.Verify(mint(oldKey, retired.Add(31*24*time.Hour))); !errors.Is(err, ErrSignature) {
 		t.Fatalf("long-lived token from retired key: %v", err)
+	}
+	if _, err := v.Verify(mint(oldKey, retired.Add(30*24*time.Hour+61*time.Second))); !errors.Is(err, ErrSignature) {
+		t.Fatalf("token from retired key living past retirement + MaxTTL + skew: %v", err)
+	}
+	// An instance that has not yet heard of the promotion signs with the old key for a moment after
+	// RetiredAt (the promoter's clock), tokens of the full lifetime: they verify everywhere (the CI
+	// failure of TestClusterKeyRotation, when such a token crossed a second boundary).
+	for _, late := range []time.Duration{time.Second, 2 * time.Second, 59 * time.Second} {
+		if _, err := v.Verify(mint(oldKey, retired.Add(late+30*24*time.Hour))); err != nil {
+			t.Fatalf("token signed %s after the retirement by an instance not yet told: %v", late, err)
+		}
 	}
 	// After the old key is dropped, its tokens fail.
 	v2 := mustVerifier(t, Key{Secret: newKey})
