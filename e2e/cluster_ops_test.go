@@ -162,6 +162,7 @@ func jobRuns(t *testing.T, g *Gatehouse, master, job string) []runRecord {
 //     (the killed one included) is stored, the killed run's claim blocks new runs (409) until its
 //     lease expires, then a run starts elsewhere and the killed run reads as abandoned.
 func TestClusterJobsAndKill(t *testing.T) {
+	beside(t)
 	needTools(t, false)
 	const jobTimeout = 5 * time.Second // the lease of a run is this plus one minute
 	start := time.Now()
@@ -311,6 +312,7 @@ func TestClusterJobsAndKill(t *testing.T) {
 // never 500, and none crashes; when the database is back, all three are ready again and serve; no
 // write any of them acknowledged is lost.
 func TestClusterDatabaseOutage(t *testing.T) {
+	alone(t)
 	needTools(t, false)
 	dsn, proxy := storetest.ProxiedPostgresURL(t)
 	c := startOpsCluster(t, 3, dsn, map[string]string{"GATEHOUSE_DB_CONNECT_TIMEOUT": "2s"})

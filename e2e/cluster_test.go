@@ -152,6 +152,7 @@ var masterLine = regexp.MustCompile(`X-ZUMO-MASTER\):\s+(\S+)`)
 // by all three, continuously, while a master-key rotation is started from the CLI. Not one is
 // rejected; the new key reaches every instance; an instance with other keys refuses to start.
 func TestClusterKeyRotation(t *testing.T) {
+	alone(t)
 	c := startCluster(t, 3)
 	code, out, errs := c.cli(t, nil, "keys", "show", "--master")
 	m := masterLine.FindStringSubmatch(out)
@@ -317,6 +318,7 @@ func TestClusterKeyRotation(t *testing.T) {
 // TestClusterPropagation: a permission tightened and a logout-everywhere done on one instance are in
 // force on the other two within one second.
 func TestClusterPropagation(t *testing.T) {
+	alone(t)
 	c := startCluster(t, 3)
 	_, out, _ := c.cli(t, nil, "keys", "show", "--master")
 	m := masterLine.FindStringSubmatch(out)

@@ -56,6 +56,7 @@ type consoleResult struct {
 // TestConsole drives the admin console through every page in headless Chromium. With
 // GATEHOUSE_CONSOLE_SHOTS=DIR it also writes the screenshots committed under docs/console/.
 func TestConsole(t *testing.T) {
+	alone(t)
 	needTools(t, true)
 	if _, err := os.Stat(filepath.Join(shared.dir, "node_modules", "axe-core", "axe.min.js")); err != nil {
 		msg := "end-to-end test needs: npm package axe-core (run: npm ci --prefix e2e)"

@@ -12,6 +12,7 @@ import (
 // an empty item, per-user reads, the custom API through invokeApi, and an incremental read by
 // updatedAt with deleted rows, as offline sync pulls.
 func TestBrowserSDKExampleTodo(t *testing.T) {
+	alone(t)
 	needTools(t, true)
 	app, err := filepath.Abs("../examples/todo")
 	if err != nil {

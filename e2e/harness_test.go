@@ -52,7 +52,23 @@ type suite struct {
 	bundleOnce sync.Once
 	bundle     string
 	bundleErr  error
+
+	// turn is held by the test that has the machine (alone): the tests start servers, browsers and
+	// clusters whose timing assertions assume they are not sharing two cores with another such test.
+	turn sync.Mutex
 }
+
+// alone runs t after the other tests that called alone, one at a time, but beside a test that called
+// beside. Every test calls one of the two as its first statement.
+func alone(t *testing.T) {
+	t.Parallel()
+	shared.turn.Lock()
+	t.Cleanup(shared.turn.Unlock) // registered first, so it runs after the test's own cleanups
+}
+
+// beside runs t while the others take their turns: for a test that spends most of its time waiting
+// (schedule slots, leases) rather than working, so that its waits do not add to the run's length.
+func beside(t *testing.T) { t.Parallel() }
 
 // shared is set once by TestMain before any test runs and only read afterwards.
 var shared *suite

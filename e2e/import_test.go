@@ -179,6 +179,7 @@ func sameAnswers(t *testing.T, node, gatehouse string, gheaders map[string]strin
 // queries answer the same on both, system properties and soft-deleted rows included; then changes
 // the source and checks that a second run copies exactly the changes.
 func TestImportFromAzureMobileApps(t *testing.T) {
+	alone(t)
 	node := startNodeServer(t)
 	for _, m := range suiteMovies {
 		if c, b := v2(t, "POST", node.URL+"/tables/movies", nil, m); c != 201 && c != 200 {

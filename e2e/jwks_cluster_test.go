@@ -32,6 +32,7 @@ func kidOf(t testing.TB, tok string) string {
 // started from the CLI is published by every instance within a second and signs on all of them once
 // its lead has passed, while traffic runs: not one token is rejected.
 func TestClusterJWKSRotation(t *testing.T) {
+	alone(t)
 	var nodes []*Gatehouse
 	var next atomic.Int64
 	lb := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

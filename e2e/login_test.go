@@ -195,6 +195,7 @@ func codeFlow(t *testing.T, op *opProcess, clientID, secret, redirect, user stri
 // provider; the SDK's token then reads a per-user table; client flow by posting the provider's ID
 // token to /login/acme and /.auth/login/acme.
 func TestLoginWithRealOpenIDProvider(t *testing.T) {
+	alone(t)
 	needTools(t, true)
 	const clientID, secret = "gatehouse-e2e", "e2e-client-secret-0123456789"
 	front := startTLSFront(t)

@@ -40,6 +40,7 @@ func runCLI(t *testing.T, env map[string]string, args ...string) (int, string, s
 // (which increases), gets 412 for a stale one, queries and deletes; after `gatehouse table truncate`
 // the ids start at 1 again.
 func TestBrowserSDKMoveInIntegerIDs(t *testing.T) {
+	alone(t)
 	needTools(t, true)
 	data := filepath.Join(t.TempDir(), "data")
 	if err := os.MkdirAll(data, 0o700); err != nil {

@@ -48,6 +48,7 @@ func amrOf(t *testing.T, tok string) []string {
 // WebAuthn needs a relying party id that is a domain: the page is opened as http://localhost:PORT,
 // which is also the public URL (localhost is a secure context without TLS).
 func TestPasskeys(t *testing.T) {
+	alone(t)
 	needTools(t, true)
 	port := strconv.Itoa(freeLoopbackPort(t))
 	public := "http://localhost:" + port

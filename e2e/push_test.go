@@ -74,6 +74,7 @@ var pushApp = map[string]string{
 // Push subscription with a template); a table insert script calls push.send; the Web Push fake
 // receives the expanded template, decrypted with the subscription's key and signed with VAPID.
 func TestBrowserSDKPush(t *testing.T) {
+	alone(t)
 	needTools(t, true)
 	for _, db := range []string{"sqlite", "postgres"} {
 		t.Run(db, func(t *testing.T) {

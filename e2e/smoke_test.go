@@ -31,8 +31,8 @@ func byName(t *testing.T, results []callResult, want int) map[string]callResult 
 // headless Chromium, on a page of another origin that MS_CrossDomainWhitelist allows, calls Gatehouse
 // with a token minted by `gatehouse token mint`, and the server answers as the original did.
 func TestBrowserSDKAgainstFoundation(t *testing.T) {
+	alone(t)
 	needTools(t, true)
-	t.Parallel()
 	app := writeApp(t, map[string]string{
 		"datamodel.json": `{"tables":[{"name":"TodoItem","permissions":{"read":"public","insert":"user"}}]}`,
 	})
@@ -110,8 +110,8 @@ func TestBrowserSDKAgainstFoundation(t *testing.T) {
 // TestBrowserCORSRejectsOtherOrigin: the same SDK call from an origin that is not in
 // MS_CrossDomainWhitelist is blocked by the browser, though the server is reachable from there.
 func TestBrowserCORSRejectsOtherOrigin(t *testing.T) {
+	alone(t)
 	needTools(t, true)
-	t.Parallel()
 	g := startGatehouse(t, GatehouseOptions{Env: map[string]string{
 		"MS_CrossDomainWhitelist": `[{"host":"app.gatehouse.test"}]`,
 	}})

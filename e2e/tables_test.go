@@ -27,6 +27,7 @@ type readValue struct {
 // Chromium through insert, lookup, queries, an update with a stale version, delete and per-user data,
 // against a running gatehouse on SQLite and on PostgreSQL.
 func TestBrowserSDKTables(t *testing.T) {
+	alone(t)
 	needTools(t, true)
 	for _, db := range []string{"sqlite", "postgres"} {
 		t.Run(db, func(t *testing.T) {
