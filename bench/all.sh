@@ -76,6 +76,10 @@ for sys in sqlite postgres; do
 		done
 	done
 done
+# Statistics for the freshly loaded tables, as pgbench does after loading: autovacuum would gather them
+# only after its next pass (autovacuum_naptime, a minute), and until then the planner guesses (for
+# the per-user read: every row of the user and a sort, instead of the first ten in index order).
+psql "$pgbase" -Atc "SELECT format('ANALYZE %I.%I;', schemaname, tablename) FROM pg_tables WHERE schemaname = '$schema'" | psql "$pgbase" -q
 
 declare -A path=([top10]='/tables/movies?$top=10' [peruser]='/tables/notes?$top=10' [lookup]='/tables/movies/m0000042'
 	[filter]="/tables/movies?\$filter=rating%20eq%20'R'&\$orderby=title" [insert]='/tables/events' [api]='/api/hello')
@@ -93,6 +97,24 @@ for sc in $scenarios; do
 	for sys in plain sqlite postgres; do wrkrun $sys "$sc" 2s >/dev/null; done # warm-up
 done
 
+# GATEHOUSE_BENCH_CPU=1: each line also says the processor time per request of the server, of the
+# PostgreSQL server's processes and of the rest of the machine (wrk, the kernel's idle-less work), from
+# /proc, in microseconds.
+hz=$(getconf CLK_TCK)
+declare -A srvpid=([plain]=${pids[0]} [sqlite]=${pids[1]} [postgres]=${pids[2]})
+cputicks() { # sys -> "server postgres total" in clock ticks
+	local pg=0 p
+	for p in $(pgrep -x postgres || true); do
+		pg=$((pg + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
+	done
+	echo "$(awk '{print $14 + $15}' "/proc/${srvpid[$1]}/stat") $pg $(awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat)"
+}
+cpuper() { # before after requests -> " cpu/request: server Xus, postgres Yus, other Zus"
+	awk -v b="$1" -v a="$2" -v n="$3" -v hz="$hz" 'BEGIN {
+		split(b, B, " "); split(a, A, " "); u = 1e6 / hz / n
+		s = (A[1] - B[1]) * u; g = (A[2] - B[2]) * u; t = (A[3] - B[3]) * u
+		printf ", cpu/request: server %.0fus, postgres %.0fus, other %.0fus", s, g, t - s - g }'
+}
 declare -A res
 systems=(plain sqlite postgres)
 for r in $(seq 1 "$rounds"); do
@@ -100,11 +122,17 @@ for r in $(seq 1 "$rounds"); do
 		# Rotate who goes first each round so no system always runs on a cooler machine.
 		for k in 0 1 2; do
 			sys=${systems[$(((k + r) % 3))]}
+			[ -n "${GATEHOUSE_BENCH_CPU:-}" ] && before=$(cputicks "$sys")
 			out=$(wrkrun "$sys" "$sc" "$dur")
 			rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
 			p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
 			errs=$(grep -E 'Non-2xx|Socket errors' <<<"$out" | tr -s ' ' | tr '\n' ' ' || true)
-			echo "round $r  $sc  $sys: $rps req/s, p99 $p99 $errs"
+			cpu=
+			if [ -n "${GATEHOUSE_BENCH_CPU:-}" ]; then
+				reqs=$(awk '/requests in/ {print $1}' <<<"$out")
+				cpu=$(cpuper "$before" "$(cputicks "$sys")" "$reqs")
+			fi
+			echo "round $r  $sc  $sys: $rps req/s, p99 $p99 $errs$cpu"
 			res[$sc,$sys]+="$rps/$p99 "
 		done
 	done
