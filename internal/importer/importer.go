@@ -347,6 +347,13 @@ func importTable(ctx context.Context, cfg Config, tgt Target, src *source, name 
 	if err := finishMark(ctx, tgt.DB, src.key(), name, cfg.Now()); err != nil {
 		return ts, err
 	}
+	if ts.Rows > 0 {
+		// Statistics now, so that the first reads after an import are planned on them: a failure
+		// costs only plans until autovacuum gathers them, not the import.
+		if err := tgt.DB.Analyze(ctx, schema.SQLName); err != nil {
+			cfg.Log.Warn("import: gathering the planner's statistics failed; autovacuum will", "table", name, "err", err)
+		}
+	}
 	if cfg.Progress != nil {
 		cfg.Progress.Done(name, ts.Rows, ts.Deleted)
 	}
