@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/gatehouse/gatehouse/internal/store"
@@ -15,7 +16,7 @@ func TestAnalyze(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
 		for _, name := range []string{"loaded", `odd"name`} {
-			q := `"` + map[string]string{"loaded": "loaded", `odd"name`: `odd""name`}[name] + `"`
+			q := `"` + strings.ReplaceAll(name, `"`, `""`) + `"`
 			if _, err := db.ExecContext(ctx, `CREATE TABLE `+q+` (id TEXT PRIMARY KEY, n INTEGER)`); err != nil {
 				t.Fatal(err)
 			}

@@ -249,7 +249,7 @@ func (db *DB) grant(ctx context.Context, role string, tables []string) error {
 		if !strings.HasPrefix(t, "gh_") {
 			return fmt.Errorf("store: refusing to grant on %q: not an app table", t)
 		}
-		q := `GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE "` + strings.ReplaceAll(t, `"`, `""`) + `" TO "` + role + `"`
+		q := `GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE ` + quoteIdent(t) + ` TO "` + role + `"`
 		_, err := db.ExecContext(ctx, q)
 		if err != nil {
 			time.Sleep(50 * time.Millisecond)

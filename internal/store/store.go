@@ -403,10 +403,13 @@ func (db *DB) Analyze(ctx context.Context, tables ...string) error {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString(`"` + strings.ReplaceAll(t, `"`, `""`) + `"`)
+		b.WriteString(quoteIdent(t))
 	}
 	if _, err := db.ExecContext(ctx, b.String()); err != nil {
 		return fmt.Errorf("store: analyze: %w", err)
 	}
 	return nil
 }
+
+// quoteIdent quotes an SQL identifier (the same on both databases).
+func quoteIdent(name string) string { return `"` + strings.ReplaceAll(name, `"`, `""`) + `"` }
