@@ -12,13 +12,24 @@
 # the rounds, and the ratios to the plain handler measured in the same round.
 #
 # Usage: bench/all.sh [duration=10s] [connections=32] [rounds=1] [scenarios="top10 peruser lookup filter insert api"]
-# PostgreSQL: $GATEHOUSE_BENCH_POSTGRES (default postgres://postgres@127.0.0.1:5432/test); the run
-# creates its own schema there and drops it at the end. Needs wrk and psql. Loopback only.
+# PostgreSQL: $GATEHOUSE_BENCH_POSTGRES; by default the server at 127.0.0.1:5432, database test, reached
+# over its Unix socket when it has one on this machine (how docs/operations.md says to connect on the
+# same host), else over TCP (where libpq's and pgx's default, sslmode=prefer, encrypts loopback traffic
+# with TLS: set GATEHOUSE_BENCH_POSTGRES=postgres://postgres@127.0.0.1:5432/test to measure that). The
+# run prints the transport, creates its own schema there and drops it at the end. Needs wrk and psql.
+# Loopback only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dur=${1:-10s}; conns=${2:-32}; rounds=${3:-1}; scenarios=${4:-"top10 peruser lookup filter insert api"}
-pgbase=${GATEHOUSE_BENCH_POSTGRES:-postgres://postgres@127.0.0.1:5432/test}
 for c in wrk psql curl; do command -v $c >/dev/null || { echo "$c is not installed" >&2; exit 1; }; done
+pgbase=${GATEHOUSE_BENCH_POSTGRES:-}
+if [ -z "$pgbase" ]; then
+	pgbase=postgres://postgres@127.0.0.1:5432/test
+	sock=$(psql "$pgbase" -Atc "SHOW unix_socket_directories" 2>/dev/null | cut -d, -f1 | tr -d ' ' || true)
+	[ -n "$sock" ] && [ -S "$sock/.s.PGSQL.5432" ] && pgbase="postgres://postgres@/test?host=$sock"
+fi
+echo "PostgreSQL connection: $(psql "$pgbase" -Atc "SELECT CASE WHEN inet_server_addr() IS NULL THEN 'unix socket' ELSE 'TCP to ' || host(inet_server_addr()) END
+	|| CASE WHEN (SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()) THEN ', TLS' ELSE ', no TLS' END")"
 tmp=$(mktemp -d)
 schema=gh_bench_$$
 pids=()

@@ -78,6 +78,10 @@ func TestDatabaseOutage(t *testing.T) {
 	if !strings.Contains(stderr.String(), "gatehouse listening") {
 		t.Fatal("server not started")
 	}
+	// Start-up says how PostgreSQL is reached; a loopback connection without TLS is no warning.
+	if log := stderr.String(); !strings.Contains(log, `without TLS (sslmode=disable)`) || strings.Contains(log, "not protected") {
+		t.Errorf("start-up log does not describe the database transport as expected:\n%s", log)
+	}
 
 	proxy.Cut()
 	logBefore := len(stderr.String())

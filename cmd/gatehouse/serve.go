@@ -318,8 +318,15 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	if ks.watchFile {
 		go watchKeys(ctx, cfg, authn, log)
 	}
-	log.Info("gatehouse listening", "addr", ln.Addr().String(), "version", version, "database", string(db.Dialect),
-		"database_location", db.Location, "data", cfg.DataDir, "startup", time.Since(started).String())
+	attrs := []any{"addr", ln.Addr().String(), "version", version, "database", string(db.Dialect),
+		"database_location", db.Location, "data", cfg.DataDir, "startup", time.Since(started).String()}
+	if db.Transport.Description != "" {
+		attrs = append(attrs, "database_transport", db.Transport.Description)
+	}
+	log.Info("gatehouse listening", attrs...)
+	if db.Transport.Warning != "" {
+		log.Warn("database connection is not protected: " + db.Transport.Warning)
+	}
 	fmt.Fprintf(stdout, "Gatehouse %s listening on %s://%s\n", version, scheme, ln.Addr())
 	printSetupLink(ctx, consoleStore, cfg, scheme+"://"+ln.Addr().String(), stdout, log)
 

@@ -43,6 +43,9 @@ type DB struct {
 	Dialect Dialect
 	// Location is a printable description (file path or host/db, never a password).
 	Location string
+	// Transport says how PostgreSQL is reached (a Unix socket, TCP with or without verified TLS);
+	// empty on SQLite. serve logs it, and its Warning (transport.go).
+	Transport Transport
 	// grants remembers the app tables the script SQL role was granted (guard.go).
 	grants sync.Map
 
@@ -196,7 +199,7 @@ func open(dsn, dataDir string, o Options) (*DB, error) {
 		db.SetMaxIdleConns(pgMaxConns)
 		db.SetConnMaxIdleTime(5 * time.Minute)
 		loc := u.Host + u.Path
-		pg := &DB{DB: db, Dialect: Postgres, Location: "postgres://" + loc}
+		pg := &DB{DB: db, Dialect: Postgres, Location: "postgres://" + loc, Transport: postgresTransport(cfg)}
 		pg.SetReadPipelines(DefaultReadPipelines)
 		return pg, nil
 	}
