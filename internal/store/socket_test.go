@@ -65,6 +65,7 @@ func TestPostgresOverUnixSocket(t *testing.T) {
 			defer r.Close()
 			if !r.Next() || r.Int64(0) != int64(i) || string(r.Text(1)) != fmt.Sprintf("v%d", i) {
 				errs <- fmt.Errorf("read %d: wrong row", i)
+				return
 			}
 			errs <- r.Err()
 		})

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Transport says how an instance's connections reach PostgreSQL, read off the parsed connection
@@ -22,8 +23,8 @@ type Transport struct {
 
 // postgresTransport describes cfg's first (primary) connection attempt and its fallbacks.
 func postgresTransport(cfg *pgx.ConnConfig) Transport {
-	if strings.HasPrefix(cfg.Host, "/") || strings.HasPrefix(cfg.Host, "@") {
-		// pgconn dials a Unix socket for a host that is a directory (or an abstract socket name).
+	if network, _ := pgconn.NetworkAddress(cfg.Host, cfg.Port); network == "unix" {
+		// The same decision pgconn makes when it dials: a directory (or an abstract socket name).
 		return Transport{Description: "unix socket " + cfg.Host}
 	}
 	addr := net.JoinHostPort(cfg.Host, fmt.Sprint(cfg.Port))
